@@ -1,0 +1,103 @@
+"""Shared CLI plumbing: the error guard (exit codes of DESIGN §6), common options, the summary table."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import GramrError
+from ..shards import Summary
+
+err_console = Console(stderr=True)
+STATE = {"debug": False}
+
+# ---- common options (the same spelling in every command)
+InputsArg = Annotated[list[Path], typer.Argument(help="Record files/directories (JSONL, JSON, Parquet, shard or "
+                                                      "datasets dirs); '-' reads JSONL from stdin.")]
+OutputOpt = Annotated[Path, typer.Option("-o", "--output", help="Output directory ('-' = JSONL on stdout where "
+                                                               "records are written).")]
+ConfigOpt = Annotated[Optional[Path], typer.Option("-c", "--config", help="Recipe YAML (see recipes/).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("-s", "--set", help="Dotted override, repeatable: "
+                                                                       "-s train.lr=1e-5")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the recipe's seed).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model: embedded:smollm2-135m, a local HF "
+                                                                      "directory, or a hub id when online.")]
+EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Generation engine: auto, vllm or hf.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")]
+ShardIndexOpt = Annotated[Optional[int], typer.Option("--shard-index", help="This process's shard (0-based).")]
+NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Number of shards (cluster array jobs).")]
+
+
+def guard(fn):
+    """Map errors to DESIGN §6 exit codes: GramrError → 1 line on stderr + exit 1; Ctrl-C → exit 130."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except GramrError as e:
+            if STATE["debug"]:
+                raise
+            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
+            if e.hint:
+                err_console.print(f"[yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted; rerun the same command to resume[/]")
+            raise typer.Exit(130)
+    return wrapper
+
+
+def command(app: typer.Typer, name: str, **kw):
+    """`@command(app, "filter")` = `app.command("filter")` with the error guard."""
+    def deco(fn):
+        return app.command(name, **kw)(guard(fn))
+    return deco
+
+
+def show(summary: Summary) -> None:
+    """Print a stage summary as a table on stderr (stdout is for data)."""
+    t = Table(title=f"{summary.stage} summary", show_header=False, title_justify="left")
+    t.add_column("what", style="bold")
+    t.add_column("value")
+    for k, v in summary.counts.items():
+        t.add_row(k, str(v))
+    for k, v in summary.skipped.items():
+        t.add_row(f"skipped: {k}", str(v))
+    for k, v in summary.metrics.items():
+        if isinstance(v, float):
+            v = f"{v:.4g}"
+        elif isinstance(v, (dict, list)):
+            v = str(v) if len(str(v)) < 120 else f"{type(v).__name__} ({len(v)} items, see summary.json)"
+        t.add_row(k, str(v))
+    t.add_row("seconds", f"{summary.seconds:.1f}")
+    for o in summary.outputs:
+        t.add_row("output", o)
+    err_console.print(t)
+
+
+def not_built(what: str) -> None:
+    raise GramrError(f"{what}: not built yet")
+
+
+def set_threads() -> None:
+    """Honour GRAMR2_THREADS (torch intra-op threads) for runs sharing the CPU."""
+    n = os.environ.get("GRAMR2_THREADS")
+    if n:
+        import torch
+        torch.set_num_threads(int(n))
+
+
+def usage_error(msg: str):
+    raise click.UsageError(msg)
+
+
+def stdin_is_tty() -> bool:
+    return sys.stdin.isatty()

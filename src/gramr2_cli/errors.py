@@ -1,0 +1,16 @@
+"""The one exception type for anything a user can fix (bad input, bad config, missing model)."""
+
+from __future__ import annotations
+
+
+class GramrError(ValueError):
+    """A user-fixable error. `cli.py` prints `error: <message>` (and `hint: <hint>`) and exits 1."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class NotBuiltError(GramrError):
+    """A command that is declared in the CLI but not implemented yet (never pretend it ran)."""

@@ -1,0 +1,1 @@
+"""One module per subcommand: a config dataclass, pure helpers, and `run()` returning a `Summary`."""

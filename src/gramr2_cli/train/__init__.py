@@ -1,0 +1,1 @@
+"""The one trainer core (DESIGN §5) and its objectives."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: a tiny random Llama (2 layers, head size 64, SmolLM2 tokenizer) and a tiny pair shard."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """Path of a tiny random Llama saved as an HF directory (seconds to build)."""
+    from gramr2_cli import models
+    return models.build_tiny(tmp_path_factory.mktemp("tiny") / "model", seed=0)
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The converted embedded SmolLM2-135M directory (for @pytest.mark.slow tests)."""
+    from gramr2_cli import models
+    return models.embedded_dir("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs(tmp_path_factory) -> Path:
+    """A small labeled synthetic shard (JSONL with gold labels and rationales), 24 records."""
+    from gramr2_cli.stages import synth
+    out = tmp_path_factory.mktemp("pairs") / "pairs.jsonl"
+    recs = synth.generate(synth.SynthConfig(n=24), seed=0)["labeled"]
+    out.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    return out

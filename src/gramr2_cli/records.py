@@ -53,7 +53,8 @@ def normalize(rec: Any, where: str = "record", require_label: bool = False) -> d
     rationale = rec.get("rationale")
     if rationale is not None and not isinstance(rationale, str):
         raise GramrError(f"{where}: 'rationale' must be a string or null, got {type(rationale).__name__}")
-    meta = rec.get("meta") or {}
+    meta = rec.get("meta")
+    meta = {} if meta is None else meta
     if not isinstance(meta, dict):
         raise GramrError(f"{where}: 'meta' must be an object, got {type(meta).__name__}")
     rid = rec.get("id")

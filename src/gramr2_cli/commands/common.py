@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -94,10 +92,3 @@ def set_threads() -> None:
         import torch
         torch.set_num_threads(int(n))
 
-
-def usage_error(msg: str):
-    raise click.UsageError(msg)
-
-
-def stdin_is_tty() -> bool:
-    return sys.stdin.isatty()

@@ -1,0 +1,78 @@
+"""Every command has --help (exit 0); usage errors exit 2; user errors exit 1 with one line; version; env."""
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from gramr2_cli.cli import app
+
+runner = CliRunner()
+
+
+def _commands(group, prefix=()):
+    for name, cmd in group.commands.items():
+        yield (*prefix, name)
+        if hasattr(cmd, "commands"):  # a group (typer vendors its own click)
+            yield from _commands(cmd, (*prefix, name))
+
+
+ALL = sorted(_commands(typer.main.get_command(app)))
+
+
+def test_every_design_stage_is_listed():
+    names = {" ".join(c) for c in ALL}
+    for stage in ("data synth", "data import", "data export", "data stats", "data merge", "data split",
+                  "prover-train", "prove", "pretrain", "self-label", "filter", "finetune", "adapt",
+                  "rank pairs", "rank list", "evaluate", "serve", "env", "config check", "model tiny"):
+        assert stage in names, stage
+
+
+@pytest.mark.parametrize("cmd", ALL, ids=[" ".join(c) for c in ALL])
+def test_help(cmd):
+    r = runner.invoke(app, [*cmd, "--help"])
+    assert r.exit_code == 0, r.output
+    assert "Usage" in r.output
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.startswith("gramr2 ")
+
+
+def test_unknown_command_is_usage_error():
+    r = runner.invoke(app, ["bogus"])
+    assert r.exit_code == 2
+
+
+def test_config_check_reports_unknown_key_in_one_line(tmp_path):
+    rec = tmp_path / "r.yaml"
+    rec.write_text("train:\n  lr_rate: 1\n")
+    r = runner.invoke(app, ["config", "check", str(rec)])
+    assert r.exit_code == 1
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1
+    assert lines[0].startswith("error: unknown config key 'train.lr_rate' (did you mean 'train.lr'")
+    assert "Traceback" not in r.output
+
+
+def test_config_check_ok(tmp_path):
+    rec = tmp_path / "r.yaml"
+    rec.write_text("train:\n  lr: 1e-5\n")
+    r = runner.invoke(app, ["config", "check", str(rec), "-s", "seed=3", "--show"])
+    assert r.exit_code == 0 and "lr: 1.0e-05" in r.output and "seed: 3" in r.output
+
+
+def test_env_prints_versions():
+    r = runner.invoke(app, ["env"])
+    assert r.exit_code == 0 and "torch" in r.output and "transformers" in r.output
+
+
+def test_keyboard_interrupt_exits_130(monkeypatch):
+    from gramr2_cli import config
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(config, "load", boom)
+    r = runner.invoke(app, ["config", "check", "x.yaml"])
+    assert r.exit_code == 130
+    assert "interrupted; rerun the same command to resume" in r.output

@@ -55,9 +55,11 @@ def source_files(inputs: Iterable[Path | str]) -> list[Path | str]:
                 out.extend(parts)
             elif (p / "dataset_info.json").exists() or (p / "state.json").exists():
                 out.append(p)  # a datasets.save_to_disk directory
+            elif any(p.glob("manifest*.json")) and not (p / "config.json").exists():
+                pass  # a stage output that wrote no record (e.g. filter rejected all): empty, not an error
             else:
                 files = sorted([*p.glob("*.jsonl"), *p.glob("*.json"), *p.glob("*.parquet")])
-                files = [f for f in files if f.name not in ("manifest.json", "summary.json")]
+                files = [f for f in files if not f.name.startswith(("manifest", "summary"))]
                 if not files:
                     raise GramrError(f"{p}: no records found (no part-*.jsonl, *.jsonl, *.json, *.parquet)")
                 out.extend(files)
@@ -175,7 +177,7 @@ def config_hash(config: Any) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: shard processes share a directory
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
@@ -247,8 +249,14 @@ class Output:
         name = f"part-{self.shard_index:05d}-of-{self.num_shards:05d}.jsonl"
         return self.path / part / name if part else self.path / name
 
+    def _meta_name(self, base: str) -> str:
+        """`manifest.json`, or one manifest per shard when several processes share the directory."""
+        if self.num_shards == 1:
+            return f"{base}.json"
+        return f"{base}-{self.shard_index:05d}-of-{self.num_shards:05d}.json"
+
     def _prepare(self, overwrite: bool) -> None:
-        man = self.path / "manifest.json"
+        man = self.path / self._meta_name("manifest")
         if self.path.exists() and not self.path.is_dir():
             raise GramrError(f"{self.path}: output exists and is not a directory")
         if overwrite and self.path.exists():
@@ -263,7 +271,7 @@ class Output:
                     f"{self.path}: holds output of '{old.get('stage')}' with a different config "
                     f"(hash {old.get('config_hash')} != {self.hash})",
                     hint="use --overwrite to replace it, or choose another -o")
-        elif self.path.exists() and any(self.path.iterdir()):
+        elif self.path.exists() and self.num_shards == 1 and any(self.path.iterdir()):
             raise GramrError(f"{self.path}: directory exists, is not empty and has no manifest.json",
                              hint="use --overwrite to replace it, or choose another -o")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -272,6 +280,7 @@ class Output:
             self.done_ids |= ids
             self.resumed += len(ids)
         _atomic_write(self.path / "config.yaml", yaml.safe_dump(self.config, sort_keys=False, allow_unicode=True))
+        # (every shard process writes the same resolved config: identical bytes, so the last rename is harmless)
         self._write_manifest(done=False)
 
     def _existing_parts(self) -> list[str | None]:
@@ -335,7 +344,7 @@ class Output:
                "shard_index": self.shard_index, "num_shards": self.num_shards,
                "counts": dict(self.counts), "skipped": dict(self.skipped), "done": done,
                "gramr2_version": __version__}
-        _atomic_write(self.path / "manifest.json", json.dumps(man, indent=2))
+        _atomic_write(self.path / self._meta_name("manifest"), json.dumps(man, indent=2))
 
     def close(self, done: bool) -> None:
         self.flush()
@@ -345,7 +354,7 @@ class Output:
         self._files.clear()
         if not self.to_stdout:
             if done:
-                _atomic_write(self.path / "summary.json", json.dumps(self.summary().to_dict(), indent=2))
+                _atomic_write(self.path / self._meta_name("summary"), json.dumps(self.summary().to_dict(), indent=2))
             self._write_manifest(done=done)
 
 
@@ -374,12 +383,17 @@ class open_output:
 
 
 def is_done(path: Path | str) -> bool:
-    """True when `path` holds a finished stage output (its manifest says done)."""
-    man = Path(path) / "manifest.json"
+    """True when `path` holds a finished stage output: its manifest says done, or, for a `--num-shards n` run,
+    all n shard manifests do."""
+    path = Path(path)
+    mans = [path / "manifest.json"] if (path / "manifest.json").exists() else sorted(path.glob("manifest-*-of-*.json"))
     try:
-        return bool(json.loads(man.read_text()).get("done"))
+        docs = [json.loads(m.read_text()) for m in mans]
     except (OSError, json.JSONDecodeError):
         return False
+    if not docs or not all(d.get("done") for d in docs):
+        return False
+    return len(docs) == docs[0].get("num_shards", 1)
 
 
 def write_records(path: Path | str, recs: Iterable[dict], *, stage: str, config: Any, overwrite: bool = False,

@@ -126,3 +126,17 @@ def test_rejected_part_and_reasons(tmp_path):
 def test_shard_index_validation(tmp_path):
     with pytest.raises(GramrError, match="--shard-index"):
         shards.open_output(tmp_path / "o", stage="t", config={}, shard_index=3, num_shards=3)
+
+
+def test_shard_processes_share_a_directory(tmp_path):
+    recs = _recs(30)
+    src = _write_jsonl(tmp_path / "in.jsonl", recs)
+    for i in range(3):
+        with shards.open_output(tmp_path / "o", stage="t", config={}, shard_index=i, num_shards=3) as out:
+            assert not shards.is_done(tmp_path / "o")
+            for r in shards.read([src], shard_index=i, num_shards=3):
+                out.write(r)
+    assert shards.is_done(tmp_path / "o")
+    assert sorted(p.name for p in (tmp_path / "o").glob("manifest*")) == [
+        f"manifest-{i:05d}-of-00003.json" for i in range(3)]
+    assert sorted(r["id"] for r in shards.read_all([tmp_path / "o"])) == sorted(r["id"] for r in recs)

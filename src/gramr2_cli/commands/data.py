@@ -2,44 +2,167 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from .common import command, not_built
+from ..errors import GramrError
+from .common import (ConfigOpt, InputsArg, NumShardsOpt, OutputOpt, OverwriteOpt, SeedOpt, SetOpt, ShardIndexOpt,
+                     command, err_console, show)
 
 app = typer.Typer(help="Create, import, export, inspect, merge and split record shards.", no_args_is_help=True)
 
 
-@command(app, "synth")
-def synth_cmd() -> None:
-    """Generate the synthetic verifiable preference task (gold labels and rationales)."""
-    not_built("data synth")
+@command(app, "synth", epilog="Example: gramr2 data synth --n 200 --seed 1 -o out/synth --families easy,hard")
+def synth_cmd(output: OutputOpt,
+              n: Annotated[Optional[int], typer.Option("--n", "-n", help="Pairs in the labeled split; the other "
+                                                       "splits scale with it (synth.splits.*).")] = None,
+              seed: SeedOpt = None,
+              families: Annotated[Optional[str], typer.Option("--families", help="Comma-separated families or "
+                                                              "groups (easy, hard, all) for labeled/unlabeled/test; "
+                                                              "default: easy.")] = None,
+              recipe: ConfigOpt = None, override: SetOpt = None, overwrite: OverwriteOpt = False) -> None:
+    """Generate the synthetic verifiable preference task: one shard directory per split (labeled, unlabeled,
+    test, adapt, adapt_test) with gold labels and step-by-step gold rationales. Rerunning resumes."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from .. import config
+    from ..stages import synth
+    cfg = config.load(recipe, override, seed=seed, synth__n=n, synth__families=families)
+    summary = synth.run(cfg.synth, output, seed=cfg.seed, overwrite=overwrite)
+    show(dataclasses.replace(summary, metrics={}))  # the per-family metrics get their own table below
+    fams, labels = summary.metrics["families"], summary.metrics["labels"]
+    t = Table(title="pairs per family and split", title_justify="left")
+    t.add_column("family", style="bold", no_wrap=True, min_width=15)
+    t.add_column("difficulty")
+    for split in fams:
+        t.add_column(split, justify="right")
+    for fam, diff in summary.metrics["difficulty"].items():
+        t.add_row(fam, diff, *(str(fams[s].get(fam, "")) for s in fams))
+    t.add_row("gold A / B", "", *(f"{labels[s]['A']} / {labels[s]['B']}" for s in fams), style="italic")
+    err_console.print(t)
 
 
-@command(app, "import")
-def import_cmd() -> None:
-    """Import prompt/chosen/rejected, HelpSteer3, RewardBench, RM-Bench or JudgeBench data as pair shards."""
-    not_built("data import")
+# ---- import / export / stats / merge / split (formats.py, datatools.py)
+
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Input format: auto, pairs, helpsteer3, rmbench, "
+                                                                "judgebench, rewardbench (see docs/data.md).")]
+OrderOpt = Annotated[str, typer.Option("--order", help="Which response is A: fixed (the source's order: chosen "
+                                                       "first), random (seeded per pair), both (one record per "
+                                                       "order, linked by meta.pair_group).")]
 
 
-@command(app, "export")
-def export_cmd() -> None:
-    """Export pairs for TRL/OpenRLHF (prompt/chosen/rejected) or LLaMA-Factory SFT (alpaca)."""
-    not_built("data export")
+def _parse_list(value: str | None, cast, opt: str) -> list:
+    if not value:
+        return []
+    try:
+        return [cast(v.strip()) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise GramrError(f"{opt}: expected comma-separated numbers, got {value!r}") from None
 
 
-@command(app, "stats")
-def stats_cmd() -> None:
-    """Counts, label balance, length percentiles and categories of a record set."""
-    not_built("data stats")
+@command(app, "import", epilog="Example: gramr2 data import hs3.jsonl --format helpsteer3 --order random "
+                               "--seed 1 -o out/hs3")
+def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", order: OrderOpt = "fixed",
+               seed: Annotated[int, typer.Option("--seed", help="Seed of --order random.")] = 0,
+               source: Annotated[str, typer.Option("--source", help="The records' 'source' (default: the "
+                                                                     "format name).")] = "",
+               batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records per flush.")] = 256,
+               overwrite: OverwriteOpt = False, shard_index: ShardIndexOpt = None,
+               num_shards: NumShardsOpt = None) -> None:
+    """Import prompt/chosen/rejected, HelpSteer3, RewardBench, RM-Bench or JudgeBench data as pair shards.
+
+    Resumable: rerunning on the same -o skips records already written. Rows the format drops (HelpSteer3 ties,
+    JudgeBench labels other than A>B/B>A) are counted in the summary."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .. import formats
+    cfg = formats.ImportConfig(format=fmt, order=order, seed=seed, source=source, batch_size=batch_size)
+    with Progress(SpinnerColumn(), TextColumn("importing: {task.completed} records"), TimeElapsedColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("import", total=None)
+        summary = formats.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index,
+                              num_shards=num_shards,
+                              progress=lambda n: n % 200 or bar.update(task, completed=n))
+    show(summary)
 
 
-@command(app, "merge")
-def merge_cmd() -> None:
-    """Join shard parts / record sets into one shard directory (by id, no duplicates)."""
-    not_built("data merge")
+@command(app, "export", epilog="Example: gramr2 data export out/filtered --format alpaca -o sft.jsonl")
+def export_cmd(inputs: InputsArg,
+               output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL file ('-' = stdout).")],
+               fmt: Annotated[str, typer.Option("--format", "-f", help="pairs (prompt/chosen/rejected for "
+                                                                       "TRL/OpenRLHF) or alpaca (LLaMA-Factory "
+                                                                       "SFT on the judge prompt).")] = "pairs",
+               prompt_version: Annotated[str, typer.Option("--prompt-version", help="Judge prompt for alpaca: "
+                                                                                   "gramr2-v1 or gram-rr.")]
+               = "gramr2-v1",
+               messages: Annotated[bool, typer.Option("--messages", help="pairs: TRL conversational form "
+                                                                         "(message lists).")] = False,
+               overwrite: OverwriteOpt = False) -> None:
+    """Export labeled pairs for TRL/OpenRLHF (prompt/chosen/rejected) or LLaMA-Factory SFT (alpaca)."""
+    from .. import formats
+    show(formats.export(inputs, output, fmt, prompt_version=prompt_version, messages=messages,
+                        overwrite=overwrite))
 
 
-@command(app, "split")
-def split_cmd() -> None:
-    """Split records into parts, seeded, by ratio or count."""
-    not_built("data split")
+@command(app, "stats", epilog="Example: gramr2 data stats out/hs3 --json > stats.json")
+def stats_cmd(inputs: InputsArg,
+              as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout instead of tables.")]
+              = False) -> None:
+    """Counts, label balance, length percentiles (characters) and categories of a record set."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import datatools, shards
+    s = datatools.stats(shards.read(inputs))
+    if as_json:
+        typer.echo(json.dumps(s, indent=2, ensure_ascii=False))
+        return
+    con = Console()
+    t = Table(title="records", show_header=False, title_justify="left")
+    for k in ("count", "labeled", "unlabeled", "label_A", "label_B", "share_A", "rationales"):
+        t.add_row(k, str(s[k]))
+    con.print(t)
+    lt = Table(title="lengths (characters)", title_justify="left")
+    for c in ("field", "n", "p50", "p90", "max"):
+        lt.add_column(c, justify="left" if c == "field" else "right")
+    for f, v in s["lengths"].items():
+        lt.add_row(f, *(str(v[c]) if v[c] is not None else "-" for c in ("n", "p50", "p90", "max")))
+    con.print(lt)
+    for title in ("categories", "sources"):
+        ct = Table(title=title, title_justify="left")
+        ct.add_column(title[:-1] if title == "sources" else "category")
+        ct.add_column("count", justify="right")
+        for k, v in s[title].items():
+            ct.add_row(k, str(v))
+        con.print(ct)
+
+
+@command(app, "merge", epilog="Example: gramr2 data merge out/import -o out/merged   # joins part-*-of-N files")
+def merge_cmd(inputs: InputsArg, output: OutputOpt, overwrite: OverwriteOpt = False) -> None:
+    """Join shard parts / record sets into one shard directory (by id, duplicates skipped and counted)."""
+    from .. import datatools
+    show(datatools.merge(inputs, output, overwrite=overwrite))
+
+
+@command(app, "split", epilog="Example: gramr2 data split out/hs3 -o out/hs3-split --ratio 0.9,0.1 "
+                              "--names train,dev --seed 0")
+def split_cmd(inputs: InputsArg, output: OutputOpt,
+              ratio: Annotated[Optional[str], typer.Option("--ratio", help="Comma-separated shares, one per "
+                                                                           "name: 0.8,0.2.")] = None,
+              count: Annotated[Optional[str], typer.Option("--count", help="Sizes of all parts but the last "
+                                                                           "(which gets the rest): 100.")] = None,
+              names: Annotated[str, typer.Option("--names", help="Part names = output subdirectories.")]
+              = "train,test",
+              seed: Annotated[int, typer.Option("--seed", help="Shuffle seed.")] = 0,
+              overwrite: OverwriteOpt = False) -> None:
+    """Split records into seeded parts (out/<name>/) by ratio or count; both orders of a pair stay together."""
+    from .. import datatools
+    cfg = datatools.SplitConfig(ratio=_parse_list(ratio, float, "--ratio"), count=_parse_list(count, int, "--count"),
+                                names=[n.strip() for n in names.split(",") if n.strip()], seed=seed)
+    show(datatools.split(inputs, output, cfg, overwrite=overwrite))

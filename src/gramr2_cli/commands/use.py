@@ -1,36 +1,125 @@
-"""Using a reward model: rank, evaluate, serve."""
+"""Using a reward model: rank (pairs, list), evaluate, serve. Thin wrappers over `stages.rank`,
+`stages.evaluate` and `serve`."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from .common import command, not_built
+from .common import (
+    ConfigOpt,
+    EngineOpt,
+    InputsArg,
+    ModelOpt,
+    NumShardsOpt,
+    OutputOpt,
+    OverwriteOpt,
+    SeedOpt,
+    SetOpt,
+    ShardIndexOpt,
+    command,
+    set_threads,
+    show,
+)
 
 rank_app = typer.Typer(help="Pairwise verdicts (voting@k, both orders) and listwise best-of-n.",
                        no_args_is_help=True)
 
+VotesOpt = Annotated[int | None, typer.Option("--votes", "-k", help="voting@k: samples per order (k > 1 samples "
+                                                                       "at generate.temperature; ties go to the "
+                                                                       "higher mean P(A better)).")]
+OrdersOpt = Annotated[str | None, typer.Option("--orders", help="ab, or both (also judge with the responses "
+                                                                   "swapped and combine).")]
+NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not draw a progress bar.")]
 
-@command(rank_app, "pairs")
-def rank_pairs_cmd() -> None:
-    """A verdict and P(A better) per pair; voting@k; both presentation orders."""
-    not_built("rank pairs")
+
+def _load(recipe, override, **direct):
+    from .. import config
+    set_threads()
+    return config.load(recipe, override, **direct)
 
 
-@command(rank_app, "list")
-def rank_list_cmd() -> None:
-    """Best-of-n over a prompt's candidates: knockout, tournament or full ranking."""
-    not_built("rank list")
+@command(rank_app, "pairs", epilog="Example: gramr2 rank pairs data/pairs.jsonl --model out/rm -o out/verdicts "
+                                   "--votes 4 --orders both")
+def rank_pairs_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None, votes: VotesOpt = None,
+                   orders: OrdersOpt = None, recipe: ConfigOpt = None, override: SetOpt = None,
+                   seed: SeedOpt = None, engine: EngineOpt = None, overwrite: OverwriteOpt = False,
+                   shard_index: ShardIndexOpt = None, num_shards: NumShardsOpt = None,
+                   no_progress: NoProgressOpt = False) -> None:
+    """A verdict and P(A better) per pair, written to meta.judgment; voting@k; both presentation orders.
+
+    The summary reports the parse rate, ties, how often the two orders disagree (--orders both) and, when
+    the pairs carry gold labels, accuracy. Rerunning on the same -o resumes."""
+    from ..stages import rank
+    cfg = _load(recipe, override, model=model, rank__votes=votes, rank__orders=orders, seed=seed,
+                generate__engine=engine)
+    show(rank.run_pairs(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
+                        progress=not no_progress))
+
+
+@command(rank_app, "list", epilog="Example: gramr2 rank list data/candidates.jsonl --model out/rm -o out/best "
+                                  "--method knockout --orders both")
+def rank_list_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
+                  method: Annotated[str | None, typer.Option("--method", help="knockout (the paper's linear "
+                                                                "search, n−1 comparisons), tournament (⌈log2 n⌉ "
+                                                                "rounds), full (complete ranking), round_robin "
+                                                                "(all pairs).")] = None,
+                  votes: VotesOpt = None, orders: OrdersOpt = None, recipe: ConfigOpt = None,
+                  override: SetOpt = None, seed: SeedOpt = None, engine: EngineOpt = None,
+                  overwrite: OverwriteOpt = False, shard_index: ShardIndexOpt = None,
+                  num_shards: NumShardsOpt = None, no_progress: NoProgressOpt = False) -> None:
+    """Best-of-n over each record's candidates ({"prompt": ..., "candidates": [...]}).
+
+    Writes meta.rank: winner (index), ranking, every comparison with its P(first better), and the number of
+    judge calls. The same step of every record in a batch goes to the engine in one call."""
+    from ..stages import rank
+    cfg = _load(recipe, override, model=model, rank__method=method, rank__votes=votes, rank__orders=orders,
+                seed=seed, generate__engine=engine)
+    show(rank.run_list(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
+                       progress=not no_progress))
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(rank_app, name="rank")
 
-    @command(app, "evaluate")
-    def evaluate_cmd() -> None:
-        """Accuracy per category, parse rate, order consistency; report.md/json + PNG."""
-        not_built("evaluate")
+    @command(app, "evaluate", epilog="Example: gramr2 evaluate rewardbench/ rmbench/ --model out/rm "
+                                     "--model embedded:smollm2-135m -o report/ --orders both")
+    def evaluate_cmd(inputs: InputsArg, output: OutputOpt,
+                     model: Annotated[list[str] | None, typer.Option(
+                         "--model", "-m", help="Model to evaluate; repeat for several side by side "
+                                               "(default: the recipe's model).")] = None,
+                     votes: VotesOpt = None, orders: OrdersOpt = None, recipe: ConfigOpt = None,
+                     override: SetOpt = None, seed: SeedOpt = None, engine: EngineOpt = None,
+                     overwrite: OverwriteOpt = False, no_progress: NoProgressOpt = False) -> None:
+        """Accuracy overall, per dataset and per category on gold-labeled pairs; RM-Bench easy/normal/hard;
+        parse rate; order consistency (--orders both); several models side by side.
 
-    @command(app, "serve")
-    def serve_cmd() -> None:
-        """HTTP reward server for RLHF (127.0.0.1:8000 by default)."""
-        not_built("serve")
+        Writes OUTPUT/report.md, report.json, accuracy.png and predictions/<model>/ (resumable per model)."""
+        from ..stages import evaluate
+        cfg = _load(recipe, override, evaluate__votes=votes, evaluate__orders=orders, seed=seed,
+                    generate__engine=engine)
+        show(evaluate.run(cfg, inputs, output, models=model or [cfg.model], overwrite=overwrite,
+                          progress=not no_progress))
+
+    @command(app, "serve", epilog="Example: gramr2 serve --model out/rm --port 8000 --orders both  "
+                                  "(then: curl -s localhost:8000/health)")
+    def serve_cmd(model: ModelOpt = None,
+                  host: Annotated[str | None, typer.Option("--host", help="Bind address (default 127.0.0.1; "
+                                                              "0.0.0.0 exposes the server to the network).")
+                                  ] = None,
+                  port: Annotated[int | None, typer.Option("--port", help="TCP port (default 8000).")] = None,
+                  votes: VotesOpt = None, orders: OrdersOpt = None,
+                  max_batch: Annotated[int | None, typer.Option("--max-batch", help="Most judge pairs per "
+                                                                   "engine call (micro-batching).")] = None,
+                  recipe: ConfigOpt = None, override: SetOpt = None, seed: SeedOpt = None,
+                  engine: EngineOpt = None) -> None:
+        """HTTP reward server for RLHF: POST /score, /compare, /get_reward (OpenRLHF), GET /health.
+
+        Reward of a response = P(it beats the reference response), averaged over both presentation orders
+        (the GRAM-R² RLHF recipe). Requests from concurrent clients are micro-batched into one engine call."""
+        from .. import serve
+        cfg = _load(recipe, override, model=model, serve__host=host, serve__port=port, serve__votes=votes,
+                    serve__orders=orders, serve__max_batch=max_batch, seed=seed, generate__engine=engine)
+        serve.serve(cfg)
+

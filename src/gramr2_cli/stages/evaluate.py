@@ -1,16 +1,272 @@
-"""evaluate: accuracy per category, parse rate, order consistency, report. (not built yet)"""
+"""evaluate: benchmark accuracy of one or more reward models, side by side.
+
+Reads gold-labeled pairs (the record's `label`, else `meta.gold_label`; other pairs are skipped and counted),
+judges them with each model (`evaluate.votes` samples per order, `evaluate.orders`), and writes
+
+    OUTPUT/predictions/<model>/   a resumable shard per model: the records with `meta.judgment`
+    OUTPUT/report.json            every number below, per model
+    OUTPUT/report.md              the same as tables
+    OUTPUT/accuracy.png           per-category accuracy bars, one colour per model
+
+Accuracy counts a pair right when the judgment's label equals the gold label; a tie or an unparseable reply
+counts as wrong (`accuracy_decided` leaves them out). Groups: overall, per dataset (`source`), and per
+`meta.section` (RewardBench), `meta.category`, `meta.difficulty` (RM-Bench easy/normal/hard, written by
+`formats.import_rmbench`) within a dataset. Parse rate = parsed samples / samples; order consistency (with
+`--orders both`) = share of pairs whose two orders' majority verdicts agree, among pairs where both parsed.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import judge, shards
+from ..errors import GramrError
+from .rank import _gold, batches, judge_kwargs, load, progress_bar
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+GROUP_FIELDS = ("section", "category", "difficulty")   # meta fields reported per dataset, in this order
 
 
 @dataclass
 class EvaluateConfig:
-    votes: int = 1
-    orders: str = "ab"
+    votes: int = 1                  # voting@k (k > 1 samples at generate.temperature)
+    orders: str = "ab"              # ab | both (adds order consistency)
+    tie_break: bool = True          # a voting tie goes to the higher mean P(A better)
+    batch_size: int = 32            # pairs per engine call / flush
+    keep_samples: bool = False      # keep raw judge outputs in the predictions
+    plot: bool = True               # write accuracy.png
 
 
-def run(*args, **kwargs):
-    from ..errors import NotBuiltError
-    raise NotBuiltError("evaluate: not built yet")
+def slug(spec: str) -> str:
+    """A directory name for a model spec: `embedded:smollm2-135m` → `embedded-smollm2-135m`, `runs/rm/` → `rm`."""
+    s = str(spec).rstrip("/")
+    if "/" in s and Path(s).expanduser().exists():
+        s = Path(s).name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "model"
+
+
+def model_slugs(specs: list[str]) -> list[str]:
+    """Unique slugs in order (a repeated name gets -2, -3, …). Raises GramrError for a repeated spec."""
+    if len(set(specs)) != len(specs):
+        raise GramrError(f"--model given twice: {[s for s, c in Counter(specs).items() if c > 1]}")
+    seen: Counter = Counter()
+    out = []
+    for s in specs:
+        base = slug(s)
+        seen[base] += 1
+        out.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return out
+
+
+# ---------------------------------------------------------------- metrics (pure)
+
+def _cell(preds: list[dict]) -> dict[str, Any]:
+    n = len(preds)
+    js = [p["meta"]["judgment"] for p in preds]
+    right = sum(j["label"] == _gold(p) for j, p in zip(js, preds))
+    decided = [(j, p) for j, p in zip(js, preds) if j["label"] is not None]
+    samples = sum(sum(j["votes"].values()) for j in js)
+    both = [j["order_consistent"] for j in js if j.get("order_consistent") is not None]
+    return {
+        "n": n, "correct": right, "accuracy": right / n if n else None,
+        "accuracy_decided": (sum(j["label"] == _gold(p) for j, p in decided) / len(decided)) if decided else None,
+        "no_label": n - len(decided),
+        "parse_rate": (sum(j["parse_ok"] for j in js) / samples) if samples else None,
+        "order_consistency": (sum(both) / len(both)) if both else None,
+        "pred_A_rate": (sum(j["label"] == "A" for j, _ in decided) / len(decided)) if decided else None,
+        "gold_A_rate": sum(_gold(p) == "A" for p in preds) / n if n else None,
+    }
+
+
+def metrics(preds: list[dict]) -> dict[str, Any]:
+    """{overall, datasets: {source: {overall, <field>: {value: cell}}}} from judged, gold-labeled records."""
+    by_ds: dict[str, list[dict]] = defaultdict(list)
+    for p in preds:
+        by_ds[p.get("source") or "data"].append(p)
+    out: dict[str, Any] = {"overall": _cell(preds), "datasets": {}}
+    for ds, items in sorted(by_ds.items()):
+        d: dict[str, Any] = {"overall": _cell(items)}
+        for f in GROUP_FIELDS:
+            groups: dict[str, list[dict]] = defaultdict(list)
+            for p in items:
+                v = (p.get("meta") or {}).get(f)
+                if v is not None and not isinstance(v, (dict, list)):
+                    groups[str(v)].append(p)
+            if groups:
+                d[f] = {k: _cell(v) for k, v in sorted(groups.items())}
+        out["datasets"][ds] = d
+    return out
+
+
+def category_rows(m: dict) -> list[tuple[str, dict]]:
+    """(name, cell) per bar of the chart/table: each dataset's categories (or the dataset when it has none),
+    then RM-Bench difficulties."""
+    rows = []
+    for ds, d in m["datasets"].items():
+        if "category" in d:
+            rows += [(f"{ds}/{k}", c) for k, c in d["category"].items()]
+        else:
+            rows.append((ds, d["overall"]))
+        if "difficulty" in d:
+            rows += [(f"{ds}/{k}", d["difficulty"][k]) for k in ("easy", "normal", "hard") if k in d["difficulty"]]
+    return rows
+
+
+# ---------------------------------------------------------------- report writers
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def report_md(models: dict[str, dict], cfg: dict) -> str:
+    names = list(models)
+    lines = ["# gramr2 evaluate", "",
+             (f"votes {cfg['votes']}, orders {cfg['orders']}, prompt {cfg['prompt']}, seed {cfg['seed']}. "
+              "Accuracy in %; a tie or an unparseable verdict counts as wrong."), "",
+             "## Overall", "", ("| model | spec | pairs | accuracy | decided acc. | parse rate | order consistency "
+                                "| pred A rate |"), "|---|---|---|---|---|---|---|---|"]
+    for n in names:
+        o = models[n]["metrics"]["overall"]
+        lines.append(f"| {n} | `{models[n]['spec']}` | {o['n']} | {_pct(o['accuracy'])} | "
+                     f"{_pct(o['accuracy_decided'])} | {_pct(o['parse_rate'])} | {_pct(o['order_consistency'])} | "
+                     f"{_pct(o['pred_A_rate'])} |")
+    datasets = sorted({ds for n in names for ds in models[n]["metrics"]["datasets"]})
+    for ds in datasets:
+        lines += ["", f"## {ds}", "", "| group | pairs | " + " | ".join(names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        per = [models[n]["metrics"]["datasets"].get(ds, {}) for n in names]
+        rows = [("overall", "overall")] + [(f, k) for f in GROUP_FIELDS
+                                           for k in sorted({k for d in per for k in d.get(f, {})})]
+        for f, k in rows:
+            cells = [(d.get(f, {}).get(k) if f != "overall" else d.get("overall")) for d in per]
+            n_pairs = next((c["n"] for c in cells if c), 0)
+            label = "overall" if f == "overall" else f"{f}: {k}"
+            lines.append(f"| {label} | {n_pairs} | " + " | ".join(_pct(c and c["accuracy"]) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(models: dict[str, dict], path: Path) -> None:
+    """Grouped bar chart of per-category accuracy (matplotlib, Agg backend: no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(models)
+    labels = list(dict.fromkeys(k for n in names for k, _ in category_rows(models[n]["metrics"])))
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(labels) * max(1, len(names)) + 2), 4.5))
+    for m, n in enumerate(names):
+        acc = {k: c["accuracy"] for k, c in category_rows(models[n]["metrics"])}
+        xs = [i + (m - (len(names) - 1) / 2) * width for i in range(len(labels))]
+        ax.bar(xs, [100 * (acc.get(k) or 0.0) for k in labels], width, label=n)
+    ax.axhline(50, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Pairwise accuracy per category")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- run
+
+def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], inputs: list[Path], engines: dict,
+                 overwrite: bool, progress: bool) -> tuple[list[dict], dict]:
+    """Judge `recs` with model `spec` into `pred_dir` (resuming); returns the predictions for `recs`' ids."""
+    from ..config import sections
+    mcfg = dataclasses.replace(cfg, model=spec)
+    ec = cfg.evaluate
+    kw = judge_kwargs(mcfg, ec.votes, ec.orders, ec.tie_break)
+    with shards.open_output(pred_dir, stage="evaluate", config=sections(mcfg, "model", "prompt", "seed", "generate",
+                                                                          "evaluate"),
+                            inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
+                            provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
+        todo = [r for r in recs if r["id"] not in out.done_ids]
+        eng, owned = load(mcfg, engines.get(spec)) if todo else (None, False)
+        bar, task = progress_bar(progress, len(todo), f"evaluate {slug(spec)}")
+        try:
+            with bar:
+                for batch in batches(todo, ec.batch_size):
+                    for rec, j in zip(batch, judge.judge_pairs(eng, batch, **kw)):
+                        rec = dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=ec.keep_samples)))
+                        out.write(rec)
+                    out.flush()
+                    bar.advance(task, len(batch))
+        finally:
+            if owned:
+                eng.close()
+        stats = {"judged": len(todo), "resumed": len(recs) - len(todo)}
+    want = {r["id"] for r in recs}
+    preds = [p for p in shards.read([pred_dir]) if p["id"] in want]
+    return preds, stats
+
+
+def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | None = None,
+        engines: dict | None = None, overwrite: bool = False, progress: bool = True) -> shards.Summary:
+    """Evaluate each model in `models` (default: cfg.model) on the gold-labeled pairs of `inputs`.
+
+    `engines` maps a model spec to an already-loaded engine (tests, notebooks); other specs are loaded one at a
+    time and closed after. Raises GramrError when no input pair has a gold label."""
+    import time
+    t0 = time.time()
+    from .. import models as model_specs
+    specs = list(models or [cfg.model])
+    slugs = model_slugs(specs)
+    for spec in specs:                      # fail on a bad spec now, not after judging the models before it
+        if spec not in (engines or {}):
+            model_specs.resolve(spec)
+    skipped: Counter = Counter()
+    recs = []
+    for r in shards.read(inputs, skipped=skipped):
+        if _gold(r) is None:
+            skipped["no_gold_label"] += 1
+        else:
+            recs.append(r)
+    if not recs:
+        raise GramrError(f"no gold-labeled pairs in {', '.join(map(str, inputs))}",
+                         hint="evaluate needs 'label' (or meta.gold_label); import benchmarks with "
+                              "'gramr2 data import --format rewardbench|rmbench|judgebench|helpsteer3'")
+    if str(output) == "-":
+        raise GramrError("evaluate writes a report directory; give -o a directory, not '-'")
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise GramrError(f"{output}: exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    report: dict[str, dict] = {}
+    counts: Counter = Counter()
+    for spec, name in zip(specs, slugs):
+        preds, stats = _judge_model(cfg, spec, output / "predictions" / name, recs, inputs, engines or {},
+                                    overwrite, progress)
+        report[name] = {"spec": spec, "predictions": str(output / "predictions" / name), "metrics": metrics(preds)}
+        counts.update({"pairs_judged": stats["judged"], "pairs_resumed": stats["resumed"]})
+    ec = cfg.evaluate
+    meta = {"votes": ec.votes, "orders": ec.orders, "prompt": cfg.prompt, "seed": cfg.seed,
+            "inputs": [str(i) for i in inputs], "pairs": len(recs), "skipped": dict(skipped)}
+    shards._atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
+    shards._atomic_write(output / "report.md", report_md(report, meta))
+    outs = [str(output / "report.md"), str(output / "report.json")]
+    if ec.plot:
+        plot(report, output / "accuracy.png")
+        outs.append(str(output / "accuracy.png"))
+    summary_metrics: dict[str, Any] = {}
+    for name, r in report.items():
+        o = r["metrics"]["overall"]
+        summary_metrics[f"{name}: accuracy"] = o["accuracy"]
+        summary_metrics[f"{name}: parse_rate"] = o["parse_rate"]
+        if o["order_consistency"] is not None:
+            summary_metrics[f"{name}: order_consistency"] = o["order_consistency"]
+    summary = shards.Summary("evaluate", {"pairs": len(recs), **counts}, dict(skipped), time.time() - t0, outs,
+                             summary_metrics)
+    shards._atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    return summary

@@ -1,0 +1,69 @@
+"""Run gramr2 as a real subprocess, interrupt it mid-stage, and read back what it wrote."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "GRAMR2_THREADS": "1",
+       "PYTHONUNBUFFERED": "1"}
+
+
+def gramr2(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    p = subprocess.run([sys.executable, "-m", "gramr2_cli.cli", *map(str, args)], env=ENV, capture_output=True,
+                       text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"gramr2 {' '.join(map(str, args))} exited {p.returncode}:\n{p.stderr[-3000:]}")
+    return p
+
+
+def lines_in(out: Path) -> int:
+    return sum(len(p.read_bytes().splitlines()) for p in out.glob("**/part-*.jsonl")) if out.exists() else 0
+
+
+def interrupt(args: list[str], out: Path, min_lines: int, sig: int, timeout: float = 300) -> tuple[int, str, int]:
+    """Start `gramr2 args`, wait until `out` holds >= min_lines record lines, send `sig`; return
+    (exit code, stderr, lines seen when the signal was sent). Fails if the run ends before that point."""
+    p = subprocess.Popen([sys.executable, "-m", "gramr2_cli.cli", *map(str, args)], env=ENV,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    t0 = time.time()
+    while lines_in(out) < min_lines:
+        if p.poll() is not None:
+            raise AssertionError(f"run finished before it could be interrupted: {p.stderr.read()[-2000:]}")
+        if time.time() - t0 > timeout:
+            p.kill()
+            raise AssertionError("timed out waiting for output lines")
+        time.sleep(0.05)
+    seen = lines_in(out)
+    p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+    return p.returncode, err, seen
+
+
+def records(out: Path, part: str = "") -> list[dict]:
+    """Records of a shard dir (main part, or `part` subdir), provenance dropped, in file order."""
+    recs = []
+    for f in sorted((out / part if part else out).glob("part-*.jsonl")):
+        for line in f.read_text().splitlines():
+            r = json.loads(line)
+            r.get("meta", {}).pop("provenance", None)
+            recs.append(r)
+    return recs
+
+
+def digest(out: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(out.glob("**/part-*.jsonl")):
+        h.update(f.relative_to(out).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()

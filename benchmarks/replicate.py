@@ -1,0 +1,142 @@
+"""Mini-replication of GRAM-R²'s claim on the synthetic task with the embedded SmolLM2-135M (issue: make replicate).
+
+Per seed, through the gramr2 CLI (each step is skipped when its output is finished, so a rerun resumes):
+  (a) `label`-objective generative RM on the labeled set (the paper's G-baseline)
+  (b) reasoning RM on the labeled set with prover rationales (prover-train → prove → pretrain)
+  (c) (b) + 1, 2, 3 self-training iterations (`gramr2 self-train`, continued from the previous RM)
+  (d) (c3) + fine-tuning on a small, fresh gold-rationale set
+  (e) task adaptation (LoRA) to held-out families with 50/100/200 examples, from (c3) vs from the backbone
+Every model is evaluated (greedy, one order) on held-out pairs; the CPU seconds of each step are recorded.
+Writes <out>/results.json, docs/results.md and docs/results/*.png.
+
+    python benchmarks/replicate.py --seeds 0 1 --out runs/replicate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "replicate-synthetic.yaml"
+
+
+def gramr2(*args) -> float:
+    """Run one gramr2 command; return the CPU seconds it used (children's user+sys)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cmd = [sys.executable, "-m", "gramr2_cli.cli", *map(str, args)]
+    print("+ gramr2 " + " ".join(map(str, args)), file=sys.stderr, flush=True)
+    subprocess.run(cmd, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def done(d: Path) -> bool:
+    for name in ("manifest.json", "summary.json"):
+        try:
+            m = json.loads((d / name).read_text())
+            if name == "summary.json" or m.get("done"):
+                return True
+        except (OSError, json.JSONDecodeError):
+            pass
+    return False
+
+
+class Seed:
+    def __init__(self, seed: int, out: Path, a: argparse.Namespace):
+        self.s, self.r, self.a = seed, out / f"seed-{seed}", a
+        self.cpu: dict[str, float] = {}
+        self.opts = ["-c", RECIPE, "--seed", seed]
+
+    def step(self, name: str, out: Path, *args) -> None:
+        if done(out):
+            return
+        t = time.time()
+        cpu = gramr2(*args)
+        self.cpu[name] = round(cpu, 1)
+        self.cpu[name + ":wall"] = round(time.time() - t, 1)
+
+    def run(self) -> dict:
+        r, a, o = self.r, self.a, self.opts
+        self.step("synth", r / "data/test", "data", "synth", "-o", r / "data", *o)
+        # (d)'s fresh gold-rationale set: other problems from the training pools (test pools stay held out)
+        self.step("synth-gold", r / "gold/labeled", "data", "synth", "-o", r / "gold", "--n", a.gold_n,
+                  "--seed", 1000 + self.s, "-c", RECIPE, "-s", "synth.splits.unlabeled=0", "-s", "synth.splits.test=0",
+                  "-s", "synth.splits.adapt=0", "-s", "synth.splits.adapt_test=0")
+        self.step("a:label", r / "a", "pretrain", r / "data/labeled", "-o", r / "a", "--objective", "label",
+                  "--max-steps", a.rm_steps, "--resume", *o)
+        self.step("prover-train", r / "prover", "prover-train", r / "data/labeled", "-o", r / "prover",
+                  "--max-steps", a.prover_steps, "--resume", *o)
+        self.step("prove", r / "proved", "prove", r / "data/labeled", "--prover", r / "prover", "-o", r / "proved", *o)
+        self.step("b:reasoning", r / "b", "pretrain", r / "proved", "-o", r / "b", "--max-steps", a.rm_steps,
+                  "--resume", *o)
+        self.step("c:self-train", r / "st" / f"iter-{a.iterations}" / "rm", "self-train", "-o", r / "st", *o,
+                  "-s", f"self_train.iterations={a.iterations}", "-s", "self_train.init=continue",
+                  "-s", f"self_train.rm={r / 'b'}", "-s", f"self_train.unlabeled={r / 'data/unlabeled'}",
+                  "-s", f"self_train.train_data={r / 'proved'}", "-s", f"prove.prover={r / 'prover'}",
+                  "-s", f"train.max_steps={a.iter_steps}")
+        c3 = r / "st" / f"iter-{a.iterations}" / "rm"
+        self.step("d:finetune", r / "d", "finetune", r / "gold/labeled", "--model", c3, "-o", r / "d",
+                  "--max-steps", a.ft_steps, "--resume", "--seed", self.s, "-c", ROOT / "recipes/finetune.yaml")
+        models = {"backbone": "embedded:smollm2-135m", "a_label": r / "a", "b_reasoning": r / "b",
+                  **{f"c{i}_selftrain": r / "st" / f"iter-{i}" / "rm" for i in range(1, a.iterations + 1)},
+                  "d_finetune": r / "d"}
+        self.step("evaluate", r / "eval", "evaluate", r / "data/test", *sum((["--model", m] for m in models.values()), []),
+                  "-o", r / "eval", *o)
+        for size in a.adapt_sizes:
+            sub = r / f"adapt-{size}"
+            self.step(f"adapt-split-{size}", sub / "data" / "train", "data", "split", r / "data/adapt", "-o",
+                      sub / "data", "--count", size, "--names", "train,rest", "--seed", self.s)
+            steps = max(4, (a.adapt_epochs * size + 7) // 8)
+            for init, model in (("from_c3", c3), ("from_backbone", "embedded:smollm2-135m")):
+                self.step(f"e:adapt-{size}-{init}", sub / init, "adapt", sub / "data/train", "--model", model,
+                          "-o", sub / init, "--max-steps", steps, "--resume", "--seed", self.s,
+                          "-c", ROOT / "recipes/adapt.yaml")
+        adapt_models = {f"{init}_{size}": r / f"adapt-{size}" / init for size in a.adapt_sizes
+                        for init in ("from_c3", "from_backbone")}
+        self.step("evaluate-adapt", r / "eval-adapt", "evaluate", r / "data/adapt_test",
+                  "--model", c3, *sum((["--model", m] for m in adapt_models.values()), []), "-o", r / "eval-adapt", *o)
+        cpu_file = r / "cpu_seconds.json"
+        old = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
+        old.update(self.cpu)
+        cpu_file.write_text(json.dumps(old, indent=2))
+        return {"models": {k: str(v) for k, v in models.items()}, "adapt_models": {k: str(v) for k, v in adapt_models.items()}}
+
+
+def accuracy(report: Path) -> dict[str, float]:
+    rep = json.loads(report.read_text())
+    return {name: m["metrics"]["overall"]["accuracy"] for name, m in rep["models"].items()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--out", type=Path, default=ROOT / "runs/replicate")
+    p.add_argument("--rm-steps", type=int, default=40)
+    p.add_argument("--prover-steps", type=int, default=24)
+    p.add_argument("--iter-steps", type=int, default=16, help="pretrain steps per self-training iteration")
+    p.add_argument("--iterations", type=int, default=3)
+    p.add_argument("--ft-steps", type=int, default=12)
+    p.add_argument("--gold-n", type=int, default=48, help="size of the fresh gold-rationale set for (d)")
+    p.add_argument("--adapt-sizes", type=int, nargs="+", default=[50, 100, 200])
+    p.add_argument("--adapt-epochs", type=int, default=1)
+    p.add_argument("--report-only", action="store_true", help="only (re)write docs/results.md from finished runs")
+    a = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not a.report_only:
+        for s in a.seeds:
+            Seed(s, a.out, a).run()
+    from replicate_report import write_report  # noqa: E402  (beside this file)
+    write_report(a.out, a.seeds, ROOT / "docs", vars(a))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())

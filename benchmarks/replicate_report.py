@@ -1,0 +1,104 @@
+"""Write docs/results.md and docs/results/*.png from finished `benchmarks/replicate.py` runs (what was measured)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+PAPER = ("Paper reference (not a target): RM-Bench accuracy at 8B, GRAM-R² 85.7 vs the generative-RM baseline 79.2 "
+         "(arXiv 2509.02492).")
+
+
+def _models_in_order(report: Path) -> list[tuple[str, float, dict]]:
+    rep = json.loads(report.read_text())
+    return [(n, m["metrics"]["overall"]["accuracy"], m["metrics"]["overall"]) for n, m in rep["models"].items()]
+
+
+def _fmt(vals: list[float]) -> str:
+    if not vals:
+        return "–"
+    m = 100 * statistics.mean(vals)
+    per = ", ".join(f"{100 * v:.1f}" for v in vals)
+    return f"{m:.1f} ({per})"
+
+
+def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
+    names = ["backbone (no training)", "(a) label objective (G-baseline)", "(b) reasoning, prover rationales"]
+    names += [f"(c) + self-training iteration {i}" for i in range(1, args["iterations"] + 1)]
+    names += ["(d) (c) + gold-rationale fine-tuning"]
+    main: dict[str, list[float]] = {n: [] for n in names}
+    parse: dict[str, list[float]] = {n: [] for n in names}
+    adapt: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    used = []
+    for s in seeds:
+        r = out / f"seed-{s}"
+        if not (r / "eval/report.json").exists():
+            continue
+        used.append(s)
+        for n, (_, acc, o) in zip(names, _models_in_order(r / "eval/report.json")):
+            main[n].append(acc)
+            if o.get("parse_rate") is not None:
+                parse[n].append(o["parse_rate"])
+        if (r / "eval-adapt/report.json").exists():
+            rows = _models_in_order(r / "eval-adapt/report.json")
+            labels = ["(c3), no adaptation"] + [f"{size} examples, {init}" for size in args["adapt_sizes"]
+                                                for init in ("from (c3)", "from backbone")]
+            for lab, (_, acc, _) in zip(labels, rows):
+                adapt.setdefault(lab, []).append(acc)
+        if (r / "cpu_seconds.json").exists():
+            for k, v in json.loads((r / "cpu_seconds.json").read_text()).items():
+                cpu.setdefault(k, []).append(v)
+    lines = ["# Results: mini-replication on the synthetic task", "",
+             "Embedded SmolLM2-135M-Instruct, CPU (2 cores, shared), the synthetic verifiable task of "
+             "`gramr2 data synth` (easy families; held-out words/numbers in the test split). "
+             f"Seeds: {used or 'none finished'}. Accuracy in % on held-out pairs (greedy, one order; a tie or an "
+             "unparseable verdict counts as wrong): mean (per seed).", "",
+             f"Regenerate: `make replicate` (= `python benchmarks/replicate.py --seeds {' '.join(map(str, seeds))}`); "
+             "the report alone: `python benchmarks/replicate.py --report-only`.", "",
+             "Settings: " + ", ".join(f"{k}={v}" for k, v in args.items() if k not in ("out", "report_only")), "",
+             "## Main table", "", "| model | accuracy | parse rate |", "|---|---|---|"]
+    for n in names:
+        lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} |")
+    lines += ["", PAPER, "", "## Task adaptation (held-out families)", "", "| model | accuracy |", "|---|---|"]
+    for lab, vals in adapt.items():
+        lines.append(f"| {lab} | {_fmt(vals)} |")
+    lines += ["", "## CPU seconds per step (user+sys of the step's process; wall in `:wall`)", "",
+              "| step | seconds (per seed) |", "|---|---|"]
+    for k, v in sorted(cpu.items()):
+        lines.append(f"| {k} | {', '.join(f'{x:.0f}' for x in v)} |")
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "results").mkdir(exist_ok=True)
+    _plot(main, docs / "results" / "main.png", "Held-out accuracy by training recipe")
+    if adapt:
+        _plot(adapt, docs / "results" / "adapt.png", "Held-out-family accuracy after adaptation")
+    lines += ["", "![main](results/main.png)", ""] + (["![adapt](results/adapt.png)", ""] if adapt else [])
+    notes = docs / "results_notes.md"
+    if notes.exists():
+        lines += ["## Discussion", "", notes.read_text()]
+    (docs / "results.md").write_text("\n".join(lines) + "\n")
+    (out / "results.json").write_text(json.dumps({"seeds": used, "main": main, "parse": parse, "adapt": adapt,
+                                                  "cpu": cpu, "args": args}, indent=2))
+
+
+def _plot(data: dict[str, list[float]], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    labels = [k for k, v in data.items() if v]
+    if not labels:
+        return
+    means = [100 * statistics.mean(data[k]) for k in labels]
+    fig, ax = plt.subplots(figsize=(9, 0.5 * len(labels) + 1.5))
+    ax.barh(labels, means, color="#4a7ab5")
+    for i, k in enumerate(labels):
+        ax.scatter([100 * v for v in data[k]], [i] * len(data[k]), color="black", s=12, zorder=3)
+    ax.axvline(50, color="grey", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("accuracy % (bars: mean; dots: seeds; dashed: chance)")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -68,6 +68,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.0      # the paper's ε: targets (1-ε, ε); torch label_smoothing = 2ε
     save_steps: int = 50
+    save_total_limit: int = 2         # checkpoints kept while training (each holds optimizer state)
+    keep_checkpoints: bool = False    # keep <output>/checkpoints/ after a finished run
     logging_steps: int = 5
     init: str = "backbone"            # backbone | continue (self-training retrain; paper: not stated)
     precision: str = "auto"           # auto = bf16 on GPU, fp32 on CPU; or fp32/bf16

@@ -1,0 +1,264 @@
+"""The one trainer core (DESIGN §5): setup, train, save, resume — on HF `Trainer`.
+
+`train()` reads records, builds the objective's examples once (masks included), trains full weights or LoRA
+(bf16 on GPU, fp32 on CPU unless `precision=bf16`, which autocasts), checkpoints every `save_steps` under
+`<output>/checkpoints/`, and writes a plain HF model directory (+ tokenizer and chat template) that
+`models.load_model` and the engines load. Next to the weights: `training_summary.json` (loss curve, tokens/s,
+examples used/skipped, minutes), `summary.json`, `config.yaml` and `manifest.json`, whose `done: true` is written
+last so `shards.is_done(output)` works in Make pipelines. Under `torchrun`/`accelerate launch` only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from .. import __version__, config, models, shards
+from ..errors import GramrError
+from . import objectives
+
+CKPT_DIR = "checkpoints"
+SECTIONS = ("model", "prompt", "seed", "train")   # what the output's config hash covers
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def latest_checkpoint(output: Path) -> Path | None:
+    """The newest complete checkpoint (`trainer_state.json` is saved last, so a kill mid-save is skipped)."""
+    d = Path(output) / CKPT_DIR
+    done = [p for p in d.glob("checkpoint-*") if (p / "trainer_state.json").exists()] if d.exists() else []
+    return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def prepare_output(output: Path, stage: str, cfg_hash: str, overwrite: bool, resume: bool) -> Path | None:
+    """Check/refresh the output directory; return the checkpoint to resume from (or None).
+
+    Raises GramrError for: a file in the way, a finished output without --overwrite, an unfinished one with
+    checkpoints without --resume, a different config on --resume, or a foreign non-empty directory."""
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise GramrError(f"{output}: output exists and is not a directory")
+    if overwrite and output.exists():
+        shutil.rmtree(output)
+    man = output / "manifest.json"
+    ckpt = latest_checkpoint(output)
+    if man.exists():
+        try:
+            old = json.loads(man.read_text())
+        except json.JSONDecodeError:
+            raise GramrError(f"{man}: corrupt manifest; use --overwrite to start again") from None
+        if old.get("done"):
+            raise GramrError(f"{output}: holds a finished '{old.get('stage')}' model",
+                             hint="use --overwrite to train again, or choose another -o")
+        if resume and (old.get("stage") != stage or old.get("config_hash") != cfg_hash):
+            raise GramrError(f"{output}: its unfinished run used a different stage/config "
+                             f"({old.get('stage')}, hash {old.get('config_hash')} != {cfg_hash})",
+                             hint="resume with the same recipe and --set values, or use --overwrite")
+        if ckpt is not None and not resume:
+            raise GramrError(f"{output}: holds an unfinished run with {ckpt.name}",
+                             hint="add --resume to continue it, or --overwrite to start again")
+    elif output.exists() and any(output.iterdir()):
+        raise GramrError(f"{output}: directory exists, is not empty and has no manifest.json",
+                         hint="use --overwrite to replace it, or choose another -o")
+    output.mkdir(parents=True, exist_ok=True)
+    return ckpt if resume else None
+
+
+def write_manifest(output: Path, stage: str, cfg_hash: str, inputs: list, done: bool,
+                   counts: dict | None = None, skipped: dict | None = None) -> None:
+    man = {"stage": stage, "kind": "model", "config_hash": cfg_hash, "inputs": [str(i) for i in inputs],
+           "counts": counts or {}, "skipped": skipped or {}, "done": done, "gramr2_version": __version__}
+    _write_atomic(Path(output) / "manifest.json", json.dumps(man, indent=2))
+
+
+def precision_flags(precision: str, on_gpu: bool) -> dict:
+    """TrainingArguments mixed-precision flags. Raises GramrError for an unknown name."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise GramrError(f"train.precision: unknown {precision!r}; choose from auto, fp32, bf16")
+    if precision == "auto":
+        import torch
+        return {"bf16": bool(on_gpu and torch.cuda.is_bf16_supported())}
+    return {"bf16": precision == "bf16"}   # bf16 on CPU = torch.autocast("cpu", bfloat16), fp32 master weights
+
+
+def _load_model(path: str, tcfg: config.TrainConfig):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    except OSError as e:
+        raise GramrError(f"{path}: cannot load model ({str(e).splitlines()[0]})") from None
+    if tcfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+        lc = tcfg.lora
+        model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
+                                                 target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+    return model
+
+
+def _trainer_classes():
+    """Trainer subclass (label loss) and callbacks, built lazily so importing gramr2 does not import torch."""
+    from transformers import Trainer, TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
+
+    class GramrTrainer(Trainer):
+        label_ids: tuple[int, int] | None = None
+        eps: float = 0.0
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if self.label_ids is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            out = model(**inputs)
+            loss = objectives.label_loss(out.logits, labels, *self.label_ids, self.eps)
+            return (loss, out) if return_outputs else loss
+
+    class Progress(ProgressCallback):
+        """The Trainer's tqdm bar (stderr), with the loss as a postfix instead of dicts printed to stdout."""
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{logs['loss']:.4f}")
+
+    class SlowDown(TrainerCallback):
+        """Test hook: GRAMR2_DEBUG_STEP_SECONDS sleeps after each step so a kill can land mid-run."""
+        def __init__(self, seconds: float):
+            self.seconds = seconds
+
+        def on_step_end(self, args, state, control, **kwargs):
+            time.sleep(self.seconds)
+
+    return GramrTrainer, Progress, SlowDown
+
+
+def train(cfg: config.Config, inputs: list, output: Path, *, stage: str, overwrite: bool = False,
+          resume: bool = False, callbacks: list | None = None) -> shards.Summary:
+    """Train `cfg.model` (or `cfg.train.init`) on `inputs` with `cfg.train.objective`; write the model to `output`.
+
+    `callbacks` are extra `transformers.TrainerCallback`s (library users: logging, early stop, inspection).
+
+    Returns the stage Summary. Raises GramrError for bad inputs/config, an existing output (see
+    `prepare_output`), or no usable example."""
+    import torch
+    from transformers import TrainingArguments, set_seed
+    from transformers.trainer_callback import ProgressCallback
+
+    t0 = time.time()
+    tcfg = cfg.train
+    objectives.get(tcfg.objective)
+    if not 0.0 <= tcfg.warmup_ratio < 1.0:
+        raise GramrError(f"train.warmup_ratio must be in [0, 1), got {tcfg.warmup_ratio}")
+    output = Path(output)
+    resolved = config.sections(cfg, *SECTIONS)
+    cfg_hash = shards.config_hash(resolved)
+    main = is_main_process()
+    on_gpu = torch.cuda.is_available()
+    flags = precision_flags(tcfg.precision, on_gpu)
+    if not on_gpu:
+        import numpy as np
+        np.finfo(np.float32), np.finfo(np.float64)   # cache numpy's limits first: it warns if it sees FTZ
+        torch.set_flush_denormal(True)   # denormals make CPU steps several times slower late in training
+    ckpt = prepare_output(output, stage, cfg_hash, overwrite, resume) if main else latest_checkpoint(output)
+    if not main:
+        ckpt = ckpt if resume else None
+    base = models.resolve(cfg.model)
+    init = base if tcfg.init in ("backbone", "continue") else models.resolve(tcfg.init)
+    if main:
+        _write_atomic(output / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+        write_manifest(output, stage, cfg_hash, inputs, done=False)
+
+    tok = models.load_tokenizer(init if Path(init, "tokenizer_config.json").exists() else base)
+    read_skips: Counter = Counter()
+    recs = shards.read(inputs, skipped=read_skips, require_label=objectives.NEEDS_LABEL[tcfg.objective])
+    rows, skipped, notes = objectives.build_dataset(tok, recs, tcfg.objective, tcfg.max_length, cfg.prompt)
+    skipped.update(read_skips)
+    n_in = len(rows) + sum(v for k, v in skipped.items() if k != "duplicate_id")
+    if not rows:
+        raise GramrError(f"no usable training example in {', '.join(map(str, inputs))} "
+                         f"(skipped: {dict(skipped) or 'none'})",
+                         hint="raise train.max_length, or check labels/rationales for this objective")
+
+    set_seed(cfg.seed)
+    model = _load_model(init, tcfg)
+    GramrTrainer, Progress, SlowDown = _trainer_classes()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    args = TrainingArguments(
+        output_dir=str(output / CKPT_DIR), seed=cfg.seed, data_seed=cfg.seed,
+        learning_rate=tcfg.lr, max_steps=tcfg.max_steps, num_train_epochs=tcfg.epochs,
+        per_device_train_batch_size=tcfg.batch_size, gradient_accumulation_steps=tcfg.grad_accum,
+        lr_scheduler_type="cosine", warmup_steps=tcfg.warmup_ratio,   # a float < 1 is a ratio of total steps
+        weight_decay=tcfg.weight_decay, logging_steps=tcfg.logging_steps, logging_first_step=True,
+        save_strategy="steps", save_steps=tcfg.save_steps, save_total_limit=tcfg.save_total_limit,
+        use_cpu=not on_gpu, ddp_backend=None if on_gpu or world == 1 else "gloo",
+        report_to="none", dataloader_num_workers=0, remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding", **flags)
+    trainer = GramrTrainer(model=model, args=args, train_dataset=rows, processing_class=tok,
+                           data_collator=objectives.Collator(tok.pad_token_id))
+    if tcfg.objective == "label":
+        trainer.label_ids = objectives.answer_token_ids(tok)
+        trainer.eps = tcfg.label_smoothing
+        trainer.loss_is_scaled_for_ga = False   # a per-micro-batch mean: the Trainer divides by grad_accum
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(Progress())
+    for cb in callbacks or []:
+        trainer.add_callback(cb)
+    if os.environ.get("GRAMR2_DEBUG_STEP_SECONDS"):
+        trainer.add_callback(SlowDown(float(os.environ["GRAMR2_DEBUG_STEP_SECONDS"])))
+
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    merged = _save(trainer, tok, output, tcfg)
+    state = trainer.state
+    curve = [[h["step"], round(h["loss"], 6)] for h in state.log_history if "loss" in h]
+    runtime = result.metrics.get("train_runtime") or (time.time() - t0)
+    tokens = int(state.num_input_tokens_seen)
+    metrics = {
+        "objective": tcfg.objective, "steps": state.global_step, "epochs": round(state.epoch or 0.0, 4),
+        "first_loss": curve[0][1] if curve else None, "final_loss": curve[-1][1] if curve else None,
+        "tokens_seen": tokens, "tokens_per_second": round(tokens / runtime, 2) if runtime else None,
+        "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if flags["bf16"] else "fp32",
+        "lora": tcfg.lora.enabled, "merged_lora": merged, "world_size": world,
+        "resumed_from": ckpt.name if ckpt else None,
+    }
+    counts = {"records": n_in, "examples": len(rows), **{f"kept:{k}": v for k, v in notes.items()}}
+    summary = shards.Summary(stage, counts, dict(skipped), time.time() - t0, [str(output)], metrics)
+    if main:
+        _write_atomic(output / "training_summary.json",
+                      json.dumps({**metrics, "loss_curve": curve, "examples_used": len(rows),
+                                  "examples_skipped": dict(skipped), "notes": dict(notes)}, indent=2))
+        if not tcfg.keep_checkpoints:
+            shutil.rmtree(output / CKPT_DIR, ignore_errors=True)
+        _write_atomic(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+        write_manifest(output, stage, cfg_hash, inputs, done=True, counts=counts, skipped=dict(skipped))
+    return summary
+
+
+def _save(trainer, tok, output: Path, tcfg: config.TrainConfig) -> bool:
+    """Write the final model into `output`: full weights, the LoRA adapter, or (merge_lora) the merged plain model
+    plus the adapter in `output/adapter/`. Returns whether a merge happened."""
+    if not tcfg.lora.enabled:
+        trainer.save_model(str(output))     # rank 0 only; gathers FSDP/DeepSpeed shards
+        return False
+    if not tcfg.merge_lora:
+        trainer.save_model(str(output))     # adapter_config.json + adapter_model.safetensors
+        return False
+    trainer.save_model(str(output / "adapter"))
+    if trainer.is_world_process_zero():
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        plain = model.merge_and_unload()
+        plain.save_pretrained(str(output))
+        tok.save_pretrained(str(output))
+    return True

@@ -1,0 +1,82 @@
+"""The training commands: --help with an example, exit 1 with one line on bad input, a real run's outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from train_helpers import make_pairs, write_pairs
+from typer.testing import CliRunner
+
+from gramr2_cli import shards
+from gramr2_cli.cli import app
+
+runner = CliRunner()
+COMMANDS = ["prover-train", "pretrain", "finetune", "adapt"]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_has_an_example(name):
+    r = runner.invoke(app, [name, "--help"])
+    assert r.exit_code == 0
+    assert "Example: gramr2 " + name in " ".join(r.output.split())
+    for opt in ("--model", "--config", "--set", "--seed", "--overwrite", "--resume", "--merge-lora"):
+        assert opt in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["pretrain", "missing.jsonl", "-o", "OUT"], "missing.jsonl: no such file or directory"),
+    (["pretrain", "DATA", "-o", "OUT", "--objective", "dpo"], "unknown objective 'dpo'"),
+    (["adapt", "DATA", "-o", "OUT", "--objective", "pairgen"], "choose from reasoning, label"),
+    (["pretrain", "DATA", "-o", "OUT", "-s", "train.lr_rate=1"], "did you mean 'train.lr'"),
+    (["pretrain", "DATA", "-o", "OUT", "--model", "no/such-model"], "hub is offline"),
+    (["pretrain", "UNLABELED", "-o", "OUT"], "'label' is null but this stage needs labeled pairs"),
+])
+def test_bad_input_exits_1_with_one_line(tiny_model, tmp_path, monkeypatch, args, message):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = write_pairs(tmp_path / "pairs.jsonl", make_pairs(2))
+    unlabeled = write_pairs(tmp_path / "unlabeled.jsonl", [r | {"label": None} for r in make_pairs(2)])
+    subst = {"DATA": str(data), "OUT": str(tmp_path / "out"), "UNLABELED": str(unlabeled)}
+    args = [subst.get(a, a) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(tiny_model)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    assert message in " ".join(r.output.split())
+    assert r.output.startswith("error:")
+
+
+def test_pretrain_command_writes_a_finished_model_dir(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setenv("GRAMR2_THREADS", "1")
+    data = write_pairs(tmp_path / "pairs.jsonl", [r | {"label": None} for r in make_pairs(4)])
+    out = tmp_path / "rm"
+    args = ["pretrain", str(data), "-o", str(out), "--model", str(tiny_model), "--objective", "pairgen",
+            "--max-steps", "2", "-s", "train.batch_size=2", "--seed", "3"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert shards.is_done(out)
+    for f in ("config.json", "model.safetensors", "tokenizer.json", "training_summary.json", "config.yaml"):
+        assert (out / f).exists(), f
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["stage"] == "pretrain" and man["counts"] == {"records": 4, "examples": 4}
+    assert json.loads((out / "training_summary.json").read_text())["objective"] == "pairgen"
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_prover_train_then_finetune_chain(tiny_model, tmp_path, monkeypatch):
+    """prover-train fixes the objective; finetune starts from a trained output dir given as --model."""
+    monkeypatch.setenv("GRAMR2_THREADS", "1")
+    data = write_pairs(tmp_path / "pairs.jsonl", make_pairs(4, rationale_every=2))
+    common = ["--max-steps", "1", "-s", "train.batch_size=2"]
+    r = runner.invoke(app, ["prover-train", str(data), "-o", str(tmp_path / "prover"), "--model", str(tiny_model),
+                            *common])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "prover" / "manifest.json").read_text())
+    assert man["stage"] == "prover-train" and man["skipped"] == {"no_rationale": 2}
+    assert json.loads((tmp_path / "prover" / "training_summary.json").read_text())["objective"] == "prover"
+    r = runner.invoke(app, ["finetune", str(data), "-o", str(tmp_path / "ft"), "--model", str(tmp_path / "prover"),
+                            *common])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "ft" / "manifest.json").read_text())
+    assert man["stage"] == "finetune" and man["counts"] == {"records": 4, "examples": 4, "kept:answer_only": 2}

@@ -86,6 +86,9 @@ def register(app: typer.Typer) -> None:
                   seed: SeedOpt = None, model: ModelOpt = None, overwrite: OverwriteOpt = False,
                   resume: ResumeOpt = False, merge_lora: MergeOpt = None, lora: _lora_opt(True) = True,
                   max_steps: StepsOpt = None, objective: ObjectiveOpt = None) -> None:
-        """Adapt a reward model to a task with little data (LoRA by default; --no-lora for all weights)."""
-        _run("adapt", inputs, output, recipe, override, seed, model, overwrite, resume, merge_lora, lora,
-             max_steps, objective)
+        """Adapt a reward model to a task with little data (LoRA by default; --no-lora for all weights).
+
+        The adapter is merged into a plain model by default, so every engine loads the output;
+        --no-merge-lora keeps only the adapter (output/adapter/)."""
+        _run("adapt", inputs, output, recipe, override, seed, model, overwrite, resume,
+             True if merge_lora is None else merge_lora, lora, max_steps, objective)

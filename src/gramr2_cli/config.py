@@ -258,6 +258,17 @@ def validate(cfg: Config) -> None:
         raise GramrError("train.batch_size and train.grad_accum must be >= 1")
     if not 0.0 <= cfg.train.label_smoothing < 0.5:
         raise GramrError("train.label_smoothing (the paper's ε) must be in [0, 0.5)")
+    from .judge import ORDERS
+    from .prompts import PROMPT_VERSIONS
+    from .stages.rank import METHODS
+    from .train.objectives import OBJECTIVES
+    named = [("prompt", cfg.prompt, PROMPT_VERSIONS), ("train.objective", cfg.train.objective, tuple(OBJECTIVES)),
+             ("rank.method", cfg.rank.method, METHODS), ("rank.orders", cfg.rank.orders, tuple(ORDERS)),
+             ("evaluate.orders", cfg.evaluate.orders, tuple(ORDERS)), ("serve.orders", cfg.serve.orders, tuple(ORDERS)),
+             ("self_label.orders", cfg.self_label.orders, tuple(ORDERS))]
+    for key, value, valid in named:
+        if value not in valid:
+            raise GramrError(f"{key}: unknown value {value!r}; choose from {', '.join(valid)}")
 
 
 def to_dict(cfg: Any) -> dict:

@@ -39,6 +39,10 @@ def test_unknown_key_suggests_closest():
     ("train=3", "is a section"),
     ("nokey", "expected key=value"),
     ("generate.engine=tpu", "unknown engine"),
+    ("rank.method=bubble", "rank.method: unknown value 'bubble'; choose from knockout"),
+    ("self_label.orders=ba2", "self_label.orders: unknown value"),
+    ("train.objective=dpo", "train.objective: unknown value 'dpo'"),
+    ("prompt=v9", "prompt: unknown value"),
 ])
 def test_bad_overrides(item, msg):
     with pytest.raises(GramrError, match=msg):

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import GramrError
+from .serve import ServeConfig
 from .stages.evaluate import EvaluateConfig
 from .stages.filter import FilterConfig
 from .stages.prove import ProveConfig
@@ -26,7 +27,6 @@ from .stages.rank import RankConfig
 from .stages.self_label import SelfLabelConfig
 from .stages.self_train import SelfTrainConfig
 from .stages.synth import SynthConfig
-from .serve import ServeConfig
 
 ENGINES = ("auto", "hf", "vllm")
 

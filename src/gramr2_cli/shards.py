@@ -16,9 +16,10 @@ import shutil
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import yaml
 
@@ -321,6 +322,20 @@ class Output:
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
+
+    def read_resumable(self, inputs: Iterable[Path | str], **read_kw) -> tuple[list[dict], list[dict]]:
+        """(every record of this shard, those not written yet), counting read skips and `already_done`.
+
+        Stages that cut fixed batches from the whole input (so a resumed run regenerates a half-written batch
+        with the same seeds) need both lists."""
+        skipped: Counter = Counter()
+        recs = read_all(inputs, skipped=skipped, shard_index=self.shard_index, num_shards=self.num_shards,
+                        **read_kw)
+        todo = [r for r in recs if r["id"] not in self.done_ids]
+        for k, v in {**skipped, "already_done": len(recs) - len(todo)}.items():
+            if v:
+                self.skip(k, v)
+        return recs, todo
 
     def flush(self) -> None:
         for f in self._files.values():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "
 
 def gramr2(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     p = subprocess.run([sys.executable, "-m", "gramr2_cli.cli", *map(str, args)], env=ENV, capture_output=True,
-                       text=True, timeout=timeout)
+                       text=True, timeout=timeout, check=False)
     if check and p.returncode != 0:
         raise AssertionError(f"gramr2 {' '.join(map(str, args))} exited {p.returncode}:\n{p.stderr[-3000:]}")
     return p

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import GramrError
@@ -43,13 +44,14 @@ def guard(fn):
         except GramrError as e:
             if STATE["debug"]:
                 raise
-            err_console.print(f"[bold red]error:[/] {e.message}", highlight=False, soft_wrap=True)
+            # escape(): messages quote user text (labels, paths, values) that must not be read as rich markup
+            err_console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True)
             if e.hint:
-                err_console.print(f"[yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1)
+                err_console.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted; rerun the same command to resume[/]")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
     return wrapper
 
 
@@ -66,18 +68,18 @@ def show(summary: Summary) -> None:
     t.add_column("what", style="bold")
     t.add_column("value")
     for k, v in summary.counts.items():
-        t.add_row(k, str(v))
+        t.add_row(escape(k), escape(str(v)))
     for k, v in summary.skipped.items():
-        t.add_row(f"skipped: {k}", str(v))
+        t.add_row(escape(f"skipped: {k}"), escape(str(v)))
     for k, v in summary.metrics.items():
         if isinstance(v, float):
             v = f"{v:.4g}"
         elif isinstance(v, (dict, list)):
             v = str(v) if len(str(v)) < 120 else f"{type(v).__name__} ({len(v)} items, see summary.json)"
-        t.add_row(k, str(v))
+        t.add_row(escape(k), escape(str(v)))
     t.add_row("seconds", f"{summary.seconds:.1f}")
     for o in summary.outputs:
-        t.add_row("output", o)
+        t.add_row("output", escape(o))   # paths and values are user text, not rich markup
     err_console.print(t)
 
 

@@ -8,8 +8,19 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import GramrError
-from .common import (ConfigOpt, InputsArg, NumShardsOpt, OutputOpt, OverwriteOpt, SeedOpt, SetOpt, ShardIndexOpt,
-                     command, err_console, show)
+from .common import (
+    ConfigOpt,
+    InputsArg,
+    NumShardsOpt,
+    OutputOpt,
+    OverwriteOpt,
+    SeedOpt,
+    SetOpt,
+    ShardIndexOpt,
+    command,
+    err_console,
+    show,
+)
 
 app = typer.Typer(help="Create, import, export, inspect, merge and split record shards.", no_args_is_help=True)
 

@@ -120,6 +120,23 @@ def ab_normalise(logp_a: float, logp_b: float) -> tuple[float, float]:
     return ea / (ea + eb), eb / (ea + eb)
 
 
+def forced_answer_probs(tokenizer, next_logprobs, prompts: list[str], continuations: list[str]
+                        ) -> list[tuple[float, float] | None]:
+    """(P(A), P(B)) at the answer position (`answer_position`) of each forced continuation; None where it has
+    no `<answer>`. `next_logprobs(seqs, token_sets)` is the engine's log p(t | seq) for each t in token_sets[i]."""
+    seqs, sets, ok = [], [], []
+    for p, c in zip(prompts, continuations, strict=True):
+        cont = encode(tokenizer, c)
+        where = answer_position(tokenizer, cont) if cont else None
+        ok.append(where is not None)
+        if where is not None:
+            k, a, b = where
+            seqs.append(encode(tokenizer, p) + cont[:k])
+            sets.append([a, b])
+    lps = iter(next_logprobs(seqs, sets)) if seqs else iter(())
+    return [ab_normalise(*next(lps)) if good else None for good in ok]
+
+
 def check_sampling(n: int, temperature: float, top_p: float, max_new_tokens: int) -> None:
     """Raises GramrError for sampling settings no engine accepts."""
     if n < 1:

@@ -21,6 +21,7 @@ from . import (
     check_sampling,
     encode,
     finish,
+    forced_answer_probs,
     forget,
     row_seed,
     stop_ids,
@@ -210,19 +211,8 @@ class HFEngine:
         return out
 
     def answer_probs(self, prompts: list[str], continuations: list[str]) -> list[tuple[float, float] | None]:
-        """(P(A), P(B)) at the answer position of each forced continuation (`answer_position` on its tokens);
-        None where the continuation has no `<answer>`."""
-        seqs, sets, where_of = [], [], []
-        for p, c in zip(prompts, continuations, strict=True):
-            cont = encode(self.tokenizer, c)
-            where = answer_position(self.tokenizer, cont) if cont else None
-            where_of.append(where is not None)
-            if where is not None:
-                k, a, b = where
-                seqs.append(encode(self.tokenizer, p) + cont[:k])
-                sets.append([a, b])
-        lps = iter(self._next_logprobs(seqs, sets)) if seqs else iter(())
-        return [ab_normalise(*next(lps)) if ok else None for ok in where_of]
+        """(P(A), P(B)) at the answer position of each forced continuation; None without `<answer>`."""
+        return forced_answer_probs(self.tokenizer, self._next_logprobs, prompts, continuations)
 
     @torch.inference_mode()
     def score(self, prompts: list[str], continuations: list[str]) -> list[float]:

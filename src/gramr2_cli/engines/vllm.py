@@ -34,6 +34,7 @@ from . import (
     check_sampling,
     encode,
     finish,
+    forced_answer_probs,
     forget,
     note,
     row_seed,
@@ -228,17 +229,7 @@ class VLLMEngine:
 
     def answer_probs(self, prompts: list[str], continuations: list[str]) -> list[tuple[float, float] | None]:
         """(P(A), P(B)) at the answer position of each forced continuation; None without `<answer>`."""
-        seqs, sets, ok = [], [], []
-        for p, c in zip(prompts, continuations, strict=True):
-            cont = encode(self.tokenizer, c)
-            where = answer_position(self.tokenizer, cont) if cont else None
-            ok.append(where is not None)
-            if where is not None:
-                k, a, b = where
-                seqs.append(encode(self.tokenizer, p) + cont[:k])
-                sets.append([a, b])
-        lps = iter(self._next_logprobs(seqs, sets))
-        return [ab_normalise(*next(lps)) if good else None for good in ok]
+        return forced_answer_probs(self.tokenizer, self._next_logprobs, prompts, continuations)
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[float]:
         """sum log p(continuation | prompt), teacher-forced, tokenized as `HFEngine.score` (prompt and

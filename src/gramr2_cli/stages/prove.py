@@ -15,7 +15,6 @@ counted; a pair with no usable proof (or no label) is written to the `skipped/` 
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -136,16 +135,11 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
         raise GramrError("prove needs a prover model", hint="pass --prover DIR (a 'gramr2 prover-train' output) "
                                                             "or set prove.prover in the recipe")
     resolved = config_mod.sections(cfg, "seed", "generate", "prove")
-    skipped: Counter = Counter()
     with shards.open_output(output, stage="prove", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": pc.prover, "seed": cfg.seed},
                             batch_size=cfg.generate.batch_size) as out:
-        recs = shards.read_all(inputs, shard_index=shard_index, num_shards=num_shards, skipped=skipped)
-        todo = [r for r in recs if r["id"] not in out.done_ids]
-        for k, v in {**skipped, "already_done": len(recs) - len(todo)}.items():
-            if v:
-                out.skip(k, v)
+        recs, todo = out.read_resumable(inputs)
         def skip(rec: dict, reason: str) -> None:
             if out.to_stdout:   # stdout carries proved pairs only
                 out.skip(reason)

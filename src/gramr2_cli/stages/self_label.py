@@ -122,16 +122,11 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     if sl.samples < 1:
         raise GramrError(f"self_label.samples must be >= 1, got {sl.samples}")
     resolved = config_mod.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
-    skipped: Counter = Counter()
     with shards.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": cfg.model, "seed": cfg.seed, "prompt_version": cfg.prompt},
                             batch_size=cfg.generate.batch_size) as out:
-        recs = shards.read_all(inputs, shard_index=shard_index, num_shards=num_shards, skipped=skipped)
-        todo = [r for r in recs if r["id"] not in out.done_ids]
-        for k, v in {**skipped, "already_done": len(recs) - len(todo)}.items():
-            if v:
-                out.skip(k, v)
+        recs, todo = out.read_resumable(inputs)
         own_engine = engine is None and bool(todo)
         if own_engine:
             from ..engines import load_engine

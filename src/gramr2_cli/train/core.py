@@ -44,6 +44,36 @@ def latest_checkpoint(output: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
+def check_checkpoint(ckpt: Path) -> None:
+    """Cheap integrity check of a checkpoint before resuming from it: trainer_state.json parses, every
+    safetensors file's header matches its size, every torch pickle (optimizer, scheduler, RNG) is a whole zip.
+    Raises GramrError naming the bad file (a truncated or garbage checkpoint would otherwise fail deep inside
+    the Trainer with a traceback)."""
+    import zipfile
+
+    def bad(f: Path, why: str) -> GramrError:
+        return GramrError(f"{ckpt}: corrupt checkpoint ({f.name}: {why})",
+                          hint=f"delete {ckpt} to resume from the checkpoint before it, or use --overwrite "
+                               f"to start again")
+    try:
+        json.loads((ckpt / "trainer_state.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise bad(ckpt / "trainer_state.json", type(e).__name__) from None
+    for f in sorted(ckpt.glob("*.safetensors")):
+        from safetensors import safe_open
+        try:
+            with safe_open(str(f), framework="pt") as st:
+                st.keys()
+        except Exception as e:  # noqa: BLE001 - safetensors raises its own (Rust) error type for a bad header
+            raise bad(f, str(e).splitlines()[0] if str(e) else type(e).__name__) from None
+    for f in sorted([*ckpt.glob("*.pt"), *ckpt.glob("*.pth"), *ckpt.glob("*.bin")]):
+        try:
+            with zipfile.ZipFile(f) as z:
+                z.namelist()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise bad(f, f"not a complete torch file: {e}") from None
+
+
 def prepare_output(output: Path, stage: str, cfg_hash: str, overwrite: bool, resume: bool) -> Path | None:
     """Check/refresh the output directory; return the checkpoint to resume from (or None).
 
@@ -175,6 +205,8 @@ def train(cfg: config.Config, inputs: list, output: Path, *, stage: str, overwri
     ckpt = prepare_output(output, stage, cfg_hash, overwrite, resume) if main else latest_checkpoint(output)
     if not main:
         ckpt = ckpt if resume else None
+    if ckpt is not None:
+        check_checkpoint(ckpt)
     base = models.resolve(cfg.model)
     init = base if tcfg.init in ("backbone", "continue") else models.resolve(tcfg.init)
     if main:

@@ -93,10 +93,22 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
         raise GramrError(f"the number of samples must be >= 1, got {n}")
     order_t = ORDERS[orders]
     texts = judge_prompts(engine.tokenizer, pairs, order_t, version)
-    gens = engine.generate(texts, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                           top_p=top_p, answer_token_probs=True)
+    # A prompt that leaves no room for the reply in the model's context is not judged (hf would run past the
+    # trained positions, vLLM would stop the run): its pair gets label None, reason "too_long_for_context".
+    ctx = getattr(engine, "context_length", None)
+    fits = [True] * len(texts)
+    if ctx:
+        lens = [len(x) for x in engine.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        fits = [n_tok + max_new_tokens <= ctx for n_tok in lens]
+    run = [t for t, ok in zip(texts, fits) if ok]
+    got = iter(engine.generate(run, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                               top_p=top_p, answer_token_probs=True)) if run else iter(())
+    gens = [next(got) if ok else None for ok in fits]
     out = []
     for i, _ in enumerate(pairs):
+        if any(gens[i * len(order_t) + j] is None for j in range(len(order_t))):
+            out.append(Judgment(None, {"A": 0, "B": 0, "null": 0}, 0.0, None, None, 0, None, "too_long_for_context"))
+            continue
         samples = []
         for j, o in enumerate(order_t):
             for g in gens[i * len(order_t) + j]:

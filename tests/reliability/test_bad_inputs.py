@@ -206,10 +206,9 @@ def test_missing_input_path(tmp_path):
 
 # ---------------------------------------------------------------- prompts longer than the model's context
 
-def test_prompt_longer_than_context_is_judged_not_crashed(tmp_path, tiny_model):
-    """The tiny model has max_position_embeddings 2048; a 3000-word prompt is ~6000 tokens. The hf engine
-    (RoPE) runs past the context without an error: the pair is judged (quality undefined) and the run exits 0.
-    Documented in docs/errors.md; this test pins that it is not a traceback."""
+def test_prompt_longer_than_context_is_skipped_and_counted(tmp_path, tiny_model):
+    """The tiny model has max_position_embeddings 2048; a 3000-word prompt is ~6000 tokens. It is not judged:
+    the pair is written with label null and reason too_long_for_context, the other pair is judged, exit 0."""
     long = {"prompt": "word " * 3000, "response_a": "yes", "response_b": "no", "label": "A"}
     src = jsonl(tmp_path / "in.jsonl", long, GOOD)
     for cmd in (["rank", "pairs"], ["self-label", "--samples", "1"]):
@@ -219,6 +218,12 @@ def test_prompt_longer_than_context_is_judged_not_crashed(tmp_path, tiny_model):
         assert code == 0, err
         assert "Traceback" not in err
         assert summary(out)["counts"]["out"] == 2
+        recs = {json.loads(x)["prompt"][:4]: json.loads(x) for x in
+                (out / "part-00000-of-00001.jsonl").read_text().splitlines()}
+        j = recs["word"]["meta"]["judgment"]
+        assert j["reason"] == "too_long_for_context" and j["votes"] == {"A": 0, "B": 0, "null": 0}
+        assert recs["word"]["label"] is None or cmd[0] == "rank"
+        assert recs[GOOD["prompt"][:4]]["meta"]["judgment"]["reason"] != "too_long_for_context"
 
 
 # ---------------------------------------------------------------- a corrupt training checkpoint

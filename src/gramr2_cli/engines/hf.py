@@ -68,6 +68,7 @@ class HFEngine:
         self.model = models.load_model(self.model_path, dtype, device)
         _use_gqa_sdpa(self.model)
         self.device = self.model.device
+        self.context_length = getattr(self.model.config, "max_position_embeddings", None)
         self.batch_size = max(1, int(batch_size))
         self.stops = stop_ids(self.tokenizer, self.model.generation_config.eos_token_id)
         self.pad_id = self.tokenizer.pad_token_id

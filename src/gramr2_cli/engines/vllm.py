@@ -151,6 +151,7 @@ class VLLMEngine:
         self.startup_s = time.perf_counter() - t0
         _quiet_main_logger()
         eos = self.llm.llm_engine.model_config.hf_config.eos_token_id
+        self.context_length = self.llm.llm_engine.model_config.max_model_len
         self.stops = stop_ids(self.tokenizer, eos)
         where = "GPU" if on_gpu else f"CPU, KV cache {os.environ.get('VLLM_CPU_KVCACHE_SPACE')} GiB"
         note(f"vllm engine ready: {os.path.basename(self.model_path)} ({dtype}, {where}) in {self.startup_s:.0f} s; "

@@ -26,7 +26,7 @@ def test_help_has_an_example(name):
 
 @pytest.mark.parametrize("args,message", [
     (["pretrain", "missing.jsonl", "-o", "OUT"], "missing.jsonl: no such file or directory"),
-    (["pretrain", "DATA", "-o", "OUT", "--objective", "dpo"], "unknown objective 'dpo'"),
+    (["pretrain", "DATA", "-o", "OUT", "--objective", "dpo"], "train.objective: unknown value 'dpo'"),
     (["adapt", "DATA", "-o", "OUT", "--objective", "pairgen"], "choose from reasoning, label"),
     (["pretrain", "DATA", "-o", "OUT", "-s", "train.lr_rate=1"], "did you mean 'train.lr'"),
     (["pretrain", "DATA", "-o", "OUT", "--model", "no/such-model"], "hub is offline"),

@@ -20,7 +20,6 @@ from .common import (
     ShardIndexOpt,
     command,
     err_console,
-    set_threads,
     show,
 )
 
@@ -46,7 +45,6 @@ def register(app: typer.Typer) -> None:
         Pairs without a label or a usable proof go to OUTPUT/skipped/ with the reason."""
         from .. import config
         from ..stages import prove
-        set_threads()
         cfg = config.load(recipe, override, prove__prover=prover, prove__k=k,
                           prove__keep_candidates=keep_candidates, seed=seed, generate__engine=engine)
         show(prove.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
@@ -69,7 +67,6 @@ def register(app: typer.Typer) -> None:
         meta.gold_label so 'gramr2 filter' can report pseudo-label precision."""
         from .. import config
         from ..stages import self_label
-        set_threads()
         cfg = config.load(recipe, override, model=model, self_label__samples=samples, self_label__orders=orders,
                           seed=seed, generate__engine=engine)
         show(self_label.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index,
@@ -104,7 +101,6 @@ def register(app: typer.Typer) -> None:
         so rerunning resumes."""
         from .. import config
         from ..stages import self_train
-        set_threads()
         direct = {"self_train__unlabeled": [str(u) for u in unlabeled]} if unlabeled else {}
         cfg = config.load(recipe, override, seed=seed, generate__engine=engine, **direct)
         show(self_train.run(cfg, output, progress=not no_progress,

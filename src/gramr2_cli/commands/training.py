@@ -17,7 +17,6 @@ from .common import (
     SeedOpt,
     SetOpt,
     command,
-    set_threads,
     show,
 )
 
@@ -42,7 +41,6 @@ def _lora_opt(default: bool):
 def _run(stage: str, inputs: list[Path], output: Path, recipe, override, seed, model, overwrite, resume,
          merge_lora, lora, max_steps, objective=None, init=None) -> None:
     from ..stages import training
-    set_threads()
     cfg = config.load(recipe, override, model=model, seed=seed, train__merge_lora=merge_lora,
                       train__lora__enabled=lora, train__max_steps=max_steps, train__objective=objective,
                       train__init=init)

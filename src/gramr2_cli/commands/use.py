@@ -19,7 +19,6 @@ from .common import (
     SetOpt,
     ShardIndexOpt,
     command,
-    set_threads,
     show,
 )
 
@@ -36,7 +35,6 @@ NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not draw 
 
 def _load(recipe, override, **direct):
     from .. import config
-    set_threads()
     return config.load(recipe, override, **direct)
 
 

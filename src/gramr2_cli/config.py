@@ -43,6 +43,8 @@ class GenerateConfig:
     tensor_parallel_size: int = 1     # vllm on GPUs
     gpu_memory_utilization: float = 0.85
     kv_cache_gb: int = 2              # vllm on CPU: VLLM_CPU_KVCACHE_SPACE
+    verdict_only: bool = False        # judge without a rationale: forced `<answer>`, likelier of A/B (for models
+                                      # trained with the `label` objective, the generative-RM baseline)
 
 
 @dataclass

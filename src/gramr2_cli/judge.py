@@ -11,6 +11,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 from . import prompts
+from .engines import Generation
 from .errors import GramrError
 from .records import swap_label
 
@@ -83,10 +84,22 @@ def judge_prompts(tokenizer, pairs: list[dict], orders: tuple[str, ...], version
     return out
 
 
+def _forced_verdict(ab: tuple[float, float] | None) -> Generation:
+    """A verdict-only 'generation': the likelier answer token after the forced `<answer>\n`."""
+    if ab is None:
+        return Generation("", 0, 0.0, 0.0, "stop", None)
+    letter = "A" if ab[0] >= ab[1] else "B"
+    return Generation(prompts.judgment_text(None, letter), 1, 0.0, 0.0, "stop", ab)
+
+
 def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int = 1, orders: str = "ab",
                 temperature: float = 0.0, max_new_tokens: int = 192, seed: int = 0, top_p: float = 1.0,
-                tie_break: bool = False) -> list[Judgment]:
-    """Judge each pair `n` times per order. Raises GramrError for an unknown `orders` value."""
+                tie_break: bool = False, verdict_only: bool = False) -> list[Judgment]:
+    """Judge each pair `n` times per order. Raises GramrError for an unknown `orders` value.
+
+    `verdict_only` judges without a rationale, for models trained with the `label` objective (the generative-RM
+    baseline): the prompt is followed by the forced `<answer>\n` and the verdict is the likelier of A/B at that
+    position (one deterministic sample per order; `n` and the sampling settings do not apply)."""
     if orders not in ORDERS:
         raise GramrError(f"unknown orders {orders!r}; choose from {', '.join(ORDERS)}")
     if n < 1:
@@ -101,8 +114,11 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
         lens = [len(x) for x in engine.tokenizer(texts, add_special_tokens=False)["input_ids"]]
         fits = [n_tok + max_new_tokens <= ctx for n_tok in lens]
     run = [t for t, ok in zip(texts, fits) if ok]
-    got = iter(engine.generate(run, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
-                               top_p=top_p, answer_token_probs=True)) if run else iter(())
+    if verdict_only:
+        got = iter([_forced_verdict(ab)] for ab in engine.answer_probs(run, [prompts.ANSWER_PREFIX + "A"] * len(run)))
+    else:
+        got = iter(engine.generate(run, n=n, temperature=temperature, max_new_tokens=max_new_tokens, seed=seed,
+                                   top_p=top_p, answer_token_probs=True)) if run else iter(())
     gens = [next(got) if ok else None for ok in fits]
     out = []
     for i, _ in enumerate(pairs):

@@ -286,3 +286,22 @@ def test_selection_properties_on_random_orders():
             if method in ("full", "round_robin"):
                 assert sel.ranking == truth
     check()
+
+
+def test_verdict_only_reads_the_forced_answer_token(tiny_model):
+    """generate.verdict_only (for `label`-objective models): one deterministic sample per order, the verdict is
+    the likelier of A/B after the forced `<answer>\\n`, P(A better) is that position's normalised probability."""
+    from gramr2_cli import judge, prompts, records
+    from gramr2_cli.engines.hf import HFEngine
+
+    eng = HFEngine(str(tiny_model))
+    pairs = [records.new_pair("What is 2 + 2?", "4", "5"), records.new_pair("Reverse 'ab'.", "ba", "ab")]
+    js = judge.judge_pairs(eng, pairs, orders="both", n=3, verdict_only=True)
+    texts = judge.judge_prompts(eng.tokenizer, pairs, ("ab", "ba"), "gramr2-v1")
+    ab = eng.answer_probs(texts, [prompts.ANSWER_PREFIX + "A"] * len(texts))
+    for i, j in enumerate(js):
+        (pa1, pb1), (pa2, pb2) = ab[2 * i], ab[2 * i + 1]
+        assert j.parse_ok == 2 and sum(j.votes.values()) == 2
+        assert abs(j.p_a - (pa1 + pb2) / 2) < 1e-6
+        assert j.samples[0]["verdict"] == ("A" if pa1 >= pb1 else "B")
+        assert j.samples[1]["verdict"] == ("B" if pa2 >= pb2 else "A")   # mapped back from the swapped order

@@ -199,7 +199,8 @@ def judge_kwargs(cfg: Config, votes: int, orders: str, tie_break: bool = True) -
         raise GramrError(f"orders must be 'ab' or 'both', got {orders!r}")
     g = cfg.generate
     return {"version": cfg.prompt, "n": votes, "orders": orders, "temperature": g.temperature if votes > 1 else 0.0,
-            "top_p": g.top_p, "max_new_tokens": g.max_new_tokens, "seed": cfg.seed, "tie_break": tie_break}
+            "top_p": g.top_p, "max_new_tokens": g.max_new_tokens, "seed": cfg.seed, "tie_break": tie_break,
+            "verdict_only": g.verdict_only}
 
 
 def preference(j: judge.Judgment) -> float:

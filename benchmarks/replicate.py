@@ -84,7 +84,10 @@ class Seed:
         c3 = r / "st" / f"iter-{a.iterations}" / "rm"
         self.step("d:finetune", r / "d", "finetune", r / "gold/labeled", "--model", c3, "-o", r / "d",
                   "--max-steps", a.ft_steps, "--resume", "--seed", self.s, "-c", ROOT / "recipes/finetune.yaml")
-        models = {"backbone": "embedded:smollm2-135m", "a_label": r / "a", "b_reasoning": r / "b",
+        # (a) writes no rationale: it is judged by its answer token (generate.verdict_only), in its own report
+        self.step("evaluate-a", r / "eval-a", "evaluate", r / "data/test", "--model", r / "a", "-o", r / "eval-a",
+                  *o, "-s", "generate.verdict_only=true")
+        models = {"backbone": "embedded:smollm2-135m", "b_reasoning": r / "b",
                   **{f"c{i}_selftrain": r / "st" / f"iter-{i}" / "rm" for i in range(1, a.iterations + 1)},
                   "d_finetune": r / "d"}
         self.step("evaluate", r / "eval", "evaluate", r / "data/test", *sum((["--model", m] for m in models.values()), []),
@@ -106,6 +109,7 @@ class Seed:
         old = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
         old.update(self.cpu)
         cpu_file.write_text(json.dumps(old, indent=2))
+        models["a_label"] = r / "a"
         return {"models": {k: str(v) for k, v in models.items()}, "adapt_models": {k: str(v) for k, v in adapt_models.items()}}
 
 

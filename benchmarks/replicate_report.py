@@ -37,7 +37,14 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
         if not (r / "eval/report.json").exists():
             continue
         used.append(s)
-        for n, (_, acc, o) in zip(names, _models_in_order(r / "eval/report.json")):
+        rows = _models_in_order(r / "eval/report.json")
+        if (r / "eval-a/report.json").exists():      # (a) is judged verdict-only, in its own report
+            rows.insert(1, _models_in_order(r / "eval-a/report.json")[0])
+        else:
+            rows.insert(1, ("a", None, {}))
+        for n, (_, acc, o) in zip(names, rows):
+            if acc is None:
+                continue
             main[n].append(acc)
             if o.get("parse_rate") is not None:
                 parse[n].append(o["parse_rate"])

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from .. import prompts, shards
 from ..errors import GramrError
-from .self_label import fixed_batches, progress_bar
+from ..progress import progress_bar
+from .self_label import fixed_batches
 
 if TYPE_CHECKING:
     from ..config import Config

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import judge, records, shards
 from ..errors import GramrError
+from ..progress import progress_bar as bar_of
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -222,12 +223,8 @@ def load(cfg: Config, engine=None):
 
 
 def progress_bar(enabled: bool, total: int, desc: str):
-    """(bar, task): a rich progress bar on stderr (stdout carries data); drawn only when `enabled`."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    p = Progress(TextColumn(desc), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                 console=Console(stderr=True), disable=not enabled)
+    """(bar, task): the stages' progress bar (`progress.progress_bar`) with one task already added."""
+    p = bar_of(enabled)
     return p, p.add_task(desc, total=total)
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .. import judge, prompts, shards
 from ..errors import GramrError
+from ..progress import progress_bar
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -50,15 +51,6 @@ def fixed_batches(recs: list[dict], size: int, done_ids: set[str]) -> Iterator[t
         batch = recs[i:i + size]
         if any(r["id"] not in done_ids for r in batch):
             yield i // size, batch
-
-
-def progress_bar(enabled: bool):
-    """A rich progress bar on stderr (stdout is for data); a no-op context when disabled."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=False)
 
 
 def gold_label(rec: dict) -> str | None:

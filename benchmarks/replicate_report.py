@@ -23,12 +23,22 @@ def _fmt(vals: list[float]) -> str:
     return f"{m:.1f} ({per})"
 
 
+def _cell(v, pct: bool = False) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{100 * v:.1f}" if pct else f"{v:.3f}"
+    return str(v)
+
+
 def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     names = ["backbone (no training)", "(a) label objective (G-baseline)", "(b) reasoning, prover rationales"]
     names += [f"(c) + self-training iteration {i}" for i in range(1, args["iterations"] + 1)]
     names += ["(d) (c) + gold-rationale fine-tuning"]
     main: dict[str, list[float]] = {n: [] for n in names}
     parse: dict[str, list[float]] = {n: [] for n in names}
+    pred_a: dict[str, list[float]] = {n: [] for n in names}
+    iters: list[tuple[int, dict]] = []
     adapt: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     used = []
@@ -48,12 +58,17 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
             main[n].append(acc)
             if o.get("parse_rate") is not None:
                 parse[n].append(o["parse_rate"])
+            if o.get("pred_A_rate") is not None:
+                pred_a[n].append(o["pred_A_rate"])
         if (r / "eval-adapt/report.json").exists():
             rows = _models_in_order(r / "eval-adapt/report.json")
             labels = ["(c3), no adaptation"] + [f"{size} examples, {init}" for size in args["adapt_sizes"]
                                                 for init in ("from (c3)", "from backbone")]
             for lab, (_, acc, _) in zip(labels, rows):
                 adapt.setdefault(lab, []).append(acc)
+        if (r / "st/summary.json").exists():
+            rows = json.loads((r / "st/summary.json").read_text()).get("metrics", {}).get("iterations", [])
+            iters += [(s, row) for row in rows]
         if (r / "cpu_seconds.json").exists():
             for k, v in json.loads((r / "cpu_seconds.json").read_text()).items():
                 cpu.setdefault(k, []).append(v)
@@ -65,10 +80,22 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
              f"Regenerate: `make replicate` (= `python benchmarks/replicate.py --seeds {' '.join(map(str, seeds))}`); "
              "the report alone: `python benchmarks/replicate.py --report-only`.", "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in args.items() if k not in ("out", "report_only")), "",
-             "## Main table", "", "| model | accuracy | parse rate |", "|---|---|---|"]
+             "## Main table", "",
+             "pred-A rate: how often the verdict is A among parsed verdicts (gold is balanced, 50%): far from 50 means "
+             "the model judges by position.", "",
+             "| model | accuracy | parse rate | pred-A rate |", "|---|---|---|---|"]
     for n in names:
-        lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} |")
-    lines += ["", PAPER, "", "## Task adaptation (held-out families)", "", "| model | accuracy |", "|---|---|"]
+        lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} | {_fmt(pred_a[n])} |")
+    lines += ["", PAPER, "", "## Self-training iterations (c)", "",
+              "Per seed and iteration: unlabeled pairs the RM labeled, precision of its pseudo-labels against the "
+              "synthetic gold, pairs the filter kept and their precision, size of the merged training set.", "",
+              "| seed | iteration | labeled | label precision | kept | kept precision | train records | final loss |",
+              "|---|---|---|---|---|---|---|---|"]
+    for s, row in iters:
+        lines.append("| " + " | ".join([str(s), str(row.get("iteration"))] + [
+            _cell(row.get(k), pct=k.endswith("precision")) for k in (
+                "labeled", "label_precision", "kept", "kept_precision", "train_records", "final_loss")]) + " |")
+    lines += ["", "## Task adaptation (held-out families)", "", "| model | accuracy |", "|---|---|"]
     for lab, vals in adapt.items():
         lines.append(f"| {lab} | {_fmt(vals)} |")
     lines += ["", "## CPU seconds per step (user+sys of the step's process; wall in `:wall`)", "",
@@ -85,8 +112,9 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     if notes.exists():
         lines += ["## Discussion", "", notes.read_text()]
     (docs / "results.md").write_text("\n".join(lines) + "\n")
-    (out / "results.json").write_text(json.dumps({"seeds": used, "main": main, "parse": parse, "adapt": adapt,
-                                                  "cpu": cpu, "args": args}, indent=2))
+    (out / "results.json").write_text(json.dumps({"seeds": used, "main": main, "parse": parse, "pred_A": pred_a,
+                                                  "self_train": [dict(row, seed=s) for s, row in iters],
+                                                  "adapt": adapt, "cpu": cpu, "args": args}, indent=2, default=str))
 
 
 def _plot(data: dict[str, list[float]], path: Path, title: str) -> None:

@@ -1,0 +1,61 @@
+"""benchmarks/replicate_report.py: the results page is built from what the runs wrote, nothing else."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from replicate_report import write_report  # noqa: E402
+
+ARGS = {"seeds": [0, 1], "iterations": 1, "adapt_sizes": [50], "rm_steps": 8}
+
+
+def _report(path: Path, accs: dict[str, float]) -> None:
+    path.mkdir(parents=True)
+    models = {n: {"metrics": {"overall": {"accuracy": a, "parse_rate": 1.0, "pred_A_rate": 0.5}}}
+              for n, a in accs.items()}
+    (path / "report.json").write_text(json.dumps({"config": {}, "models": models}))
+
+
+def _seed(root: Path, s: int, shift: float) -> None:
+    r = root / f"seed-{s}"
+    _report(r / "eval", {"backbone": 0.0, "b": 0.5 + shift, "c1": 0.6 + shift, "d": 0.7 + shift})
+    _report(r / "eval-a", {"a": 0.4 + shift})
+    _report(r / "eval-adapt", {"c3": 0.5, "from_c3_50": 0.55, "from_backbone_50": 0.45})
+    (r / "st").mkdir()
+    (r / "st/summary.json").write_text(json.dumps({"metrics": {"iterations": [
+        {"iteration": 1, "labeled": 10, "label_precision": 0.6, "kept": 4, "kept_precision": 0.75,
+         "train_records": 20, "final_loss": 0.25}]}}))
+    (r / "cpu_seconds.json").write_text(json.dumps({"b:reasoning": 100.0 + s}))
+
+
+def test_report_tables_come_from_the_runs(tmp_path):
+    pytest.importorskip("matplotlib")
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    _seed(out, 0, 0.0)
+    _seed(out, 1, 0.1)
+    (docs).mkdir()
+    (docs / "results_notes.md").write_text("notes written by hand\n")
+    write_report(out, [0, 1], docs, ARGS)
+    md = (docs / "results.md").read_text()
+    assert "| (a) label objective (G-baseline) | 45.0 (40.0, 50.0) |" in md
+    assert "| (c) + self-training iteration 1 | 65.0 (60.0, 70.0) |" in md
+    assert "| (d) (c) + gold-rationale fine-tuning | 75.0 (70.0, 80.0) |" in md
+    assert "| 0 | 1 | 10 | 60.0 | 4 | 75.0 | 20 | 0.250 |" in md
+    assert "| 50 examples, from (c3) | 55.0 (55.0, 55.0) |" in md
+    assert "| b:reasoning | 100, 101 |" in md
+    assert md.rstrip().endswith("notes written by hand")
+    assert (docs / "results/main.png").stat().st_size > 0 and (docs / "results/adapt.png").exists()
+    assert json.loads((out / "results.json").read_text())["seeds"] == [0, 1]
+
+
+def test_report_skips_unfinished_seeds(tmp_path):
+    pytest.importorskip("matplotlib")
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    _seed(out, 0, 0.0)
+    (out / "seed-1").mkdir()                      # started, not evaluated yet
+    write_report(out, [0, 1], docs, ARGS)
+    md = (docs / "results.md").read_text()
+    assert "Seeds: [0]" in md and "| (b) reasoning, prover rationales | 50.0 (50.0) |" in md

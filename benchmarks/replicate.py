@@ -4,6 +4,7 @@ Per seed, through the gramr2 CLI (each step is skipped when its output is finish
   (a) `label`-objective generative RM on the labeled set (the paper's G-baseline)
   (b) reasoning RM on the labeled set with prover rationales (prover-train → prove → pretrain)
   (c) (b) + 1, 2, 3 self-training iterations (`gramr2 self-train`, continued from the previous RM)
+      control: (b) continued for the same steps on the labeled set alone (no pseudo-labels)
   (d) (c3) + fine-tuning on a small, fresh gold-rationale set
   (e) task adaptation (LoRA) to held-out families with 50/100/200 examples, from (c3) vs from the backbone
 Every model is evaluated (greedy, one order) on held-out pairs; the CPU seconds of each step are recorded.
@@ -82,6 +83,14 @@ class Seed:
                   "-s", f"self_train.train_data={r / 'proved'}", "-s", f"prove.prover={r / 'prover'}",
                   "-s", f"train.max_steps={a.iter_steps}")
         c3 = r / "st" / f"iter-{a.iterations}" / "rm"
+        # compute-matched control for (c): the same continued training runs (iter_steps each, from (b)) on the
+        # labeled set alone — what (c) gains over this comes from the pseudo-labeled pairs, not from more steps
+        prev = r / "b"
+        for i in range(1, a.iterations + 1):
+            ctl = r / "control" / f"iter-{i}"
+            self.step(f"c-control:{i}", ctl, "pretrain", r / "proved", "-o", ctl, "--init", prev,
+                      "--max-steps", a.iter_steps, "--resume", *o)
+            prev = ctl
         self.step("d:finetune", r / "d", "finetune", r / "gold/labeled", "--model", c3, "-o", r / "d",
                   "--max-steps", a.ft_steps, "--resume", "--seed", self.s, "-c", ROOT / "recipes/finetune.yaml")
         # (a) writes no rationale: it is judged by its answer token (generate.verdict_only), in its own report
@@ -92,6 +101,9 @@ class Seed:
                   "d_finetune": r / "d"}
         self.step("evaluate", r / "eval", "evaluate", r / "data/test", *sum((["--model", m] for m in models.values()), []),
                   "-o", r / "eval", *o)
+        self.step("evaluate-control", r / "eval-control", "evaluate", r / "data/test",
+                  *sum((["--model", r / "control" / f"iter-{i}"] for i in range(1, a.iterations + 1)), []),
+                  "-o", r / "eval-control", *o)
         for size in a.adapt_sizes:
             sub = r / f"adapt-{size}"
             self.step(f"adapt-split-{size}", sub / "data" / "train", "data", "split", r / "data/adapt", "-o",

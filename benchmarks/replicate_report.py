@@ -35,6 +35,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     names = ["backbone (no training)", "(a) label objective (G-baseline)", "(b) reasoning, prover rationales"]
     names += [f"(c) + self-training iteration {i}" for i in range(1, args["iterations"] + 1)]
     names += ["(d) (c) + gold-rationale fine-tuning"]
+    controls = [f"control: (b) + {i} × iter_steps on the labeled set only" for i in range(1, args["iterations"] + 1)]
     main: dict[str, list[float]] = {n: [] for n in names}
     parse: dict[str, list[float]] = {n: [] for n in names}
     pred_a: dict[str, list[float]] = {n: [] for n in names}
@@ -60,6 +61,11 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
                 parse[n].append(o["parse_rate"])
             if o.get("pred_A_rate") is not None:
                 pred_a[n].append(o["pred_A_rate"])
+        if (r / "eval-control/report.json").exists():
+            for n, (_, _acc, o) in zip(controls, _models_in_order(r / "eval-control/report.json")):
+                for store, key in ((main, "accuracy"), (parse, "parse_rate"), (pred_a, "pred_A_rate")):
+                    if o.get(key) is not None:
+                        store.setdefault(n, []).append(o[key])
         if (r / "eval-adapt/report.json").exists():
             rows = _models_in_order(r / "eval-adapt/report.json")
             labels = ["(c3), no adaptation"] + [f"{size} examples, {init}" for size in args["adapt_sizes"]
@@ -84,8 +90,8 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
              "pred-A rate: how often the verdict is A among parsed verdicts (gold is balanced, 50%): far from 50 means "
              "the model judges by position.", "",
              "| model | accuracy | parse rate | pred-A rate |", "|---|---|---|---|"]
-    for n in names:
-        lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} | {_fmt(pred_a[n])} |")
+    for n in names + [c for c in controls if c in main]:
+        lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} | {_fmt(pred_a.get(n, []))} |")
     lines += ["", PAPER, "", "## Self-training iterations (c)", "",
               "Per seed and iteration: unlabeled pairs the RM labeled, precision of its pseudo-labels against the "
               "synthetic gold, pairs the filter kept and their precision, size of the merged training set.", "",

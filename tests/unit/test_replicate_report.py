@@ -23,6 +23,7 @@ def _seed(root: Path, s: int, shift: float) -> None:
     r = root / f"seed-{s}"
     _report(r / "eval", {"backbone": 0.0, "b": 0.5 + shift, "c1": 0.6 + shift, "d": 0.7 + shift})
     _report(r / "eval-a", {"a": 0.4 + shift})
+    _report(r / "eval-control", {"control-1": 0.55 + shift})
     _report(r / "eval-adapt", {"c3": 0.5, "from_c3_50": 0.55, "from_backbone_50": 0.45})
     (r / "st").mkdir()
     (r / "st/summary.json").write_text(json.dumps({"metrics": {"iterations": [
@@ -43,6 +44,7 @@ def test_report_tables_come_from_the_runs(tmp_path):
     assert "| (a) label objective (G-baseline) | 45.0 (40.0, 50.0) |" in md
     assert "| (c) + self-training iteration 1 | 65.0 (60.0, 70.0) |" in md
     assert "| (d) (c) + gold-rationale fine-tuning | 75.0 (70.0, 80.0) |" in md
+    assert "| control: (b) + 1 × iter_steps on the labeled set only | 60.0 (55.0, 65.0) | 100.0 (100.0, 100.0) |" in md
     assert "| 0 | 1 | 10 | 60.0 | 4 | 75.0 | 20 | 0.250 |" in md
     assert "| 50 examples, from (c3) | 55.0 (55.0, 55.0) |" in md
     assert "| b:reasoning | 100, 101 |" in md

@@ -115,8 +115,9 @@ class Seed:
                           "-c", ROOT / "recipes/adapt.yaml")
         adapt_models = {f"{init}_{size}": r / f"adapt-{size}" / init for size in a.adapt_sizes
                         for init in ("from_c3", "from_backbone")}
-        self.step("evaluate-adapt", r / "eval-adapt", "evaluate", r / "data/adapt_test",
-                  "--model", c3, *sum((["--model", m] for m in adapt_models.values()), []), "-o", r / "eval-adapt", *o)
+        if a.adapt_sizes:
+            self.step("evaluate-adapt", r / "eval-adapt", "evaluate", r / "data/adapt_test",
+                      "--model", c3, *sum((["--model", m] for m in adapt_models.values()), []), "-o", r / "eval-adapt", *o)
         cpu_file = r / "cpu_seconds.json"
         old = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
         old.update(self.cpu)
@@ -140,7 +141,7 @@ def main() -> int:
     p.add_argument("--iterations", type=int, default=3)
     p.add_argument("--ft-steps", type=int, default=12)
     p.add_argument("--gold-n", type=int, default=48, help="size of the fresh gold-rationale set for (d)")
-    p.add_argument("--adapt-sizes", type=int, nargs="+", default=[50, 100, 200])
+    p.add_argument("--adapt-sizes", type=int, nargs="*", default=[50, 100, 200], help="none: skip (e)")
     p.add_argument("--adapt-epochs", type=int, default=1)
     p.add_argument("--report-only", action="store_true", help="only (re)write docs/results.md from finished runs")
     a = p.parse_args()

@@ -69,7 +69,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
         if (r / "eval-adapt/report.json").exists():
             rows = _models_in_order(r / "eval-adapt/report.json")
             labels = ["(c3), no adaptation"] + [f"{size} examples, {init}" for size in args["adapt_sizes"]
-                                                for init in ("from (c3)", "from backbone")]
+                                                for init in ("LoRA from (c3)", "full FT from backbone")]
             for lab, (_, acc, _) in zip(labels, rows):
                 adapt.setdefault(lab, []).append(acc)
         if (r / "st/summary.json").exists():

@@ -46,7 +46,7 @@ def test_report_tables_come_from_the_runs(tmp_path):
     assert "| (d) (c) + gold-rationale fine-tuning | 75.0 (70.0, 80.0) |" in md
     assert "| control: (b) + 1 × iter_steps on the labeled set only | 60.0 (55.0, 65.0) | 100.0 (100.0, 100.0) |" in md
     assert "| 0 | 1 | 10 | 60.0 | 4 | 75.0 | 20 | 0.250 |" in md
-    assert "| 50 examples, from (c3) | 55.0 (55.0, 55.0) |" in md
+    assert "| 50 examples, LoRA from (c3) | 55.0 (55.0, 55.0) |" in md
     assert "| b:reasoning | 100, 101 |" in md
     assert md.rstrip().endswith("notes written by hand")
     assert (docs / "results/main.png").stat().st_size > 0 and (docs / "results/adapt.png").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
 
@@ -12,7 +13,29 @@ PAPER = ("Paper reference (not a target): RM-Bench accuracy at 8B, GRAM-R² 85.7
 
 def _models_in_order(report: Path) -> list[tuple[str, float, dict]]:
     rep = json.loads(report.read_text())
-    return [(n, m["metrics"]["overall"]["accuracy"], m["metrics"]["overall"]) for n, m in rep["models"].items()]
+    return [(n, m["metrics"]["overall"]["accuracy"], dict(m["metrics"]["overall"], predictions=m.get("predictions")))
+            for n, m in rep["models"].items()]
+
+
+def correct_by_id(pred_dir: str | Path) -> dict[str, bool]:
+    """id → whether the model's verdict equals the gold label (a null verdict is wrong), from evaluate's shards."""
+    out = {}
+    for part in sorted(Path(pred_dir).glob("part-*.jsonl")):
+        for line in part.read_text().splitlines():
+            r = json.loads(line)
+            verdict = r.get("meta", {}).get("judgment", {}).get("label")
+            gold = r.get("label") or r.get("meta", {}).get("gold_label")
+            out[r["id"]] = verdict is not None and verdict == gold
+    return out
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Exact two-sided sign test (McNemar's exact test) on the discordant pairs of a paired comparison."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def _fmt(vals: list[float]) -> str:
@@ -39,6 +62,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     main: dict[str, list[float]] = {n: [] for n in names}
     parse: dict[str, list[float]] = {n: [] for n in names}
     pred_a: dict[str, list[float]] = {n: [] for n in names}
+    preds: dict[str, dict[int, str]] = {}            # row → seed → predictions directory
     iters: list[tuple[int, dict]] = []
     adapt: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -61,11 +85,15 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
                 parse[n].append(o["parse_rate"])
             if o.get("pred_A_rate") is not None:
                 pred_a[n].append(o["pred_A_rate"])
+            if o.get("predictions"):
+                preds.setdefault(n, {})[s] = o["predictions"]
         if (r / "eval-control/report.json").exists():
             for n, (_, _acc, o) in zip(controls, _models_in_order(r / "eval-control/report.json")):
                 for store, key in ((main, "accuracy"), (parse, "parse_rate"), (pred_a, "pred_A_rate")):
                     if o.get(key) is not None:
                         store.setdefault(n, []).append(o[key])
+                if o.get("predictions"):
+                    preds.setdefault(n, {})[s] = o["predictions"]
         if (r / "eval-adapt/report.json").exists():
             rows = _models_in_order(r / "eval-adapt/report.json")
             labels = ["(c3), no adaptation"] + [f"{size} examples, {init}" for size in args["adapt_sizes"]
@@ -92,6 +120,19 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
              "| model | accuracy | parse rate | pred-A rate |", "|---|---|---|---|"]
     for n in names + [c for c in controls if c in main]:
         lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} | {_fmt(pred_a.get(n, []))} |")
+    last = names[2 + args["iterations"]]
+    lines += ["", "### Paired comparisons (same test pairs, seeds pooled)", "",
+              "| comparison | first right, second wrong | first wrong, second right | sign test p (two-sided) |",
+              "|---|---|---|---|"]
+    for x, y in ((names[2], names[1]), (last, controls[-1]), (last, names[2]), (names[-1], last)):
+        w = lo = 0
+        for seed in sorted(set(preds.get(x, {})) & set(preds.get(y, {}))):
+            cx, cy = correct_by_id(preds[x][seed]), correct_by_id(preds[y][seed])
+            for i in cx.keys() & cy.keys():
+                w += cx[i] and not cy[i]
+                lo += cy[i] and not cx[i]
+        if w or lo:
+            lines.append(f"| {x} vs {y} | {w} | {lo} | {sign_test(w, lo):.3f} |")
     lines += ["", PAPER, "", "## Self-training iterations (c)", "",
               "Per seed and iteration: unlabeled pairs the RM labeled, precision of its pseudo-labels against the "
               "synthetic gold, pairs the filter kept and their precision, size of the merged training set.", "",

@@ -7,22 +7,30 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from replicate_report import write_report  # noqa: E402
+from replicate_report import sign_test, write_report  # noqa: E402
 
 ARGS = {"seeds": [0, 1], "iterations": 1, "adapt_sizes": [50], "rm_steps": 8}
 
 
-def _report(path: Path, accs: dict[str, float]) -> None:
+def _report(path: Path, accs: dict[str, float], right: dict[str, list[bool]] | None = None) -> None:
     path.mkdir(parents=True)
     models = {n: {"metrics": {"overall": {"accuracy": a, "parse_rate": 1.0, "pred_A_rate": 0.5}}}
               for n, a in accs.items()}
+    for n, oks in (right or {}).items():         # evaluate's prediction shards: gold A, verdict A when right
+        d = path / "predictions" / n
+        d.mkdir(parents=True)
+        rows = [{"id": f"p{i}", "label": "A", "meta": {"judgment": {"label": "A" if ok else "B"}}}
+                for i, ok in enumerate(oks)]
+        (d / "part-00000-of-00001.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        models[n]["predictions"] = str(d)
     (path / "report.json").write_text(json.dumps({"config": {}, "models": models}))
 
 
 def _seed(root: Path, s: int, shift: float) -> None:
     r = root / f"seed-{s}"
-    _report(r / "eval", {"backbone": 0.0, "b": 0.5 + shift, "c1": 0.6 + shift, "d": 0.7 + shift})
-    _report(r / "eval-a", {"a": 0.4 + shift})
+    _report(r / "eval", {"backbone": 0.0, "b": 0.5 + shift, "c1": 0.6 + shift, "d": 0.7 + shift},
+            {"b": [True, True, True, False]})
+    _report(r / "eval-a", {"a": 0.4 + shift}, {"a": [False, True, False, True]})
     _report(r / "eval-control", {"control-1": 0.55 + shift})
     _report(r / "eval-adapt", {"c3": 0.5, "from_c3_50": 0.55, "from_backbone_50": 0.45})
     (r / "st").mkdir()
@@ -45,6 +53,8 @@ def test_report_tables_come_from_the_runs(tmp_path):
     assert "| (c) + self-training iteration 1 | 65.0 (60.0, 70.0) |" in md
     assert "| (d) (c) + gold-rationale fine-tuning | 75.0 (70.0, 80.0) |" in md
     assert "| control: (b) + 1 × iter_steps on the labeled set only | 60.0 (55.0, 65.0) | 100.0 (100.0, 100.0) |" in md
+    # b vs a per seed: p0, p2 b only; p3 a only -> pooled over 2 seeds 4 vs 2
+    assert "| (b) reasoning, prover rationales vs (a) label objective (G-baseline) | 4 | 2 | 0.688 |" in md
     assert "| 0 | 1 | 10 | 60.0 | 4 | 75.0 | 20 | 0.250 |" in md
     assert "| 50 examples, LoRA from (c3) | 55.0 (55.0, 55.0) |" in md
     assert "| b:reasoning | 100, 101 |" in md
@@ -61,3 +71,10 @@ def test_report_skips_unfinished_seeds(tmp_path):
     write_report(out, [0, 1], docs, ARGS)
     md = (docs / "results.md").read_text()
     assert "Seeds: [0]" in md and "| (b) reasoning, prover rationales | 50.0 (50.0) |" in md
+
+
+def test_sign_test_exact_values():
+    assert sign_test(0, 0) == 1.0
+    assert sign_test(3, 3) == 1.0
+    assert sign_test(5, 0) == sign_test(0, 5) == 2 / 32
+    assert abs(sign_test(4, 2) - 2 * 22 / 64) < 1e-12

@@ -11,10 +11,10 @@ PAPER = ("Paper reference (not a target): RM-Bench accuracy at 8B, GRAM-R² 85.7
          "(arXiv 2509.02492).")
 
 
-def _models_in_order(report: Path) -> list[tuple[str, float, dict]]:
+def _models_in_order(report: Path) -> list[dict]:
+    """Each model's overall metrics in an evaluate report.json, in report order, with its predictions directory."""
     rep = json.loads(report.read_text())
-    return [(n, m["metrics"]["overall"]["accuracy"], dict(m["metrics"]["overall"], predictions=m.get("predictions")))
-            for n, m in rep["models"].items()]
+    return [dict(m["metrics"]["overall"], predictions=m.get("predictions")) for m in rep["models"].values()]
 
 
 def correct_by_id(pred_dir: str | Path) -> dict[str, bool]:
@@ -67,39 +67,36 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     adapt: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     used = []
+
+    def add(n: str, o: dict, seed: int) -> None:
+        """One model's metrics (and predictions) for row `n` of one seed; a missing report adds nothing."""
+        if o.get("accuracy") is None:
+            return
+        for store, key in ((main, "accuracy"), (parse, "parse_rate"), (pred_a, "pred_A_rate")):
+            if o.get(key) is not None:
+                store.setdefault(n, []).append(o[key])
+        if o.get("predictions"):
+            preds.setdefault(n, {})[seed] = o["predictions"]
+
     for s in seeds:
         r = out / f"seed-{s}"
         if not (r / "eval/report.json").exists():
             continue
         used.append(s)
         rows = _models_in_order(r / "eval/report.json")
-        if (r / "eval-a/report.json").exists():      # (a) is judged verdict-only, in its own report
-            rows.insert(1, _models_in_order(r / "eval-a/report.json")[0])
-        else:
-            rows.insert(1, ("a", None, {}))
-        for n, (_, acc, o) in zip(names, rows):
-            if acc is None:
-                continue
-            main[n].append(acc)
-            if o.get("parse_rate") is not None:
-                parse[n].append(o["parse_rate"])
-            if o.get("pred_A_rate") is not None:
-                pred_a[n].append(o["pred_A_rate"])
-            if o.get("predictions"):
-                preds.setdefault(n, {})[s] = o["predictions"]
+        # (a) is judged verdict-only, in its own report
+        rows.insert(1, _models_in_order(r / "eval-a/report.json")[0] if (r / "eval-a/report.json").exists() else {})
+        for n, o in zip(names, rows):
+            add(n, o, s)
         if (r / "eval-control/report.json").exists():
-            for n, (_, _acc, o) in zip(controls, _models_in_order(r / "eval-control/report.json")):
-                for store, key in ((main, "accuracy"), (parse, "parse_rate"), (pred_a, "pred_A_rate")):
-                    if o.get(key) is not None:
-                        store.setdefault(n, []).append(o[key])
-                if o.get("predictions"):
-                    preds.setdefault(n, {})[s] = o["predictions"]
+            for n, o in zip(controls, _models_in_order(r / "eval-control/report.json")):
+                add(n, o, s)
         if (r / "eval-adapt/report.json").exists():
             rows = _models_in_order(r / "eval-adapt/report.json")
             labels = ["(c3), no adaptation"] + [f"{size} examples, {init}" for size in args["adapt_sizes"]
                                                 for init in ("LoRA from (c3)", "full FT from backbone")]
-            for lab, (_, acc, _) in zip(labels, rows):
-                adapt.setdefault(lab, []).append(acc)
+            for lab, o in zip(labels, rows):
+                adapt.setdefault(lab, []).append(o["accuracy"])
         if (r / "st/summary.json").exists():
             rows = json.loads((r / "st/summary.json").read_text()).get("metrics", {}).get("iterations", [])
             iters += [(s, row) for row in rows]

@@ -108,7 +108,7 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
     texts = judge_prompts(engine.tokenizer, pairs, order_t, version)
     # A prompt that leaves no room for the reply in the model's context is not judged (hf would run past the
     # trained positions, vLLM would stop the run): its pair gets label None, reason "too_long_for_context".
-    ctx = getattr(engine, "context_length", None)
+    ctx = engine.context_length
     fits = [True] * len(texts)
     if ctx:
         lens = [len(x) for x in engine.tokenizer(texts, add_special_tokens=False)["input_ids"]]

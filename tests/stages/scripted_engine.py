@@ -28,6 +28,7 @@ class ScriptedEngine:
     A None verdict produces an unparseable reply. Records every call's prompts in `calls`."""
 
     name = "scripted"
+    context_length = None
 
     def __init__(self, decide):
         self.decide = decide
@@ -62,6 +63,18 @@ class ScriptedEngine:
 
     def score(self, prompts, continuations):
         raise NotImplementedError
+
+    def answer_probs(self, prompts, continuations):
+        """P(shown A), P(shown B) from `decide` (sample 0) for verdict-only judging."""
+        out = []
+        for p in prompts:
+            v, pa = self.decide(*self.parse(p), 0)
+            out.append(None if v not in ("A", "B") else ((pa, 1.0 - pa) if pa is not None else
+                                                          ((1.0, 0.0) if v == "A" else (0.0, 1.0))))
+        with self.lock:
+            self.calls.append(list(prompts))
+        self.samples += len(prompts)
+        return out
 
     def close(self):
         self.closed = True

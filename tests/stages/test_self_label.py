@@ -28,6 +28,8 @@ def reply(v: str | None, why: str = "checked the sum") -> str:
 class FakeJudge:
     """Scripted judge. `policy(first, second, sample_index)` → verdict for the shown order, or None."""
 
+    context_length = None
+
     def __init__(self, policy):
         self.tokenizer = SimpleNamespace(chat_template=None)
         self.policy = policy

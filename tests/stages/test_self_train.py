@@ -20,6 +20,8 @@ class FakeModel:
     """Answers judge prompts like a correct judge (the response saying 'right' wins) and prover prompts with
     a proof for the given label."""
 
+    context_length = None
+
     def __init__(self, path):
         self.path = path
         self.tokenizer = SimpleNamespace(chat_template=None)

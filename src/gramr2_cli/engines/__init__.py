@@ -36,8 +36,10 @@ class Generation:
 
 
 class Engine(Protocol):
+    """What every caller may use of an engine; nothing else is reached for (no `getattr` probing)."""
     name: str
-    tokenizer: object
+    tokenizer: object                   # a HF tokenizer (callers render prompts and count tokens with it)
+    context_length: int | None          # most tokens (prompt + reply) the model takes; None = unknown
 
     def generate(self, prompts: list[str], *, n: int = 1, temperature: float = 0.0, max_new_tokens: int = 128,
                  seed: int = 0, top_p: float = 1.0, answer_token_probs: bool = False) -> list[list[Generation]]:
@@ -48,7 +50,14 @@ class Engine(Protocol):
         """sum log p(continuation | prompt) per pair, teacher-forced."""
         ...
 
-    def close(self) -> None: ...
+    def answer_probs(self, prompts: list[str], continuations: list[str]) -> list[tuple[float, float] | None]:
+        """(P(A), P(B)) at the answer position of each forced continuation (`forced_answer_probs`); None where
+        the continuation has no `<answer>`."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (and drop it from `load_engine`'s cache); the engine is unusable after."""
+        ...
 
 
 ENGINE_NAMES = ("hf", "vllm")
@@ -211,7 +220,6 @@ def load_engine(model: str, gen_cfg, seed: int = 0) -> Engine:
             eng = VLLMEngine(path, dtype=dtype, seed=seed, kv_cache_gb=gen_cfg.kv_cache_gb,
                              tensor_parallel_size=gen_cfg.tensor_parallel_size,
                              gpu_memory_utilization=gen_cfg.gpu_memory_utilization)
-        eng._cache_key = key
         _LOADED[key] = eng
     elif name == "hf":
         eng.batch_size = gen_cfg.batch_size
@@ -220,8 +228,7 @@ def load_engine(model: str, gen_cfg, seed: int = 0) -> Engine:
 
 def forget(engine) -> None:
     """Drop `engine` from the load cache (called by each engine's `close()`)."""
-    key = getattr(engine, "_cache_key", None)
-    if key is not None and _LOADED.get(key) is engine:
+    for key in [k for k, e in _LOADED.items() if e is engine]:
         del _LOADED[key]
 
 

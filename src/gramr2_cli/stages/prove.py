@@ -172,7 +172,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
                         bar.advance(task)
                     out.flush()
         finally:
-            if own_engine and hasattr(engine, "close"):
+            if own_engine:
                 engine.close()
         if not out.to_stdout and out.part_path().exists():
             scores = [r["meta"]["proof"]["score"] for r in shards.read([out.part_path()])]

@@ -142,7 +142,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
                         bar.advance(task)
                     out.flush()
         finally:
-            if own_engine and hasattr(engine, "close"):
+            if own_engine:
                 engine.close()
         if not out.to_stdout:
             written = shards.read_all([out.part_path()]) if out.part_path().exists() else []

@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__, config, models
-from .commands import data, selftrain, training, use
+from .commands import data, plan, selftrain, training, use
 from .commands.common import STATE, SetOpt, command, err_console, set_threads
 
 app = typer.Typer(name="gramr2", no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,6 +25,7 @@ app.add_typer(data.app, name="data")
 training.register(app)
 selftrain.register(app)
 use.register(app)
+plan.register(app)
 
 model_app = typer.Typer(help="Model utilities: tiny test models, GGUF conversion.", no_args_is_help=True)
 config_app = typer.Typer(help="Recipe utilities.", no_args_is_help=True)

@@ -1,0 +1,413 @@
+"""plan: what a run will cost, from its recipe and data, without loading a model's weights (`gramr2 plan`).
+
+For a training stage it builds the examples exactly as the trainer does (`train.objectives.build_dataset`,
+same skips) with the model's real tokenizer when the model is a local directory (only the tokenizer files and
+`config.json` are read), else with a characters/4 estimate, and reports:
+
+- examples used and skipped (by reason, `too_long` = longer than `train.max_length`), tokens per epoch;
+- optimizer steps by the HF Trainer's own formula (`optimizer_steps`), tokens processed;
+- training FLOPs ≈ 6·N·tokens (Kaplan et al. 2020; attention's sequence-quadratic term left out), GPU-hours at a
+  stated model-FLOPs utilisation (`--mfu`, default 40%: ours, a typical dense-transformer SFT figure) on a
+  stated GPU (`GPUS`: NVIDIA datasheet dense bf16 peaks);
+- per-GPU memory for weights + gradients + AdamW state under ZeRO stage 0-3 / FSDP (`state_memory`).
+
+For a generating stage (prove, self-label, evaluate, rank) it counts prompts, samples and an upper bound on
+generated tokens (every sample running to its `max_new_tokens`). `self-train` plans each iteration.
+N comes from the model's safetensors headers (exact), else its `config.json`, else `KNOWN_MODELS` (offline).
+Warnings name problems: examples that will be skipped, memory over the GPU, prompts longer than the context.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import models, shards
+from .errors import GramrError
+from .judge import ORDERS
+from .train import objectives
+
+GIB = 2 ** 30
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    bf16_tflops: float      # dense (no sparsity) bf16 tensor-core peak, NVIDIA datasheet
+    memory_gib: float       # usable memory as nvidia-smi reports it, rounded
+
+
+GPUS = {
+    "a100": GPU("NVIDIA A100 SXM 80GB", 312.0, 80.0),
+    "a100-40gb": GPU("NVIDIA A100 SXM 40GB", 312.0, 40.0),
+    "h100": GPU("NVIDIA H100 SXM 80GB", 989.0, 79.6),
+    "h200": GPU("NVIDIA H200 SXM 141GB", 989.0, 140.4),
+}
+ZERO = ("0", "1", "2", "3", "fsdp")
+
+_LLAMA_8B = {"model_type": "llama", "vocab_size": 128256, "hidden_size": 4096, "intermediate_size": 14336,
+             "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+             "tie_word_embeddings": False, "max_position_embeddings": 131072}
+_LLAMA_3B = {"model_type": "llama", "vocab_size": 128256, "hidden_size": 3072, "intermediate_size": 8192,
+             "num_hidden_layers": 28, "num_attention_heads": 24, "num_key_value_heads": 8, "head_dim": 128,
+             "tie_word_embeddings": True, "max_position_embeddings": 131072}
+# The published config.json of each model (the fields the parameter count needs), for planning offline.
+KNOWN_MODELS = {
+    "meta-llama/Llama-3.1-8B-Instruct": _LLAMA_8B,
+    "wangclnlp/GRAM-RR-LLaMA-3.1-8B-RewardModel": _LLAMA_8B,
+    "meta-llama/Llama-3.2-3B-Instruct": _LLAMA_3B,
+    "wangclnlp/GRAM-RR-LLaMA-3.2-3B-RewardModel": _LLAMA_3B,
+    "Qwen/Qwen3-14B": {"model_type": "qwen3", "vocab_size": 151936, "hidden_size": 5120,
+                       "intermediate_size": 17408, "num_hidden_layers": 40, "num_attention_heads": 40,
+                       "num_key_value_heads": 8, "head_dim": 128, "tie_word_embeddings": False,
+                       "max_position_embeddings": 40960},
+    "embedded:smollm2-135m": {"model_type": "llama", "vocab_size": 49152, "hidden_size": 576,
+                              "intermediate_size": 1536, "num_hidden_layers": 30, "num_attention_heads": 9,
+                              "num_key_value_heads": 3, "tie_word_embeddings": True,
+                              "max_position_embeddings": 8192},
+}
+_DECODERS = ("llama", "mistral", "qwen2", "qwen3")
+
+
+# ---------------------------------------------------------------- model facts (no weights loaded)
+
+def param_count(cfg: dict) -> int:
+    """Parameters of a LLaMA-style decoder from its config: embeddings (+ an untied LM head), per layer the
+    q/k/v/o projections (GQA), qwen2's q/k/v biases, qwen3's per-head q/k RMSNorms, the gated MLP (3 matrices)
+    and 2 RMSNorms, then the final norm. Raises GramrError for another architecture."""
+    if cfg.get("model_type") not in _DECODERS:
+        raise GramrError(f"plan: cannot count the parameters of model_type {cfg.get('model_type')!r} from "
+                         f"config.json; supported: {', '.join(_DECODERS)} (or a directory with safetensors)")
+    h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    hd = cfg.get("head_dim") or h // heads
+    kv = cfg.get("num_key_value_heads") or heads
+    attn = 2 * h * heads * hd + 2 * h * kv * hd
+    if cfg["model_type"] == "qwen2" or cfg.get("attention_bias"):
+        attn += (heads + 2 * kv) * hd
+    if cfg["model_type"] == "qwen3":
+        attn += 2 * hd
+    layer = attn + 3 * h * cfg["intermediate_size"] + 2 * h
+    embed = cfg["vocab_size"] * h
+    return embed * (1 if cfg.get("tie_word_embeddings", True) else 2) + cfg["num_hidden_layers"] * layer + h
+
+
+def lora_param_count(cfg: dict, r: int, targets: list[str]) -> int:
+    """Trainable LoRA parameters: r·(in + out) per targeted projection per layer (q/k/v/o and the MLP's
+    gate/up/down; other names are not counted)."""
+    h, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    hd = cfg.get("head_dim") or h // heads
+    kv = cfg.get("num_key_value_heads") or heads
+    inter = cfg["intermediate_size"]
+    shape = {"q_proj": (h, heads * hd), "k_proj": (h, kv * hd), "v_proj": (h, kv * hd), "o_proj": (heads * hd, h),
+             "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
+    return cfg["num_hidden_layers"] * sum(r * sum(shape[t]) for t in targets if t in shape)
+
+
+def safetensors_params(model_dir: Path) -> int | None:
+    """Exact parameter count from the safetensors headers (8-byte length + JSON; no tensor is read)."""
+    files = sorted(model_dir.glob("model*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(n))
+        total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
+    return total
+
+
+@dataclass
+class ModelFacts:
+    spec: str
+    config: dict
+    params: int
+    params_source: str          # safetensors | config.json | known table
+    tokenizer: object | None    # the real tokenizer when the model is local, else None (chars/4 estimate)
+
+
+def model_facts(spec: str) -> ModelFacts:
+    """Size and tokenizer of a model spec without loading weights (an embedded model is used only if it was
+    converted already). Raises GramrError for a model neither local nor in KNOWN_MODELS."""
+    s = str(spec)
+    local = models.cache_dir() / "models" / s.split(":", 1)[1] if s.startswith("embedded:") else Path(s).expanduser()
+    if (local / "config.json").exists():
+        cfg = json.loads((local / "config.json").read_text())
+        exact = safetensors_params(local)
+        tok = models.load_tokenizer(str(local)) if (local / "tokenizer_config.json").exists() else None
+        return ModelFacts(s, cfg, exact if exact is not None else param_count(cfg),
+                          "safetensors" if exact is not None else "config.json", tok)
+    if s in KNOWN_MODELS:
+        return ModelFacts(s, KNOWN_MODELS[s], param_count(KNOWN_MODELS[s]), "known table", None)
+    raise GramrError(f"plan: model {s!r} is not a local directory and not in the known-size table",
+                     hint=f"plan with --model set to one of {', '.join(KNOWN_MODELS)} or a local HF directory")
+
+
+# ---------------------------------------------------------------- counting
+
+class CharTokenizer:
+    """Stand-in tokenizer when the real one is not available: one id per character (so the builders' prefix
+    check holds); the caller divides lengths by 4 (≈ 4 characters per token for English text)."""
+    eos_token = ""
+    chat_template = None
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+        return {"input_ids": [0] * len(text)}
+
+
+CHARS_PER_TOKEN = 4
+
+
+def count_examples(tok, recs, objective: str, max_length: int, prompt: str) -> dict:
+    """Examples of `objective` built as the trainer builds them: used, skipped by reason, lengths (tokens).
+    With `tok=None` lengths are characters/4 and the chat template is left out (estimate)."""
+    exact = tok is not None
+    scale = 1 if exact else CHARS_PER_TOKEN
+    rows, skipped, notes = objectives.build_dataset(tok or CharTokenizer(), recs, objective, max_length * scale,
+                                                    prompt)
+    lengths = [math.ceil(len(r["input_ids"]) / scale) for r in rows]
+    return {"used": len(rows), "skipped": dict(skipped), "notes": dict(notes), "lengths": lengths, "exact": exact}
+
+
+def optimizer_steps(n: int, batch_size: int, grad_accum: int, world: int, epochs: float, max_steps: int) -> dict:
+    """The HF Trainer's schedule (transformers `set_initial_training_values`): micro-batches per rank =
+    ceil(ceil(n / batch_size) / world) (accelerate's even batches), steps per epoch = ceil(that / grad_accum),
+    total = max_steps when > 0, else ceil(epochs × steps per epoch)."""
+    per_rank = math.ceil(math.ceil(n / batch_size) / world)
+    per_epoch = max(math.ceil(per_rank / grad_accum), 1)
+    steps = max_steps if max_steps > 0 else math.ceil(epochs * per_epoch)
+    return {"global_batch": batch_size * grad_accum * world, "micro_batches_per_rank": per_rank,
+            "steps_per_epoch": per_epoch, "steps": steps, "epochs": round(steps / per_epoch, 4)}
+
+
+def tokens_processed(lengths: list[int], sched: dict, batch_size: int, grad_accum: int, world: int
+                     ) -> tuple[int, bool]:
+    """(non-padding tokens the run feeds, exact?). Whole epochs are exact; a partial epoch (max_steps, or a
+    fractional `epochs`) is its share of micro-batches at the mean example length."""
+    full, rest = divmod(sched["steps"], sched["steps_per_epoch"])
+    total = sum(lengths)
+    if rest == 0:
+        return full * total, True
+    micro = min(rest * grad_accum, sched["micro_batches_per_rank"])
+    examples = min(micro * batch_size * world, len(lengths))
+    return full * total + round(examples * total / max(len(lengths), 1)), False
+
+
+def state_memory(params: int, trainable: int, gpus: int, zero: str) -> dict:
+    """Per-GPU bytes of weights, gradients and AdamW state (activations not included).
+
+    Per trainable parameter, mixed-precision AdamW as in the ZeRO paper (Rajbhandari et al. 2020): 2 bytes of
+    bf16 weights + 2 of gradients + 12 of optimizer state (fp32 master weights, m, v) = 16. Frozen (LoRA base)
+    weights: 4 bytes (our trainer loads fp32 weights). Stage 1 shards the optimizer state over the GPUs,
+    stage 2 also the gradients, stage 3 and FSDP (full shard) everything."""
+    if zero not in ZERO:
+        raise GramrError(f"--zero: unknown {zero!r}; choose from {', '.join(ZERO)}")
+    stage = 3 if zero == "fsdp" else int(zero)
+    frozen = params - trainable
+    w, g, o = 2.0 * trainable + 4.0 * frozen, 2.0 * trainable, 12.0 * trainable
+    o /= gpus if stage >= 1 else 1
+    g /= gpus if stage >= 2 else 1
+    w /= gpus if stage >= 3 else 1
+    return {"weights_gib": w / GIB, "gradients_gib": g / GIB, "optimizer_gib": o / GIB,
+            "total_gib": (w + g + o) / GIB}
+
+
+def prompt_lengths(tok, texts: list[str]) -> list[int]:
+    """Token counts of rendered prompts (characters/4 without a tokenizer)."""
+    if tok is None:
+        return [math.ceil(len(t) / CHARS_PER_TOKEN) for t in texts]
+    return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+
+
+def generation(stage: str, cfg, recs: list[dict], tok, context: int | None) -> dict:
+    """Prompts, samples and a generated-token upper bound of one generating stage over `recs`.
+
+    prove: one prompt per labeled pair, `prove.k` samples, then 2·k scored sequences (Eq. 5's two contexts);
+    self-label / evaluate / rank: one prompt per pair and order, `samples` / `votes` samples each."""
+    from . import judge
+    from .stages.prove import prover_prompts
+    tk = tok or CharTokenizer()
+    if stage == "prove":
+        recs = [r for r in recs if r["label"] is not None]
+        texts = [prover_prompts(tk, r)[0] for r in recs]
+        n, max_new, scored = cfg.prove.k, cfg.prove.max_new_tokens, 2 * cfg.prove.k * len(recs)
+    else:
+        section = {"self-label": cfg.self_label, "evaluate": cfg.evaluate, "rank": cfg.rank}[stage]
+        orders = ORDERS[section.orders]
+        n = getattr(section, "samples", None) or getattr(section, "votes")
+        max_new, scored = cfg.generate.max_new_tokens, 0
+        texts = judge.judge_prompts(tk, recs, orders, cfg.prompt) if recs else []
+    lens = prompt_lengths(tok, texts)
+    too_long = sum(1 for x in lens if context and x + max_new > context)
+    return {"stage": stage, "prompts": len(texts), "samples_per_prompt": n, "samples": len(texts) * n,
+            "max_new_tokens": max_new, "prompt_tokens": sum(lens), "max_generated_tokens": len(texts) * n * max_new,
+            "scored_sequences": scored, "prompts_over_context": too_long, "context": context}
+
+
+def training(cfg, facts: ModelFacts, recs: list[dict], hw: dict) -> dict:
+    """Examples, steps, tokens, FLOPs, GPU-hours and per-GPU state memory of one training run on `recs`."""
+    t = cfg.train
+    counts = count_examples(facts.tokenizer, recs, t.objective, t.max_length, cfg.prompt)
+    sched = optimizer_steps(counts["used"], t.batch_size, t.grad_accum, hw["gpus"], t.epochs, t.max_steps)
+    tokens, exact = tokens_processed(counts["lengths"], sched, t.batch_size, t.grad_accum, hw["gpus"])
+    trainable = (lora_param_count(facts.config, t.lora.r, list(t.lora.target_modules)) if t.lora.enabled
+                 else facts.params)
+    per_token = 4 if t.lora.enabled else 6    # LoRA: no weight-gradient matmuls for frozen weights (ours)
+    flops = per_token * facts.params * tokens
+    gpu = GPUS[hw["gpu"]]
+    gpu_hours = flops / (gpu.bf16_tflops * 1e12 * hw["mfu"]) / 3600
+    lengths = counts.pop("lengths")
+    return {**counts, "records": len(recs), "tokens_per_epoch": sum(lengths),
+            "max_example_tokens": max(lengths, default=0),
+            "mean_example_tokens": round(sum(lengths) / len(lengths), 1) if lengths else 0,
+            **sched, "tokens": tokens, "tokens_exact": exact, "trainable_params": trainable,
+            "flops": float(flops), "flops_per_token_factor": per_token, "gpu_hours": round(gpu_hours, 3),
+            "wall_hours": round(gpu_hours / hw["gpus"], 3),
+            "memory": {k: round(v, 2) for k, v in state_memory(facts.params, trainable, hw["gpus"],
+                                                               hw["zero"]).items()}}
+
+
+def warnings_for(cfg, facts: ModelFacts, tr: dict | None, gens: list[dict], hw: dict) -> list[str]:
+    """Problems worth a line each, named with the key to change."""
+    out = []
+    if facts.tokenizer is None:
+        out.append(f"token counts are estimates (characters/4, chat template left out): no local tokenizer "
+                   f"for {facts.spec}")
+    if tr:
+        n_in = tr["used"] + sum(tr["skipped"].values())
+        if tr["skipped"].get("too_long"):
+            out.append(f"{tr['skipped']['too_long']} of {n_in} examples exceed train.max_length "
+                       f"{cfg.train.max_length} and will be skipped")
+        if tr["notes"].get("answer_only"):
+            out.append(f"{tr['notes']['answer_only']} examples have no rationale and train the answer only")
+        gpu = GPUS[hw["gpu"]]
+        if tr["memory"]["total_gib"] > gpu.memory_gib:
+            out.append(f"weights + gradients + optimizer state need {tr['memory']['total_gib']:.1f} GiB per GPU, "
+                       f"over the {gpu.name}'s {gpu.memory_gib:g} GiB: raise --gpus, use --zero 3 or LoRA")
+        elif tr["memory"]["total_gib"] > 0.8 * gpu.memory_gib:
+            out.append(f"weights + gradients + optimizer state use {tr['memory']['total_gib']:.1f} of "
+                       f"{gpu.memory_gib:g} GiB per GPU, leaving little room for activations")
+        if cfg.train.lora.enabled:
+            out.append(f"LoRA: {tr['trainable_params']:,} of {facts.params:,} parameters train "
+                       f"({100 * tr['trainable_params'] / facts.params:.2f}%)")
+        if cfg.train.precision == "fp32" and facts.params > 1e9:
+            out.append("train.precision fp32 on a >1B model: use bf16 (or auto) on GPUs")
+        if not tr["used"]:
+            out.append("no usable training example: the run would stop with an error")
+    for g in gens:
+        if g["prompts_over_context"]:
+            out.append(f"{g['stage']}: {g['prompts_over_context']} of {g['prompts']} prompts + max_new_tokens "
+                       f"{g['max_new_tokens']} exceed the model's context {g['context']} and will not be judged")
+    return out
+
+
+TRAINING = ("prover-train", "pretrain", "finetune", "adapt")
+GENERATING = ("prove", "self-label", "evaluate", "rank")
+STAGES = (*TRAINING, *GENERATING, "self-train")
+
+
+def infer_stage(recipe: Path | str) -> str:
+    """The stage a recipe is for, from its own top-level sections (not `extends`): self_train → self-train,
+    train (objective prover → prover-train) → pretrain, else the first generating section present."""
+    import yaml
+    try:
+        data = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise GramrError(f"{recipe}: cannot read recipe ({type(e).__name__})") from None
+    if "self_train" in data:
+        return "self-train"
+    if "train" in data:
+        return "prover-train" if (data["train"] or {}).get("objective") == "prover" else "pretrain"
+    for key, stage in (("prove", "prove"), ("self_label", "self-label"), ("evaluate", "evaluate"),
+                       ("rank", "rank")):
+        if key in data:
+            return stage
+    raise GramrError(f"{recipe}: cannot tell which stage it is for", hint=f"pass --stage ({', '.join(STAGES)})")
+
+
+def scaled(recs: list[dict], n: int | None) -> list[dict]:
+    """`recs` repeated/cut to `n` records (--examples: DATA is a sample of a larger set), else as they are."""
+    if n is None:
+        return recs
+    if not recs:
+        raise GramrError("--examples scales the given data: pass DATA (a sample of it)")
+    return [recs[i % len(recs)] for i in range(n)]
+
+
+def upper_bound_kept(recs: list[dict], max_new: int) -> list[dict]:
+    """Self-train's kept pairs at their largest: every pair labeled, with a rationale of `max_new` words."""
+    filler = " ".join(["x"] * max_new)
+    return [dict(r, label="A", rationale=filler) for r in recs]
+
+
+def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], hw: dict) -> tuple[list[dict], list[str]]:
+    """Per iteration: self-label and prove on its batch of `unlabeled`, then pretrain on `self_train.train_data`
+    plus every batch so far, counted as if the filter kept every pair (an upper bound)."""
+    st, notes = cfg.self_train, []
+    paths = [p for p in st.train_data if Path(p).exists()]
+    if len(paths) != len(st.train_data):
+        notes.append(f"self_train.train_data not found ({', '.join(set(st.train_data) - set(paths))}): "
+                     "training counts cover the self-labeled pairs only")
+    base = shards.read_all(paths, skipped=Counter()) if paths else []
+    per = math.ceil(len(unlabeled) / st.iterations)
+    kept = upper_bound_kept(unlabeled, cfg.prove.max_new_tokens)
+    ctx = facts.config.get("max_position_embeddings")
+    out = []
+    for i in range(st.iterations):
+        batch = unlabeled[i * per:(i + 1) * per]
+        gens = [generation("self-label", cfg, batch, facts.tokenizer, ctx),
+                generation("prove", cfg, upper_bound_kept(batch, 0), facts.tokenizer, ctx)]
+        out.append({"iteration": i + 1, "generation": gens,
+                    "training": training(cfg, facts, base + kept[:(i + 1) * per], hw)})
+    return out, notes
+
+
+def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu: float = 0.4, zero: str = "3",
+        examples: int | None = None, recipe: str = "", records: list[dict] | None = None) -> dict:
+    """The plan of running `stage` with `cfg` on `inputs` (or on in-memory `records`; see the module docstring),
+    as a JSON-ready dict: model, hardware, training, generation, iterations, warnings. Raises GramrError for an
+    unknown stage/GPU/ZeRO setting, gpus < 1, mfu outside (0, 1], or a model of unknown size."""
+    if stage not in STAGES:
+        raise GramrError(f"--stage: unknown {stage!r}; choose from {', '.join(STAGES)}")
+    if gpu not in GPUS:
+        raise GramrError(f"--gpu: unknown {gpu!r}; choose from {', '.join(GPUS)}")
+    if gpus < 1 or not 0.0 < mfu <= 1.0:
+        raise GramrError(f"--gpus must be >= 1 and --mfu in (0, 1], got {gpus} and {mfu}")
+    if zero not in ZERO:
+        raise GramrError(f"--zero: unknown {zero!r}; choose from {', '.join(ZERO)}")
+    hw = {"gpu": gpu, "gpus": gpus, "mfu": mfu, "zero": zero}
+    init = cfg.train.init if stage in TRAINING and cfg.train.init not in ("backbone", "continue") else None
+    spec = cfg.prove.prover if stage == "prove" else (init or cfg.model)
+    facts = model_facts(spec)
+    inputs = inputs or (list(cfg.self_train.unlabeled) if stage == "self-train" and records is None else [])
+    if records is None:
+        records = shards.read_all(inputs, skipped=Counter()) if inputs else []
+    recs = scaled(records, examples)
+    if not recs and stage != "self-train":
+        raise GramrError(f"plan: {stage} needs DATA (the records it will read)")
+    ctx = facts.config.get("max_position_embeddings")
+    tr, gens, iterations, notes = None, [], [], []
+    if stage in TRAINING:
+        tr = training(cfg, facts, recs, hw)
+    elif stage == "self-train":
+        iterations, notes = self_train(cfg, facts, recs, hw)
+    else:
+        gens = [generation(stage, cfg, recs, facts.tokenizer, ctx)]
+    warns = warnings_for(cfg, facts, tr, gens, hw) + notes
+    for it in iterations:
+        warns += [f"iteration {it['iteration']}: {w}" for w in
+                  warnings_for(cfg, facts, it["training"], it["generation"], hw)[1 if facts.tokenizer is None else 0:]]
+    return {"recipe": str(recipe), "stage": stage,
+            "model": {"spec": facts.spec, "params": facts.params, "params_source": facts.params_source,
+                      "tokens": "tokenizer" if facts.tokenizer is not None else "estimate (characters/4)",
+                      "context": ctx},
+            "hardware": {**hw, "gpu_name": GPUS[gpu].name, "bf16_tflops": GPUS[gpu].bf16_tflops,
+                         "memory_gib": GPUS[gpu].memory_gib},
+            "records": len(recs), "training": tr, "generation": gens, "iterations": iterations,
+            "total_gpu_hours": round((tr or {}).get("gpu_hours", 0.0)
+                                     + sum(it["training"]["gpu_hours"] for it in iterations), 3),
+            "warnings": warns}

@@ -238,7 +238,7 @@ def generation(stage: str, cfg, recs: list[dict], tok, context: int | None) -> d
     else:
         section = {"self-label": cfg.self_label, "evaluate": cfg.evaluate, "rank": cfg.rank}[stage]
         orders = ORDERS[section.orders]
-        n = getattr(section, "samples", None) or getattr(section, "votes")
+        n = section.samples if stage == "self-label" else section.votes
         max_new, scored = cfg.generate.max_new_tokens, 0
         texts = judge.judge_prompts(tk, recs, orders, cfg.prompt) if recs else []
     lens = prompt_lengths(tok, texts)

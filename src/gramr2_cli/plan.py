@@ -280,10 +280,10 @@ def warnings_for(cfg, facts: ModelFacts, tr: dict | None, gens: list[dict], hw: 
     if tr:
         n_in = tr["used"] + sum(tr["skipped"].values())
         if tr["skipped"].get("too_long"):
-            out.append(f"{tr['skipped']['too_long']} of {n_in} examples exceed train.max_length "
+            out.append(f"{tr['skipped']['too_long']:,} of {n_in:,} examples exceed train.max_length "
                        f"{cfg.train.max_length} and will be skipped")
         if tr["notes"].get("answer_only"):
-            out.append(f"{tr['notes']['answer_only']} examples have no rationale and train the answer only")
+            out.append(f"{tr['notes']['answer_only']:,} examples have no rationale and train the answer only")
         gpu = GPUS[hw["gpu"]]
         if tr["memory"]["total_gib"] > gpu.memory_gib:
             out.append(f"weights + gradients + optimizer state need {tr['memory']['total_gib']:.1f} GiB per GPU, "
@@ -300,7 +300,7 @@ def warnings_for(cfg, facts: ModelFacts, tr: dict | None, gens: list[dict], hw: 
             out.append("no usable training example: the run would stop with an error")
     for g in gens:
         if g["prompts_over_context"]:
-            out.append(f"{g['stage']}: {g['prompts_over_context']} of {g['prompts']} prompts + max_new_tokens "
+            out.append(f"{g['stage']}: {g['prompts_over_context']:,} of {g['prompts']:,} prompts + max_new_tokens "
                        f"{g['max_new_tokens']} exceed the model's context {g['context']} and will not be judged")
     return out
 
@@ -338,10 +338,11 @@ def scaled(recs: list[dict], n: int | None) -> list[dict]:
     return [recs[i % len(recs)] for i in range(n)]
 
 
-def upper_bound_kept(recs: list[dict], max_new: int) -> list[dict]:
-    """Self-train's kept pairs at their largest: every pair labeled, with a rationale of `max_new` words."""
-    filler = " ".join(["x"] * max_new)
-    return [dict(r, label="A", rationale=filler) for r in recs]
+def with_rationale(recs: list[dict], tokens: int, tok, label_all: bool = False) -> list[dict]:
+    """Records as a later stage will hand them to training: those without a rationale get one of about `tokens`
+    tokens (`prove` adds at most prove.max_new_tokens), and with `label_all` every pair a label."""
+    filler = " ".join(["x"] * tokens) if tok is not None else "x" * (tokens * CHARS_PER_TOKEN)
+    return [dict(r, label="A" if label_all else r["label"], rationale=r.get("rationale") or filler) for r in recs]
 
 
 def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], hw: dict) -> tuple[list[dict], list[str]]:
@@ -354,22 +355,24 @@ def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], hw: dict) -> tuple
                      "training counts cover the self-labeled pairs only")
     base = shards.read_all(paths, skipped=Counter()) if paths else []
     per = math.ceil(len(unlabeled) / st.iterations)
-    kept = upper_bound_kept(unlabeled, cfg.prove.max_new_tokens)
+    kept = with_rationale(unlabeled, cfg.prove.max_new_tokens, facts.tokenizer, label_all=True)
     ctx = facts.config.get("max_position_embeddings")
     out = []
     for i in range(st.iterations):
         batch = unlabeled[i * per:(i + 1) * per]
         gens = [generation("self-label", cfg, batch, facts.tokenizer, ctx),
-                generation("prove", cfg, upper_bound_kept(batch, 0), facts.tokenizer, ctx)]
+                generation("prove", cfg, with_rationale(batch, 0, None, label_all=True), facts.tokenizer, ctx)]
         out.append({"iteration": i + 1, "generation": gens,
                     "training": training(cfg, facts, base + kept[:(i + 1) * per], hw)})
     return out, notes
 
 
 def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu: float = 0.4, zero: str = "3",
-        examples: int | None = None, recipe: str = "", records: list[dict] | None = None) -> dict:
+        examples: int | None = None, recipe: str = "", records: list[dict] | None = None,
+        rationale_tokens: int | None = None) -> dict:
     """The plan of running `stage` with `cfg` on `inputs` (or on in-memory `records`; see the module docstring),
-    as a JSON-ready dict: model, hardware, training, generation, iterations, warnings. Raises GramrError for an
+    as a JSON-ready dict: model, hardware, training, generation, iterations, warnings. `rationale_tokens` plans a
+    training stage as if pairs without a rationale had one that long (before `prove` has run). Raises GramrError for an
     unknown stage/GPU/ZeRO setting, gpus < 1, mfu outside (0, 1], or a model of unknown size."""
     if stage not in STAGES:
         raise GramrError(f"--stage: unknown {stage!r}; choose from {', '.join(STAGES)}")
@@ -392,6 +395,10 @@ def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu:
     ctx = facts.config.get("max_position_embeddings")
     tr, gens, iterations, notes = None, [], [], []
     if stage in TRAINING:
+        if rationale_tokens is not None:
+            notes.append(f"pairs without a rationale are planned with one of {rationale_tokens} tokens "
+                         f"(--rationale-tokens)")
+            recs = with_rationale(recs, rationale_tokens, facts.tokenizer)
         tr = training(cfg, facts, recs, hw)
     elif stage == "self-train":
         iterations, notes = self_train(cfg, facts, recs, hw)

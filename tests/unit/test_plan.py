@@ -148,3 +148,15 @@ def test_cli_json_and_one_line_errors(tmp_path):
     assert (p["stage"], p["model"]["params"], p["training"]["used"]) == ("pretrain", LLAMA_8B, 2)
     bad = CliRunner().invoke(app, ["plan", "recipes/pretrain.yaml", str(data), "--gpu", "v100"])
     assert bad.exit_code == 1 and "error: --gpu: unknown 'v100'; choose from a100, a100-40gb, h100, h200" in bad.output
+
+
+def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
+    cfg = config.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000"])
+    rec = records.new_pair("q", "x", "y", "A", None, source="test")
+    bare = plan.run(cfg, "pretrain", [], records=[rec])["training"]
+    p = plan.run(cfg, "pretrain", [], records=[rec], rationale_tokens=300)
+    built = objectives.build_reasoning(plan.CharTokenizer(), dict(rec, rationale="x" * 1200), "gramr2-v1")
+    assert p["training"]["tokens_per_epoch"] == math.ceil(len(built.input_ids) / 4)
+    assert p["training"]["tokens_per_epoch"] - bare["tokens_per_epoch"] == 305   # 300 + <think> tags, by hand
+    assert p["training"]["notes"] == {} and bare["notes"] == {"answer_only": 1}
+    assert p["warnings"][-1] == "pairs without a rationale are planned with one of 300 tokens (--rationale-tokens)"

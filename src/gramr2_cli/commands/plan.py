@@ -25,11 +25,11 @@ def _training_rows(t: Table, tr: dict, prefix: str = "") -> None:
             ("tokens per epoch (mean, max)", f"{tr['tokens_per_epoch']:,} ({tr['mean_example_tokens']:g}, "
                                              f"{tr['max_example_tokens']:,})"),
             ("global batch", f"{tr['global_batch']:,}"),
-            ("optimizer steps (per epoch)", f"{tr['steps']:,} ({tr['steps_per_epoch']:,}), {tr['epochs']:g} epochs"),
+            ("optimizer steps (per epoch)", f"{tr['steps']:,} ({tr['steps_per_epoch']:,}), {tr['epochs']:g} epoch(s)"),
             ("tokens processed", f"{tr['tokens']:,}" + ("" if tr["tokens_exact"] else " (partial epoch: estimate)")),
             ("trainable parameters", f"{tr['trainable_params']:,}"),
             (f"training FLOPs ({tr['flops_per_token_factor']}·N·tokens)", f"{tr['flops']:.3e}"),
-            ("GPU-hours (wall hours)", f"{tr['gpu_hours']:,.2f} ({tr['wall_hours']:,.2f})"),
+            ("GPU-hours (wall hours)", f"{tr['gpu_hours']:,.3g} ({tr['wall_hours']:,.3g})"),
             ("per-GPU weights + grads + optimizer", f"{_gib(mem['weights_gib'])} + {_gib(mem['gradients_gib'])} + "
                                                     f"{_gib(mem['optimizer_gib'])} = {_gib(mem['total_gib'])}")]
     for k, v in rows:
@@ -89,6 +89,9 @@ def register(app: typer.Typer) -> None:
                                                                   "sharding).")] = "3",
                  examples: Annotated[Optional[int], typer.Option("--examples", help="Plan for this many "
                                                                   "records, DATA being a sample of them.")] = None,
+                 rationale_tokens: Annotated[Optional[int], typer.Option(
+                     "--rationale-tokens", help="Training stages: plan pairs without a rationale as if they had "
+                                                "one of this many tokens (what prove will add).")] = None,
                  as_json: Annotated[bool, typer.Option("--json", help="Also print the plan as JSON on "
                                                                       "stdout.")] = False) -> None:
         """Dry run: tokens, steps, FLOPs, GPU-hours, per-GPU memory and generation counts — no model loaded.
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
         stage = stage or plan.infer_stage(recipe)
         cfg = config.load(recipe, override, model=model, prove__prover=model if stage == "prove" else None)
         p = plan.run(cfg, stage, list(inputs or []), gpus=gpus, gpu=gpu, mfu=mfu,
-                     zero=zero, examples=examples, recipe=str(recipe))
+                     zero=zero, examples=examples, recipe=str(recipe), rationale_tokens=rationale_tokens)
         show_plan(p)
         if as_json:
             typer.echo(json.dumps(p, indent=2))

@@ -157,6 +157,6 @@ def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
     p = plan.run(cfg, "pretrain", [], records=[rec], rationale_tokens=300)
     built = objectives.build_reasoning(plan.CharTokenizer(), dict(rec, rationale="x" * 1200), "gramr2-v1")
     assert p["training"]["tokens_per_epoch"] == math.ceil(len(built.input_ids) / 4)
-    assert p["training"]["tokens_per_epoch"] - bare["tokens_per_epoch"] == 305   # 300 + <think> tags, by hand
+    assert p["training"]["tokens_per_epoch"] - bare["tokens_per_epoch"] == 305   # ceil((1200 + 18 chars of <think> tags) / 4) more
     assert p["training"]["notes"] == {} and bare["notes"] == {"answer_only": 1}
     assert p["warnings"][-1] == "pairs without a rationale are planned with one of 300 tokens (--rationale-tokens)"

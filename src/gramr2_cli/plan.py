@@ -26,9 +26,10 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import models, shards
+from . import judge, models, shards
 from .errors import GramrError
 from .judge import ORDERS
+from .stages.prove import prover_prompts
 from .train import objectives
 
 GIB = 2 ** 30
@@ -162,15 +163,23 @@ class CharTokenizer:
 CHARS_PER_TOKEN = 4
 
 
-def count_examples(tok, recs, objective: str, max_length: int, prompt: str) -> dict:
+def count_examples(tok, groups: list[tuple[list[dict], float]], objective: str, max_length: int, prompt: str
+                   ) -> dict:
     """Examples of `objective` built as the trainer builds them: used, skipped by reason, lengths (tokens).
+    Each group is (records, scale): a sample counted once and its counts multiplied by `scale` (--examples).
     With `tok=None` lengths are characters/4 and the chat template is left out (estimate)."""
-    exact = tok is not None
-    scale = 1 if exact else CHARS_PER_TOKEN
-    rows, skipped, notes = objectives.build_dataset(tok or CharTokenizer(), recs, objective, max_length * scale,
-                                                    prompt)
-    lengths = [math.ceil(len(r["input_ids"]) / scale) for r in rows]
-    return {"used": len(rows), "skipped": dict(skipped), "notes": dict(notes), "lengths": lengths, "exact": exact}
+    per_char = 1 if tok is not None else CHARS_PER_TOKEN
+    lengths: list[int] = []
+    skipped, notes = Counter(), Counter()
+    for recs, scale in groups:
+        rows, sk, nt = objectives.build_dataset(tok or CharTokenizer(), recs, objective, max_length * per_char,
+                                                prompt)
+        lens = [math.ceil(len(r["input_ids"]) / per_char) for r in rows]
+        lengths += [lens[i % len(lens)] for i in range(round(len(lens) * scale))] if lens else []
+        skipped.update({k: round(v * scale) for k, v in sk.items()})
+        notes.update({k: round(v * scale) for k, v in nt.items()})
+    return {"used": len(lengths), "skipped": dict(skipped), "notes": dict(notes), "lengths": lengths,
+            "exact": tok is not None}
 
 
 def optimizer_steps(n: int, batch_size: int, grad_accum: int, world: int, epochs: float, max_steps: int) -> dict:
@@ -223,13 +232,12 @@ def prompt_lengths(tok, texts: list[str]) -> list[int]:
     return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
 
 
-def generation(stage: str, cfg, recs: list[dict], tok, context: int | None) -> dict:
+def generation(stage: str, cfg, recs: list[dict], tok, context: int | None, scale: float = 1.0) -> dict:
     """Prompts, samples and a generated-token upper bound of one generating stage over `recs`.
 
     prove: one prompt per labeled pair, `prove.k` samples, then 2·k scored sequences (Eq. 5's two contexts);
-    self-label / evaluate / rank: one prompt per pair and order, `samples` / `votes` samples each."""
-    from . import judge
-    from .stages.prove import prover_prompts
+    self-label / evaluate / rank: one prompt per pair and order, `samples` / `votes` samples each. Counts are
+    multiplied by `scale` (--examples)."""
     tk = tok or CharTokenizer()
     if stage == "prove":
         recs = [r for r in recs if r["label"] is not None]
@@ -242,16 +250,19 @@ def generation(stage: str, cfg, recs: list[dict], tok, context: int | None) -> d
         max_new, scored = cfg.generate.max_new_tokens, 0
         texts = judge.judge_prompts(tk, recs, orders, cfg.prompt) if recs else []
     lens = prompt_lengths(tok, texts)
-    too_long = sum(1 for x in lens if context and x + max_new > context)
-    return {"stage": stage, "prompts": len(texts), "samples_per_prompt": n, "samples": len(texts) * n,
-            "max_new_tokens": max_new, "prompt_tokens": sum(lens), "max_generated_tokens": len(texts) * n * max_new,
-            "scored_sequences": scored, "prompts_over_context": too_long, "context": context}
+    over = sum(1 for x in lens if context and x + max_new > context)
+    prompts_n = round(len(texts) * scale)
+    return {"stage": stage, "prompts": prompts_n, "samples_per_prompt": n, "samples": prompts_n * n,
+            "max_new_tokens": max_new, "prompt_tokens": round(sum(lens) * scale),
+            "max_generated_tokens": prompts_n * n * max_new, "scored_sequences": round(scored * scale),
+            "prompts_over_context": round(over * scale), "context": context}
 
 
-def training(cfg, facts: ModelFacts, recs: list[dict], hw: dict) -> dict:
-    """Examples, steps, tokens, FLOPs, GPU-hours and per-GPU state memory of one training run on `recs`."""
+def training(cfg, facts: ModelFacts, groups: list[tuple[list[dict], float]], hw: dict) -> dict:
+    """Examples, steps, tokens, FLOPs, GPU-hours and per-GPU state memory of one training run on the records
+    of `groups` ((records, scale) pairs, see `count_examples`)."""
     t = cfg.train
-    counts = count_examples(facts.tokenizer, recs, t.objective, t.max_length, cfg.prompt)
+    counts = count_examples(facts.tokenizer, groups, t.objective, t.max_length, cfg.prompt)
     sched = optimizer_steps(counts["used"], t.batch_size, t.grad_accum, hw["gpus"], t.epochs, t.max_steps)
     tokens, exact = tokens_processed(counts["lengths"], sched, t.batch_size, t.grad_accum, hw["gpus"])
     trainable = (lora_param_count(facts.config, t.lora.r, list(t.lora.target_modules)) if t.lora.enabled
@@ -261,7 +272,7 @@ def training(cfg, facts: ModelFacts, recs: list[dict], hw: dict) -> dict:
     gpu = GPUS[hw["gpu"]]
     gpu_hours = flops / (gpu.bf16_tflops * 1e12 * hw["mfu"]) / 3600
     lengths = counts.pop("lengths")
-    return {**counts, "records": len(recs), "tokens_per_epoch": sum(lengths),
+    return {**counts, "records": round(sum(len(r) * f for r, f in groups)), "tokens_per_epoch": sum(lengths),
             "max_example_tokens": max(lengths, default=0),
             "mean_example_tokens": round(sum(lengths) / len(lengths), 1) if lengths else 0,
             **sched, "tokens": tokens, "tokens_exact": exact, "trainable_params": trainable,
@@ -329,13 +340,13 @@ def infer_stage(recipe: Path | str) -> str:
     raise GramrError(f"{recipe}: cannot tell which stage it is for", hint=f"pass --stage ({', '.join(STAGES)})")
 
 
-def scaled(recs: list[dict], n: int | None) -> list[dict]:
-    """`recs` repeated/cut to `n` records (--examples: DATA is a sample of a larger set), else as they are."""
+def scale_of(recs: list[dict], n: int | None) -> float:
+    """--examples: DATA is a sample of `n` records; its counts are multiplied by n / len(DATA)."""
     if n is None:
-        return recs
-    if not recs:
-        raise GramrError("--examples scales the given data: pass DATA (a sample of it)")
-    return [recs[i % len(recs)] for i in range(n)]
+        return 1.0
+    if not recs or n < 1:
+        raise GramrError("--examples N (N >= 1) scales the given data: pass DATA (a sample of the N records)")
+    return n / len(recs)
 
 
 def with_rationale(recs: list[dict], tokens: int, tok, label_all: bool = False) -> list[dict]:
@@ -345,7 +356,8 @@ def with_rationale(recs: list[dict], tokens: int, tok, label_all: bool = False) 
     return [dict(r, label="A" if label_all else r["label"], rationale=r.get("rationale") or filler) for r in recs]
 
 
-def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], hw: dict) -> tuple[list[dict], list[str]]:
+def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], scale: float, hw: dict
+               ) -> tuple[list[dict], list[str]]:
     """Per iteration: self-label and prove on its batch of `unlabeled`, then pretrain on `self_train.train_data`
     plus every batch so far, counted as if the filter kept every pair (an upper bound)."""
     st, notes = cfg.self_train, []
@@ -360,10 +372,11 @@ def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], hw: dict) -> tuple
     out = []
     for i in range(st.iterations):
         batch = unlabeled[i * per:(i + 1) * per]
-        gens = [generation("self-label", cfg, batch, facts.tokenizer, ctx),
-                generation("prove", cfg, with_rationale(batch, 0, None, label_all=True), facts.tokenizer, ctx)]
-        out.append({"iteration": i + 1, "generation": gens,
-                    "training": training(cfg, facts, base + kept[:(i + 1) * per], hw)})
+        gens = [generation("self-label", cfg, batch, facts.tokenizer, ctx, scale),
+                generation("prove", cfg, with_rationale(batch, 0, None, label_all=True), facts.tokenizer, ctx,
+                           scale)]
+        groups = [(base, 1.0), (kept[:(i + 1) * per], scale)]
+        out.append({"iteration": i + 1, "generation": gens, "training": training(cfg, facts, groups, hw)})
     return out, notes
 
 
@@ -374,14 +387,11 @@ def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu:
     as a JSON-ready dict: model, hardware, training, generation, iterations, warnings. `rationale_tokens` plans a
     training stage as if pairs without a rationale had one that long (before `prove` has run). Raises GramrError for an
     unknown stage/GPU/ZeRO setting, gpus < 1, mfu outside (0, 1], or a model of unknown size."""
-    if stage not in STAGES:
-        raise GramrError(f"--stage: unknown {stage!r}; choose from {', '.join(STAGES)}")
-    if gpu not in GPUS:
-        raise GramrError(f"--gpu: unknown {gpu!r}; choose from {', '.join(GPUS)}")
+    for flag, value, valid in (("--stage", stage, STAGES), ("--gpu", gpu, tuple(GPUS)), ("--zero", zero, ZERO)):
+        if value not in valid:
+            raise GramrError(f"{flag}: unknown {value!r}; choose from {', '.join(valid)}")
     if gpus < 1 or not 0.0 < mfu <= 1.0:
         raise GramrError(f"--gpus must be >= 1 and --mfu in (0, 1], got {gpus} and {mfu}")
-    if zero not in ZERO:
-        raise GramrError(f"--zero: unknown {zero!r}; choose from {', '.join(ZERO)}")
     hw = {"gpu": gpu, "gpus": gpus, "mfu": mfu, "zero": zero}
     init = cfg.train.init if stage in TRAINING and cfg.train.init not in ("backbone", "continue") else None
     spec = cfg.prove.prover if stage == "prove" else (init or cfg.model)
@@ -389,7 +399,7 @@ def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu:
     inputs = inputs or (list(cfg.self_train.unlabeled) if stage == "self-train" and records is None else [])
     if records is None:
         records = shards.read_all(inputs, skipped=Counter()) if inputs else []
-    recs = scaled(records, examples)
+    recs, scale = records, scale_of(records, examples)
     if not recs and stage != "self-train":
         raise GramrError(f"plan: {stage} needs DATA (the records it will read)")
     ctx = facts.config.get("max_position_embeddings")
@@ -399,11 +409,11 @@ def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu:
             notes.append(f"pairs without a rationale are planned with one of {rationale_tokens} tokens "
                          f"(--rationale-tokens)")
             recs = with_rationale(recs, rationale_tokens, facts.tokenizer)
-        tr = training(cfg, facts, recs, hw)
+        tr = training(cfg, facts, [(recs, scale)], hw)
     elif stage == "self-train":
-        iterations, notes = self_train(cfg, facts, recs, hw)
+        iterations, notes = self_train(cfg, facts, recs, scale, hw)
     else:
-        gens = [generation(stage, cfg, recs, facts.tokenizer, ctx)]
+        gens = [generation(stage, cfg, recs, facts.tokenizer, ctx, scale)]
     warns = warnings_for(cfg, facts, tr, gens, hw) + notes
     for it in iterations:
         warns += [f"iteration {it['iteration']}: {w}" for w in
@@ -414,7 +424,7 @@ def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu:
                       "context": ctx},
             "hardware": {**hw, "gpu_name": GPUS[gpu].name, "bf16_tflops": GPUS[gpu].bf16_tflops,
                          "memory_gib": GPUS[gpu].memory_gib},
-            "records": len(recs), "training": tr, "generation": gens, "iterations": iterations,
+            "records": round(len(recs) * scale), "training": tr, "generation": gens, "iterations": iterations,
             "total_gpu_hours": round((tr or {}).get("gpu_hours", 0.0)
                                      + sum(it["training"]["gpu_hours"] for it in iterations), 3),
             "warnings": warns}

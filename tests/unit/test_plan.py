@@ -98,7 +98,7 @@ def test_8b_on_512_tokens_with_4k_token_data_warns_and_costs_by_hand():
 
 def test_char_estimate_uses_the_real_builders():
     rec = _long_pairs(1, 10)[0]
-    c = plan.count_examples(None, [rec], "reasoning", 4096, "gramr2-v1")
+    c = plan.count_examples(None, [([rec], 1.0)], "reasoning", 4096, "gramr2-v1")
     built = objectives.build_reasoning(plan.CharTokenizer(), rec, "gramr2-v1")
     assert c["lengths"] == [math.ceil(len(built.input_ids) / 4)] and c["exact"] is False
 
@@ -160,3 +160,17 @@ def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
     assert p["training"]["tokens_per_epoch"] - bare["tokens_per_epoch"] == 305   # ceil((1200 + 18 chars of <think> tags) / 4) more
     assert p["training"]["notes"] == {} and bare["notes"] == {"answer_only": 1}
     assert p["warnings"][-1] == "pairs without a rationale are planned with one of 300 tokens (--rationale-tokens)"
+
+
+def test_examples_scales_a_sample():
+    cfg = config.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000",
+                             "train.batch_size=1", "train.grad_accum=1", "self_label.samples=2"])
+    sample = _long_pairs(2, 40)
+    one = plan.run(cfg, "pretrain", [], records=sample, gpus=1)["training"]
+    big = plan.run(cfg, "pretrain", [], records=sample, gpus=1, examples=10)
+    assert (big["records"], big["training"]["used"], big["training"]["steps"]) == (10, 10, 10)
+    assert big["training"]["tokens"] == 5 * one["tokens"]
+    gen = plan.run(cfg, "self-label", [], records=sample, examples=10)["generation"][0]
+    assert (gen["prompts"], gen["samples"]) == (10, 20)
+    with pytest.raises(plan.GramrError, match="--examples N"):
+        plan.run(cfg, "pretrain", [], records=sample, examples=0)

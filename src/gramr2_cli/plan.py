@@ -248,6 +248,8 @@ def generation(stage: str, cfg, recs: list[dict], tok, context: int | None, scal
         orders = ORDERS[section.orders]
         n = section.samples if stage == "self-label" else section.votes
         max_new, scored = cfg.generate.max_new_tokens, 0
+        if cfg.generate.verdict_only:   # one forced answer token per order, nothing generated
+            n, max_new = 1, 0
         texts = judge.judge_prompts(tk, recs, orders, cfg.prompt) if recs else []
     lens = prompt_lengths(tok, texts)
     over = sum(1 for x in lens if context and x + max_new > context)

@@ -114,6 +114,9 @@ def test_generation_counts_for_self_label_and_prove():
     assert (pv["prompts"], pv["samples"], pv["max_generated_tokens"], pv["scored_sequences"]) == (3, 9, 450, 18)
     tight = plan.generation("self-label", cfg, recs, None, 120)   # every prompt + 100 new tokens > 120
     assert tight["prompts_over_context"] == 8
+    cfg.generate.verdict_only = True
+    vo = plan.generation("evaluate", cfg, recs, None, 131072)
+    assert (vo["prompts"], vo["samples"], vo["max_generated_tokens"]) == (4, 4, 0)   # evaluate.orders ab
 
 
 def test_self_train_plans_every_iteration_as_an_upper_bound():

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_rank.py                          # a tiny random Llama (built on the fly)
     .venv/bin/python benchmarks/bench_rank.py --model embedded:smollm2-135m --ns 4 8 --records 2
 
-Each setting runs `stages.rank.run_list` (hf engine, greedy, both orders, `--max-new-tokens` forced tokens per
+Each setting runs `stages.rank_list.run` (hf engine, greedy, both orders, `--max-new-tokens` forced tokens per
 judgment) on `--records` prompts with n candidates each, and reports comparisons, judge calls (prompts sent to the
 engine), engine rounds (batched calls) and wall time. With the tiny random model every verdict is unparseable,
 which changes no count and keeps the generated length fixed (each judgment runs to max_new_tokens), so the times
@@ -27,7 +27,7 @@ import torch
 
 from gramr2_cli import config, models
 from gramr2_cli.engines import close_all, load_engine
-from gramr2_cli.stages import rank
+from gramr2_cli.stages import rank_list
 
 RESULTS = Path(__file__).parent / "results" / "bench_rank.json"
 
@@ -57,7 +57,7 @@ def main() -> None:
         cfg0 = config.load(None, base, model=model)
         engine = load_engine(cfg0.model, cfg0.generate, cfg0.seed)
         # warm-up: first forward passes allocate
-        rank.run_list(config.load(None, base + ["rank.method=knockout"], model=model),
+        rank_list.run(config.load(None, base + ["rank.method=knockout"], model=model),
                       [candidates_file(tmp / "w.jsonl", 1, 2)], tmp / "warm", engine=engine, progress=False)
         rows = []
         for n in args.ns:
@@ -65,7 +65,7 @@ def main() -> None:
             for method in args.methods:
                 cfg = config.load(None, base + [f"rank.method={method}"], model=model)
                 t0 = time.perf_counter()
-                s = rank.run_list(cfg, [data], tmp / f"{method}-{n}", engine=engine, progress=False)
+                s = rank_list.run(cfg, [data], tmp / f"{method}-{n}", engine=engine, progress=False)
                 wall = time.perf_counter() - t0
                 row = {"n": n, "method": method, "records": args.records,
                        "comparisons_per_record": s.metrics["comparisons"] / args.records,

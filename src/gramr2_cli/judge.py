@@ -1,21 +1,41 @@
-"""Judging pairs with a generative reward model: sampling, verdict parsing, voting, both orders.
+"""Everything about judging pairs with a generative reward model, in one place.
 
-Shared by `self-label`, `rank`, `evaluate` and `serve`. One call renders every (pair, order) prompt and lets the
-engine batch them; each of the `n` samples per prompt is parsed with `prompts.parse_verdict` (unparseable → null,
-counted). Verdicts from the swapped order ("ba": B shown first) are mapped back to the original A/B.
+- `Settings`, built once per run from the recipe (`settings()`): prompt version, votes, orders, sampling;
+- `engine()`: the engine a run judges with (the one given, or `model` loaded and closed after);
+- `ORDERS`: the one set of presentation orders ("ab"; "both" also judges with the responses swapped);
+- `judge_pairs()`: sampling, verdict parsing, voting. One call renders every (pair, order) prompt and lets the
+  engine batch them; each of the `n` samples per prompt is parsed with `prompts.parse_verdict` (unparseable →
+  null, counted). Verdicts from the swapped order ("ba": B shown first) are mapped back to the original A/B;
+- `gold_label()`: the one meaning of "the known-correct label of a record";
+- `run_batches()`: the one batch loop of the judging stages (self-label, prove, rank pairs, rank list,
+  evaluate): read a batch → judge it → hand each result to the stage's callback → write → advance the bar.
+`serve` and `rlhf` use the same settings and engine helpers.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from . import prompts
+from . import engines, progress, prompts
 from .engines import Generation
 from .errors import GramrError
-from .records import swap_label
+from .records import LABELS, swap_label
 
-ORDERS = {"ab": ("ab",), "both": ("ab", "ba"), "ba": ("ba",)}
+if TYPE_CHECKING:
+    from .shards import Output
+
+ORDERS = {"ab": ("ab",), "both": ("ab", "ba")}
+
+
+def order_tuple(orders: str, key: str = "orders") -> tuple[str, ...]:
+    """The presentation orders of an `orders` value. Raises GramrError naming `key` for an unknown value."""
+    if orders not in ORDERS:
+        raise GramrError(f"{key}: unknown value {orders!r}; choose from {', '.join(ORDERS)}")
+    return ORDERS[orders]
 
 
 @dataclass
@@ -100,11 +120,9 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
     `verdict_only` judges without a rationale, for models trained with the `label` objective (the generative-RM
     baseline): the prompt is followed by the forced `<answer>\n` and the verdict is the likelier of A/B at that
     position (one deterministic sample per order; `n` and the sampling settings do not apply)."""
-    if orders not in ORDERS:
-        raise GramrError(f"unknown orders {orders!r}; choose from {', '.join(ORDERS)}")
+    order_t = order_tuple(orders)
     if n < 1:
         raise GramrError(f"the number of samples must be >= 1, got {n}")
-    order_t = ORDERS[orders]
     texts = judge_prompts(engine.tokenizer, pairs, order_t, version)
     # A prompt that leaves no room for the reply in the model's context is not judged (hf would run past the
     # trained positions, vLLM would stop the run): its pair gets label None, reason "too_long_for_context".
@@ -137,3 +155,123 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
                                 "p_a": p_a})
         out.append(combine(samples, order_t, tie_break))
     return out
+
+
+def preference(j: Judgment) -> float:
+    """The P(A better) a selection algorithm sees: the judgment's `p_a`, clamped to the voted side when majority
+    voting overrules the answer-token probability; 0.5 (no preference) when nothing parsed and no probability."""
+    if j.label is None:
+        return 0.5 if j.p_a is None else j.p_a
+    if j.p_a is not None and (j.p_a > 0.5) == (j.label == "A") and j.p_a != 0.5:
+        return j.p_a
+    return 1.0 if j.label == "A" else 0.0
+
+
+# ---------------------------------------------------------------- settings, engine, gold label
+
+@dataclass(frozen=True)
+class Settings:
+    """How a run judges (the keyword arguments of `judge_pairs`), built once by `settings()`."""
+    prompt: str = "gramr2-v1"           # judge prompt version
+    votes: int = 1                      # samples per order
+    orders: str = "ab"
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 192
+    seed: int = 0
+    tie_break: bool = False
+    verdict_only: bool = False          # generate.verdict_only: forced `<answer>`, no rationale
+
+    def judge(self, engine, pairs: list[dict]) -> list[Judgment]:
+        """`judge_pairs` with these settings."""
+        return judge_pairs(engine, pairs, version=self.prompt, n=self.votes, orders=self.orders,
+                           temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=self.seed,
+                           top_p=self.top_p, tie_break=self.tie_break, verdict_only=self.verdict_only)
+
+
+def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, temperature: float | None = None,
+             votes_key: str = "votes") -> Settings:
+    """The judge settings of a stage whose recipe section `section` gives votes/orders/tie_break; the rest
+    comes from `cfg.prompt`, `cfg.seed` and `cfg.generate`. `temperature` None = greedy for one vote and
+    generate.temperature for voting@k (rank, evaluate, serve); self-label passes its own. Raises GramrError
+    naming the key for votes < 1 or an unknown orders value."""
+    if votes < 1:
+        raise GramrError(f"{section}.{votes_key} must be >= 1, got {votes}")
+    order_tuple(orders, f"{section}.orders")
+    g = cfg.generate
+    if temperature is None:
+        temperature = g.temperature if votes > 1 else 0.0
+    return Settings(prompt=cfg.prompt, votes=votes, orders=orders, temperature=temperature, top_p=g.top_p,
+                    max_new_tokens=g.max_new_tokens, seed=cfg.seed, tie_break=tie_break,
+                    verdict_only=g.verdict_only)
+
+
+def load(cfg, model: str | None = None):
+    """`model` (default `cfg.model`) loaded with `cfg.generate` and `cfg.seed` (`engines.load_engine`); the
+    caller closes it."""
+    return engines.load_engine(model or cfg.model, cfg.generate, cfg.seed)
+
+
+@contextmanager
+def engine(cfg, given=None, *, model: str | None = None, needed: bool = True) -> Iterator[Any]:
+    """The engine to judge with: `given` (left open), or `load(cfg, model)` closed on exit; None when there is
+    nothing to judge (`needed` false): no model is loaded."""
+    if given is not None or not needed:
+        yield given
+        return
+    eng = load(cfg, model)
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+def gold_label(rec: dict) -> str | None:
+    """The known-correct label of a record, or None. One meaning everywhere (rank, evaluate, self-label's and
+    filter's precision): `meta.gold_label` when the record has one (synth writes it; self-label moves an input
+    label there), else the record's `label` unless that is a pseudo-label, i.e. unless `self-label` wrote the
+    record (its provenance, `meta.provenance["self-label"]`, says so)."""
+    meta = rec.get("meta") or {}
+    g = meta.get("gold_label")
+    if g in LABELS:
+        return g
+    if "self-label" in (meta.get("provenance") or {}):
+        return None
+    g = rec.get("label")
+    return g if g in LABELS else None
+
+
+# ---------------------------------------------------------------- the batch loop
+
+def fixed_batches(recs: list[dict], size: int, done_ids: set[str]) -> Iterator[list[dict]]:
+    """Fixed-size batches of the whole of `recs`, leaving out batches that are fully written.
+
+    Cutting batches from the whole input (not from what is left) is what makes a resumed run generate exactly
+    what an uninterrupted one does: a half-written batch is generated again, whole, with the same seed.
+    """
+    if size < 1:
+        raise GramrError(f"the batch size must be >= 1, got {size}")
+    for i in range(0, len(recs), size):
+        batch = recs[i:i + size]
+        if any(r["id"] not in done_ids for r in batch):
+            yield batch
+
+
+def run_batches(out: Output, recs: list[dict], judge_batch: Callable[[list[dict]], list],
+                handle: Callable[[dict, Any], dict | None], *, batch_size: int, progress_on: bool, desc: str
+                ) -> None:
+    """The one batch loop of the judging stages: for each `fixed_batches` batch of `recs`, `judge_batch(batch)`
+    gives one result per record; each record not written yet goes with its result to `handle`, which returns the
+    record to write to `out`'s main part (or None when it wrote or skipped it itself); then the part is
+    flushed. The bar counts the records not yet written. A stage that reads only what is left passes that as
+    `recs` (its batches then start at the first record left)."""
+    with progress.bar(progress_on, sum(r["id"] not in out.done_ids for r in recs), desc) as advance:
+        for batch in fixed_batches(recs, batch_size, out.done_ids):
+            for rec, result in zip(batch, judge_batch(batch), strict=True):
+                if rec["id"] in out.done_ids:
+                    continue
+                row = handle(rec, result)
+                if row is not None:
+                    out.write(row)
+                advance(1)
+            out.flush()

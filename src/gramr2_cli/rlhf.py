@@ -48,9 +48,9 @@ class RewardClient:
 
     def _local(self):
         if self.engine is None:
-            from . import config, engines
+            from . import config, judge
             self.cfg = self.cfg or config.load(None, [], model=self.target)
-            self.engine = engines.load_engine(self.cfg.model, self.cfg.generate, self.cfg.seed)
+            self.engine = judge.load(self.cfg)
         return self.engine
 
     def rewards(self, prompts: list[str], responses: list[str], references: list[str]) -> list[float]:

@@ -63,9 +63,9 @@ def reward_of(j: judge.Judgment) -> float:
 
 def judge_fn(engine, cfg: "Config") -> Callable[[list[dict]], list[judge.Judgment]]:
     """pairs → judgments with the server's settings (serve.votes, serve.orders)."""
-    from .stages.rank import judge_kwargs
-    kw = judge_kwargs(cfg, cfg.serve.votes, cfg.serve.orders, cfg.serve.tie_break)
-    return lambda pairs: judge.judge_pairs(engine, pairs, **kw)
+    sc = cfg.serve
+    how = judge.settings(cfg, "serve", votes=sc.votes, orders=sc.orders, tie_break=sc.tie_break)
+    return lambda pairs: how.judge(engine, pairs)
 
 
 def reference_pairs(prompts_: list[str], responses: list[str], references: list[str]) -> list[dict]:
@@ -311,13 +311,13 @@ def serve(cfg: "Config", engine=None) -> None:
     """Load the model and serve until interrupted (uvicorn). Warns when binding beyond loopback."""
     import uvicorn
 
-    from .engines import load_engine, note
+    from .engines import note
     sc = cfg.serve
     if sc.host not in LOOPBACK:
         note(f"warning: binding {sc.host}: the reward server has no authentication; anyone who can reach "
              f"this address can use the model")
     t0 = time.time()
-    engine = engine or load_engine(cfg.model, cfg.generate, cfg.seed)
+    engine = engine or judge.load(cfg)
     note(f"model {cfg.model} loaded in {time.time() - t0:.1f}s; serving on http://{sc.host}:{sc.port} "
          f"(orders {sc.orders}, votes {sc.votes}, max_batch {sc.max_batch})")
     try:

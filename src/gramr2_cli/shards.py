@@ -16,7 +16,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +134,9 @@ def read_raw(src: Path | str) -> Iterator[tuple[str, Any]]:
 
 def read(inputs: Iterable[Path | str], *, skip: set[str] | frozenset = frozenset(), shard_index: int | None = None,
          num_shards: int | None = None, skipped: Counter | None = None, require_label: bool = False,
-         on_bad: str = "error") -> Iterator[dict]:
-    """Yield normalized pair records from `inputs`.
+         on_bad: str = "error", normalize: Callable[[Any, str], dict] | None = None) -> Iterator[dict]:
+    """Yield normalized pair records from `inputs` (`normalize(obj, where)` reads another record kind instead:
+    `rank list`'s candidate lists).
 
     Skips ids in `skip` (already written, for resume), ids not owned by this shard, and repeated ids; each skip
     is counted in `skipped` by reason. `on_bad="skip"` counts an invalid record as `invalid_record` instead of
@@ -146,7 +147,8 @@ def read(inputs: Iterable[Path | str], *, skip: set[str] | frozenset = frozenset
     for src in source_files(inputs):
         for where, obj in read_raw(src):
             try:
-                rec = records.normalize(obj, where, require_label=require_label)
+                rec = normalize(obj, where) if normalize else records.normalize(obj, where,
+                                                                               require_label=require_label)
             except GramrError:
                 if on_bad == "skip":
                     skipped["invalid_record"] += 1

@@ -9,9 +9,9 @@ import random
 import pytest
 from scripted_engine import ScriptedEngine, by_quality
 
-from gramr2_cli import config
+from gramr2_cli import config, judge, records
 from gramr2_cli.errors import GramrError
-from gramr2_cli.stages import rank
+from gramr2_cli.stages import rank, rank_list, rank_pairs
 
 
 def scripted(order: list[int], calls: list):
@@ -99,11 +99,11 @@ def test_preference_follows_the_vote_when_voting_overrules_the_probability():
     s = [{"order": "ab", "verdict": "A", "p_a": 0.4}, {"order": "ab", "verdict": "A", "p_a": 0.45},
          {"order": "ab", "verdict": "B", "p_a": 0.1}]
     j = combine(s, ("ab",))
-    assert j.label == "A" and rank.preference(j) == 1.0
+    assert j.label == "A" and judge.preference(j) == 1.0
     j = combine([{"order": "ab", "verdict": "B", "p_a": 0.2}], ("ab",))
-    assert rank.preference(j) == pytest.approx(0.2)
+    assert judge.preference(j) == pytest.approx(0.2)
     j = combine([{"order": "ab", "verdict": None, "p_a": None}], ("ab",))
-    assert rank.preference(j) == 0.5
+    assert judge.preference(j) == 0.5
 
 
 # ---------------------------------------------------------------- stage runs with a scripted engine
@@ -132,9 +132,9 @@ def test_rank_pairs_writes_judgments_and_resumes(tmp_path):
     data, recs = pairs_file(tmp_path)
     cfg = config.load(None, ["rank.orders=both", "rank.batch_size=4"])
     eng = ScriptedEngine(good_judge)
-    s = rank.run_pairs(cfg, [data], tmp_path / "out", engine=eng, progress=False)
+    s = rank_pairs.run(cfg, [data], tmp_path / "out", engine=eng, progress=False)
     out = read_out(tmp_path / "out")
-    assert [r["id"] for r in out] == [rank.records.normalize(r)["id"] for r in recs]
+    assert [r["id"] for r in out] == [records.normalize(r)["id"] for r in recs]
     for r in out:
         j = r["meta"]["judgment"]
         assert j["label"] == r["label"] and j["order_consistent"] is True
@@ -144,7 +144,7 @@ def test_rank_pairs_writes_judgments_and_resumes(tmp_path):
     assert s.metrics["accuracy"] == 1.0 and s.metrics["order_disagreement"] == 0.0
     assert len(eng.calls) == 2 and [len(c) for c in eng.calls] == [8, 4]   # 4 pairs × 2 orders, then 2 × 2
     assert eng.closed is False                                             # a given engine stays open
-    s2 = rank.run_pairs(cfg, [data], tmp_path / "out", engine=eng, progress=False)
+    s2 = rank_pairs.run(cfg, [data], tmp_path / "out", engine=eng, progress=False)
     assert s2.skipped == {"already_done": 6} and len(read_out(tmp_path / "out")) == 6
     assert s2.metrics["accuracy"] == 1.0 and s2.metrics["pairs"] == 6      # over the whole output
 
@@ -153,7 +153,7 @@ def test_both_orders_expose_a_position_biased_judge(tmp_path):
     data, _ = pairs_file(tmp_path, n=4)
     cfg = config.load(None, ["rank.orders=both"])
     eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.7))        # always the first shown
-    s = rank.run_pairs(cfg, [data], tmp_path / "o", engine=eng, progress=False)
+    s = rank_pairs.run(cfg, [data], tmp_path / "o", engine=eng, progress=False)
     for r in read_out(tmp_path / "o"):
         j = r["meta"]["judgment"]
         assert j["votes"] == {"A": 1, "B": 1, "null": 0}
@@ -162,7 +162,7 @@ def test_both_orders_expose_a_position_biased_judge(tmp_path):
         assert j["label"] is None and j["reason"] == "tie"     # 0.5 cannot break the tie
     assert s.metrics["order_disagreement"] == 1.0 and s.metrics["no_label"] == 4
     # one order alone is fooled: every pair gets "A"
-    s1 = rank.run_pairs(config.load(None, []), [data], tmp_path / "o1", engine=eng, progress=False)
+    s1 = rank_pairs.run(config.load(None, []), [data], tmp_path / "o1", engine=eng, progress=False)
     assert s1.metrics["label_A"] == 4 and s1.metrics["accuracy"] == 0.5
 
 
@@ -170,14 +170,14 @@ def test_voting_tie_break_by_mean_answer_probability(tmp_path):
     data, _ = pairs_file(tmp_path, n=2)
     split = {0: ("A", 0.8), 1: ("B", 0.4)}                     # 1 vote each; mean P(A) = 0.6 → A
     eng = ScriptedEngine(lambda q, a, b, k: split[k])
-    s = rank.run_pairs(config.load(None, ["rank.votes=2"]), [data], tmp_path / "v", engine=eng,
+    s = rank_pairs.run(config.load(None, ["rank.votes=2"]), [data], tmp_path / "v", engine=eng,
                        progress=False)
     for r in read_out(tmp_path / "v"):
         j = r["meta"]["judgment"]
         assert (j["label"], j["tie_broken"], j["votes"]) == ("A", True, {"A": 1, "B": 1, "null": 0})
         assert j["p_a"] == pytest.approx(0.6) and j["confidence"] == pytest.approx(0.6)
     assert s.metrics["tie_broken"] == 2
-    rank.run_pairs(config.load(None, ["rank.votes=2", "rank.tie_break=false"]), [data], tmp_path / "nv",
+    rank_pairs.run(config.load(None, ["rank.votes=2", "rank.tie_break=false"]), [data], tmp_path / "nv",
                    engine=eng, progress=False)
     assert {r["meta"]["judgment"]["label"] for r in read_out(tmp_path / "nv")} == {None}
 
@@ -201,9 +201,9 @@ def test_rank_list_batches_records_and_finds_winners(tmp_path, method):
     data, recs, quality = lists_file(tmp_path)
     cfg = config.load(None, ["rank.orders=both", f"rank.method={method}"])
     eng = ScriptedEngine(by_quality(quality))
-    s = rank.run_list(cfg, [data], tmp_path / method, engine=eng, progress=False)
+    s = rank_list.run(cfg, [data], tmp_path / method, engine=eng, progress=False)
     out = read_out(tmp_path / method)
-    assert out[1]["id"] == "given-id" and out[0]["id"] == rank.list_id(recs[0]["prompt"], recs[0]["candidates"])
+    assert out[1]["id"] == "given-id" and out[0]["id"] == rank_list.list_id(recs[0]["prompt"], recs[0]["candidates"])
     for r in out:
         m, c = r["meta"]["rank"], r["candidates"]
         assert c[m["winner"]] == max(c, key=quality.get)
@@ -223,7 +223,7 @@ def test_rank_list_rejects_bad_records(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text(json.dumps({"prompt": "x", "candidates": ["a", ""]}) + "\n")
     with pytest.raises(GramrError, match=r"line 1: candidates\[1\]"):
-        rank.run_list(config.load(None, []), [p], tmp_path / "o", engine=ScriptedEngine(None),
+        rank_list.run(config.load(None, []), [p], tmp_path / "o", engine=ScriptedEngine(None),
                       progress=False)
 
 
@@ -243,7 +243,7 @@ def test_cli_rank_pairs_and_list_on_the_tiny_model(tiny_model, tmp_path):
                       "-s", "rank.keep_samples=true"])
         assert r.exit_code == 0, r.output
         out = read_out(tmp_path / "p")
-        assert [o["id"] for o in out] == [rank.records.normalize(x)["id"] for x in recs]
+        assert [o["id"] for o in out] == [records.normalize(x)["id"] for x in recs]
         for o in out:
             j = o["meta"]["judgment"]
             assert sum(j["votes"].values()) == 2 and [s["order"] for s in j["samples"]] == ["ab", "ba"]

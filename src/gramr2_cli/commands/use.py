@@ -1,5 +1,5 @@
-"""Using a reward model: rank (pairs, list), evaluate, serve. Thin wrappers over `stages.rank`,
-`stages.evaluate` and `serve`."""
+"""Using a reward model: rank (pairs, list), evaluate, serve. Thin wrappers over `stages.rank_pairs`,
+`stages.rank_list`, `stages.evaluate` and `serve`."""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ def rank_pairs_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
 
     The summary reports the parse rate, ties, how often the two orders disagree (--orders both) and, when
     the pairs carry gold labels, accuracy. Rerunning on the same -o resumes."""
-    from ..stages import rank
+    from ..stages import rank_pairs
     cfg = _load(recipe, override, model=model, rank__votes=votes, rank__orders=orders, seed=seed,
                 generate__engine=engine)
-    show(rank.run_pairs(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
+    show(rank_pairs.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
                         progress=not no_progress))
 
 
@@ -71,10 +71,10 @@ def rank_list_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
 
     Writes meta.rank: winner (index), ranking, every comparison with its P(first better), and the number of
     judge calls. The same step of every record in a batch goes to the engine in one call."""
-    from ..stages import rank
+    from ..stages import rank_list
     cfg = _load(recipe, override, model=model, rank__method=method, rank__votes=votes, rank__orders=orders,
                 seed=seed, generate__engine=engine)
-    show(rank.run_list(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
+    show(rank_list.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
                        progress=not no_progress))
 
 

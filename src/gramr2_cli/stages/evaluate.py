@@ -1,6 +1,7 @@
 """evaluate: benchmark accuracy of one or more reward models, side by side.
 
-Reads gold-labeled pairs (the record's `label`, else `meta.gold_label`; other pairs are skipped and counted),
+Reads gold-labeled pairs (`judge.gold_label`: `meta.gold_label`, else a `label` that is not a self-label
+pseudo-label; other pairs are skipped and counted),
 judges them with each model (`evaluate.votes` samples per order, `evaluate.orders`), and writes
 
     OUTPUT/predictions/<model>/   a resumable shard per model: the records with `meta.judgment`
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import judge, shards
 from ..errors import GramrError
-from .rank import _gold, batches, judge_kwargs, load, progress_bar
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -69,20 +69,21 @@ def model_slugs(specs: list[str]) -> list[str]:
 # ---------------------------------------------------------------- metrics (pure)
 
 def _cell(preds: list[dict]) -> dict[str, Any]:
+    gold = judge.gold_label
     n = len(preds)
     js = [p["meta"]["judgment"] for p in preds]
-    right = sum(j["label"] == _gold(p) for j, p in zip(js, preds))
+    right = sum(j["label"] == gold(p) for j, p in zip(js, preds))
     decided = [(j, p) for j, p in zip(js, preds) if j["label"] is not None]
     samples = sum(sum(j["votes"].values()) for j in js)
     both = [j["order_consistent"] for j in js if j.get("order_consistent") is not None]
     return {
         "n": n, "correct": right, "accuracy": right / n if n else None,
-        "accuracy_decided": (sum(j["label"] == _gold(p) for j, p in decided) / len(decided)) if decided else None,
+        "accuracy_decided": (sum(j["label"] == gold(p) for j, p in decided) / len(decided)) if decided else None,
         "no_label": n - len(decided),
         "parse_rate": (sum(j["parse_ok"] for j in js) / samples) if samples else None,
         "order_consistency": (sum(both) / len(both)) if both else None,
         "pred_A_rate": (sum(j["label"] == "A" for j, _ in decided) / len(decided)) if decided else None,
-        "gold_A_rate": sum(_gold(p) == "A" for p in preds) / n if n else None,
+        "gold_A_rate": sum(gold(p) == "A" for p in preds) / n if n else None,
     }
 
 
@@ -187,25 +188,19 @@ def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], input
     from ..config import sections
     mcfg = dataclasses.replace(cfg, model=spec)
     ec = cfg.evaluate
-    kw = judge_kwargs(mcfg, ec.votes, ec.orders, ec.tie_break)
+    how = judge.settings(mcfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
     with shards.open_output(pred_dir, stage="evaluate", config=sections(mcfg, "model", "prompt", "seed", "generate",
                                                                           "evaluate"),
                             inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
                             provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
         todo = [r for r in recs if r["id"] not in out.done_ids]
-        eng, owned = load(mcfg, engines.get(spec)) if todo else (None, False)
-        bar, task = progress_bar(progress, len(todo), f"evaluate {slug(spec)}")
-        try:
-            with bar:
-                for batch in batches(todo, ec.batch_size):
-                    for rec, j in zip(batch, judge.judge_pairs(eng, batch, **kw)):
-                        rec = dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=ec.keep_samples)))
-                        out.write(rec)
-                    out.flush()
-                    bar.advance(task, len(batch))
-        finally:
-            if owned:
-                eng.close()
+
+        def judged(rec: dict, j: judge.Judgment) -> dict:
+            return dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=ec.keep_samples)))
+
+        with judge.engine(mcfg, engines.get(spec), needed=bool(todo)) as eng:
+            judge.run_batches(out, todo, lambda batch: how.judge(eng, batch), judged, batch_size=ec.batch_size,
+                              progress_on=progress, desc=f"evaluate {slug(spec)}")
         stats = {"judged": len(todo), "resumed": len(recs) - len(todo)}
     want = {r["id"] for r in recs}
     preds = [p for p in shards.read([pred_dir]) if p["id"] in want]
@@ -229,7 +224,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     skipped: Counter = Counter()
     recs = []
     for r in shards.read(inputs, skipped=skipped):
-        if _gold(r) is None:
+        if judge.gold_label(r) is None:
             skipped["no_gold_label"] += 1
         else:
             recs.append(r)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import prompts, shards
+from .. import judge, prompts, shards
 from ..errors import GramrError
-from .self_label import gold_label, precision
+from .self_label import precision
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -117,7 +117,7 @@ def report(recs: list[dict], kept_ids: set[str], reasons: dict[str, list[str]]) 
         "labels_before": dict(Counter(str(r["label"]) for r in recs)),
         "labels_after": dict(Counter(str(r["label"]) for r in kept)),
     }
-    if any(gold_label(r) for r in recs):
+    if any(judge.gold_label(r) for r in recs):
         before, after = precision(recs), precision(kept)
         m.update(precision_before=before["precision"], precision_after=after["precision"],
                  gold_before=before["n"], gold_after=after["n"])

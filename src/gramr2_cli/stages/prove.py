@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import prompts, shards
+from .. import judge, prompts, shards
 from ..errors import GramrError
-from ..progress import progress_bar
-from .self_label import fixed_batches
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -151,29 +149,19 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
             if r["label"] is None:
                 skip(r, "no_label")
         labeled = [r for r in recs if r["label"] is not None]
-        own_engine = engine is None and any(r["id"] not in out.done_ids for r in labeled)
-        if own_engine:
-            from ..engines import load_engine
-            engine = load_engine(pc.prover, cfg.generate, cfg.seed)
-        try:
-            with progress_bar(progress) as bar:
-                task = bar.add_task("prove", total=sum(r["id"] not in out.done_ids for r in labeled))
-                for _, batch in fixed_batches(labeled, cfg.generate.batch_size, out.done_ids):
-                    for rec, (proved, reason, stats) in zip(batch, prove_batch(
-                            engine, batch, cfg, cfg.seed)):
-                        if rec["id"] in out.done_ids:
-                            continue
-                        out.counts["candidates"] += stats["candidates"]
-                        out.counts["candidates_unparseable"] += stats["unparseable"]
-                        if proved is None:
-                            skip(rec, reason)
-                        else:
-                            out.write(proved)
-                        bar.advance(task)
-                    out.flush()
-        finally:
-            if own_engine:
-                engine.close()
+
+        def proved(rec: dict, result: tuple[dict | None, str | None, dict]) -> dict | None:
+            rec_out, reason, stats = result
+            out.counts["candidates"] += stats["candidates"]
+            out.counts["candidates_unparseable"] += stats["unparseable"]
+            if rec_out is None:
+                skip(rec, reason)
+            return rec_out
+
+        with judge.engine(cfg, engine, model=pc.prover,
+                          needed=any(r["id"] not in out.done_ids for r in labeled)) as eng:
+            judge.run_batches(out, labeled, lambda batch: prove_batch(eng, batch, cfg, cfg.seed), proved,
+                              batch_size=cfg.generate.batch_size, progress_on=progress, desc="prove")
         if not out.to_stdout and out.part_path().exists():
             scores = [r["meta"]["proof"]["score"] for r in shards.read([out.part_path()])]
             if scores:

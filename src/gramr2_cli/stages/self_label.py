@@ -14,14 +14,11 @@ regenerates a half-written batch whole, so even an engine without per-prompt see
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import judge, prompts, shards
-from ..errors import GramrError
-from ..progress import progress_bar
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -35,28 +32,6 @@ class SelfLabelConfig:
     tie_break: bool = False         # break vote ties by mean P(A); off = a tie stays unlabeled
     keep_samples: bool = True       # keep the RM's raw outputs in meta.judgment.samples
     keep_rationale: bool = True     # put the RM's own rationale for the majority label into `rationale`
-
-
-# ---------------------------------------------------------------- shared by prove and self-label
-
-def fixed_batches(recs: list[dict], size: int, done_ids: set[str]) -> Iterator[tuple[int, list[dict]]]:
-    """(index, batch) over fixed-size batches of the whole input, leaving out batches that are fully written.
-
-    Cutting batches from the whole input (not from what is left) is what makes a resumed run generate exactly
-    what an uninterrupted one does: a half-written batch is generated again, whole, with the same seed.
-    """
-    if size < 1:
-        raise GramrError(f"generate.batch_size must be >= 1, got {size}")
-    for i in range(0, len(recs), size):
-        batch = recs[i:i + size]
-        if any(r["id"] not in done_ids for r in batch):
-            yield i // size, batch
-
-
-def gold_label(rec: dict) -> str | None:
-    """The known-correct label of a record, if any: `meta.gold_label` (synthetic data, moved labels)."""
-    g = (rec.get("meta") or {}).get("gold_label")
-    return g if g in ("A", "B") else None
 
 
 # ---------------------------------------------------------------- self-label
@@ -93,8 +68,10 @@ def labeled_record(rec: dict, j: judge.Judgment, cfg: Config) -> dict:
 
 
 def precision(recs: list[dict]) -> dict:
-    """Share of labeled records whose label equals meta.gold_label, over records that have both."""
-    pairs = [(r["label"], gold_label(r)) for r in recs if r.get("label") is not None and gold_label(r)]
+    """Share of labeled records whose label equals their gold label (`judge.gold_label`), over records that have
+    both."""
+    pairs = [(r["label"], judge.gold_label(r)) for r in recs
+             if r.get("label") is not None and judge.gold_label(r)]
     right = sum(a == b for a, b in pairs)
     return {"n": len(pairs), "correct": right, "precision": (right / len(pairs)) if pairs else None}
 
@@ -104,46 +81,31 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     """Judge every pair of `inputs` with `cfg.model` and write it with its pseudo-label to `output`.
 
     `engine` is an already loaded engine (tests, the self-train loop); by default `cfg.model` is loaded with
-    `cfg.generate`. Raises GramrError for bad inputs, an unknown `orders`, or `samples` < 1.
+    `cfg.generate`. With `generate.verdict_only` each order gets one forced-answer verdict (`judge.judge_pairs`).
+    Raises GramrError for bad inputs, an unknown `orders`, or `samples` < 1.
     """
     from .. import config as config_mod
 
     sl = cfg.self_label
-    if sl.orders not in ("ab", "both"):
-        raise GramrError(f"self_label.orders: unknown value {sl.orders!r}; choose from ab, both")
-    if sl.samples < 1:
-        raise GramrError(f"self_label.samples must be >= 1, got {sl.samples}")
+    how = judge.settings(cfg, "self_label", votes=sl.samples, orders=sl.orders, tie_break=sl.tie_break,
+                         temperature=sl.temperature, votes_key="samples")
     resolved = config_mod.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
     with shards.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": cfg.model, "seed": cfg.seed, "prompt_version": cfg.prompt},
                             batch_size=cfg.generate.batch_size) as out:
         recs, todo = out.read_resumable(inputs)
-        own_engine = engine is None and bool(todo)
-        if own_engine:
-            from ..engines import load_engine
-            engine = load_engine(cfg.model, cfg.generate, cfg.seed)
-        try:
-            with progress_bar(progress) as bar:
-                task = bar.add_task("self-label", total=len(todo))
-                for _, batch in fixed_batches(recs, cfg.generate.batch_size, out.done_ids):
-                    js = judge.judge_pairs(engine, batch, version=cfg.prompt, n=sl.samples, orders=sl.orders,
-                                           temperature=sl.temperature, max_new_tokens=cfg.generate.max_new_tokens,
-                                           seed=cfg.seed, top_p=cfg.generate.top_p,
-                                           tie_break=sl.tie_break)
-                    for rec, j in zip(batch, js):
-                        if rec["id"] in out.done_ids:
-                            continue
-                        lab = labeled_record(rec, j, cfg)
-                        out.counts[f"label:{lab['label']}"] += 1
-                        if j.reason:
-                            out.counts[f"unlabeled:{j.reason}"] += 1
-                        out.write(lab)
-                        bar.advance(task)
-                    out.flush()
-        finally:
-            if own_engine:
-                engine.close()
+
+        def labeled(rec: dict, j: judge.Judgment) -> dict:
+            lab = labeled_record(rec, j, cfg)
+            out.counts[f"label:{lab['label']}"] += 1
+            if j.reason:
+                out.counts[f"unlabeled:{j.reason}"] += 1
+            return lab
+
+        with judge.engine(cfg, engine, needed=bool(todo)) as eng:
+            judge.run_batches(out, recs, lambda batch: how.judge(eng, batch), labeled,
+                              batch_size=cfg.generate.batch_size, progress_on=progress, desc="self-label")
         if not out.to_stdout:
             written = shards.read_all([out.part_path()]) if out.part_path().exists() else []
             out.metrics.update(_metrics(written))

@@ -25,7 +25,8 @@ def reply(verdict: str) -> str:
 
 class ScriptedEngine:
     """`decide(question, shown_a, shown_b, sample) -> (verdict "A"/"B"/None, P(shown A) or None)`.
-    A None verdict produces an unparseable reply. Records every call's prompts in `calls`."""
+    A None verdict produces an unparseable reply. Records every call's prompts in `calls` (and the verdict-only
+    `answer_probs` calls also in `forced_calls`)."""
 
     name = "scripted"
     context_length = None
@@ -34,6 +35,7 @@ class ScriptedEngine:
         self.decide = decide
         self.tokenizer = PlainTokenizer()
         self.calls: list[list[str]] = []
+        self.forced_calls: list[list[str]] = []
         self.samples = 0
         self.closed = False
         self.lock = threading.Lock()
@@ -73,6 +75,7 @@ class ScriptedEngine:
                                                           ((1.0, 0.0) if v == "A" else (0.0, 1.0))))
         with self.lock:
             self.calls.append(list(prompts))
+            self.forced_calls.append(list(prompts))
         self.samples += len(prompts)
         return out
 

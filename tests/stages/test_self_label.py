@@ -12,8 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from scripted_engine import ScriptedEngine
 
-from gramr2_cli import config, records, shards
+from gramr2_cli import config, prompts, records, shards
 from gramr2_cli.engines import Generation
 from gramr2_cli.stages import self_label
 
@@ -150,6 +151,54 @@ def test_bad_orders_is_a_user_error(tmp_path):
     with pytest.raises(GramrError, match="orders"):
         self_label.run(config.load(None, ["self_label.orders=ba"]), [inp], tmp_path / "o", engine=FakeJudge(correct),
                        progress=False)
+
+
+def test_verdict_only_judges_once_per_order_with_the_forced_answer(tmp_path):
+    """generate.verdict_only: one forced-answer verdict per order (self_label.samples does not apply), read from
+    the engine's answer-token probabilities; no generation."""
+    inp = write(tmp_path, pairs())
+    eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.9) if "12" in a else ("B", 0.1))
+    cfg = config.load(None, ["generate.verdict_only=true", "self_label.orders=both", "self_label.samples=4"])
+    s = self_label.run(cfg, [inp], tmp_path / "o", engine=eng, progress=False)
+    out = shards.read_all([tmp_path / "o"])
+    assert [r["label"] for r in out] == ["A", "B"] and s.metrics["precision_vs_gold"] == 1.0
+    assert len(eng.forced_calls) == 1 and len(eng.calls) == 1 and len(eng.forced_calls[0]) == 4  # 2 pairs × 2 orders
+    for r, want in zip(out, ("A", "B")):
+        j = r["meta"]["judgment"]
+        assert j["votes"] == {"A": 2 if want == "A" else 0, "B": 2 if want == "B" else 0, "null": 0}
+        assert [x["order"] for x in j["samples"]] == ["ab", "ba"]
+        shown = [want, "B" if want == "A" else "A"]                 # the verdict as shown in each order
+        assert [x["text"] for x in j["samples"]] == [prompts.judgment_text(None, v) for v in shown]
+        assert j["p_a"] == pytest.approx(0.9 if want == "A" else 0.1)
+        assert r["rationale"] is None                               # verdict-only judgments have no rationale
+
+
+def test_cli_verdict_only_on_the_tiny_model(tmp_path, tiny_model):
+    """`gramr2 self-label -s generate.verdict_only=true`: P(A) at the forced answer of each order, as the
+    engine's `answer_probs` gives it; 2 samples per pair (one per order) although --samples is 3."""
+    from gramr2_cli import judge
+    from gramr2_cli.engines.hf import HFEngine
+
+    recs = [records.new_pair("What is 2 + 2?", "4", "5"), records.new_pair("Reverse 'ab'.", "ba", "ab")]
+    inp = write(tmp_path, recs)
+    cmd = [str(Path(sys.executable).parent / "gramr2"), "self-label", str(inp), "-o", str(tmp_path / "o"),
+           "--model", str(tiny_model), "--samples", "3", "--orders", "both", "--engine", "hf", "--no-progress",
+           "-s", "generate.dtype=float32", "-s", "generate.verdict_only=true"]
+    env = {**os.environ, "GRAMR2_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    out = shards.read_all([tmp_path / "o"])
+    eng = HFEngine(str(tiny_model))
+    texts = judge.judge_prompts(eng.tokenizer, recs, ("ab", "ba"), "gramr2-v1")
+    ab = eng.answer_probs(texts, [prompts.ANSWER_PREFIX + "A"] * len(texts))
+    assert [r["id"] for r in out] == [r["id"] for r in recs]
+    for i, r in enumerate(out):
+        j = r["meta"]["judgment"]
+        (pa1, pb1), (pa2, pb2) = ab[2 * i], ab[2 * i + 1]
+        assert sum(j["votes"].values()) == 2 and j["parse_ok"] == 2
+        assert [x["order"] for x in j["samples"]] == ["ab", "ba"]
+        assert j["samples"][0]["text"] == prompts.judgment_text(None, "A" if pa1 >= pb1 else "B")
+        assert j["samples"][1]["text"] == prompts.judgment_text(None, "A" if pa2 >= pb2 else "B")
+        assert j["p_a"] == pytest.approx((pa1 + pb2) / 2, abs=1e-6)
 
 
 # ---------------------------------------------------------------- a real kill, then resume

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import engines, progress, prompts
-from .engines import Generation
+from .engines import Generation, encode
 from .errors import GramrError
 from .records import LABELS, swap_label
 
@@ -129,7 +129,7 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
     ctx = engine.context_length
     fits = [True] * len(texts)
     if ctx:
-        lens = [len(x) for x in engine.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        lens = [len(encode(engine.tokenizer, t)) for t in texts]   # the ids the engine will see
         fits = [n_tok + max_new_tokens <= ctx for n_tok in lens]
     run = [t for t, ok in zip(texts, fits) if ok]
     if verdict_only:

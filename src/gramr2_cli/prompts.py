@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from . import rendering
 from .errors import GramrError
 
 ANSWER_OPEN = "<answer>"
@@ -37,7 +38,17 @@ _PROVER_USER = (
 
 
 def _gram_rr_template() -> str:
-    return resources.files("gramr2_cli").joinpath("templates/gram_rr_judge.txt").read_text(encoding="utf-8")
+    """The authors' string as their code uses it: `.strip()`ed (the shipped file ends with a newline)."""
+    return resources.files("gramr2_cli").joinpath("templates/gram_rr_judge.txt").read_text(encoding="utf-8").strip()
+
+
+_PLACEHOLDER_RE = re.compile(r"\{(user_input|response_1|response_2)\}")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """The template with its placeholders filled in ONE pass over the template only: a `{response_1}` inside
+    user text is never substituted."""
+    return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
 
 
 PROMPT_VERSIONS = ("gramr2-v1", "gram-rr")
@@ -49,9 +60,7 @@ def judge_messages(prompt: str, response_a: str, response_b: str, version: str =
         user = _V1_USER.format(user_input=prompt, response_1=response_a, response_2=response_b)
         return [{"role": "system", "content": _V1_SYSTEM}, {"role": "user", "content": user}]
     if version == "gram-rr":
-        # str.replace, not format: the template has no other braces today, but user text must never be parsed.
-        text = (_gram_rr_template().replace("{user_input}", prompt).replace("{response_1}", response_a)
-                .replace("{response_2}", response_b))
+        text = _fill(_gram_rr_template(), {"user_input": prompt, "response_1": response_a, "response_2": response_b})
         return [{"role": "user", "content": text}]
     raise GramrError(f"unknown prompt version {version!r}; choose from {', '.join(PROMPT_VERSIONS)}")
 
@@ -70,14 +79,28 @@ def unconditional_messages() -> list[dict]:
     return [{"role": "system", "content": _PROVER_SYSTEM}, {"role": "user", "content": ""}]
 
 
-def render(tokenizer, messages: list[dict]) -> str:
-    """Messages → the model's prompt text through its chat template, with the generation prompt added."""
-    if not getattr(tokenizer, "chat_template", None):
-        return "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+def render(tokenizer, messages: list[dict]) -> rendering.Rendered:
+    """Messages → the model's prompt text through its chat template, with the generation prompt added; only the
+    template's own special tokens stay special (`rendering.render`, docs/security.md)."""
+    return rendering.render(tokenizer, messages)
 
 
 # ---------------------------------------------------------------- output format
+
+def spelling(version: str) -> str:
+    """How a prompt version's template spells the second section: `gram-rr` keeps the authors' "Comparision"."""
+    return "Comparision" if version == "gram-rr" else "Comparison"
+
+
+def respell(rationale: str | None, version: str) -> str | None:
+    """`rationale` with its Comparison header spelled as `version`'s template spells it (`spelling`); training
+    targets use it so a model learns the format its prompt shows. Other text is unchanged."""
+    if not rationale:
+        return rationale
+    want = spelling(version)
+    return _SECTION_RE.sub(lambda m: m.group(0).replace(m.group(1), want) if m.group(1).lower().startswith(
+        "compari") else m.group(0), rationale)
+
 
 def format_rationale(feedback: str, comparison: str, conclusion: str, spelling: str = "Comparison") -> str:
     """The text inside <think>…</think> from its three parts."""
@@ -92,24 +115,23 @@ def judgment_text(rationale: str | None, label: str) -> str:
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S | re.I)
 _THINK_RE = re.compile(r"<think>(.*?)</think>", re.S | re.I)
-_LETTER_RE = re.compile(r"(?<![A-Za-z])([AB])(?![A-Za-z])")
 _STRIP = " \t\r\n*_`'\"[](){}.:!,;-"
 
 
 def _verdict_of(inner: str) -> str | None:
+    """A or B when the block holds only the letter: whitespace, markdown/brackets/quotes and a leading
+    "Response"/"Assistant"/"Answer"/"Output" are allowed, any other word is not ("Neither A" → None)."""
     s = inner.strip(_STRIP)
     s = re.sub(r"^(the\s+)?(response|assistant|answer|output)\s*", "", s, flags=re.I).strip(_STRIP)
-    if s.upper() in ("A", "B"):
-        return s.upper()
-    letters = set(_LETTER_RE.findall(inner))  # case-sensitive: the article "a" is not a verdict
-    return letters.pop() if len(letters) == 1 else None
+    return s.upper() if s.upper() in ("A", "B") else None
 
 
 def parse_verdict(text: str) -> str | None:
     """The verdict between `<answer>` and `</answer>`: "A", "B", or None when absent or ambiguous.
 
-    Tolerates whitespace, case, "Response A", `[[A]]`, `**B**`. Several answer blocks that disagree,
-    an unclosed block, "A or B", or no letter → None (the caller counts it as unparseable).
+    Callers pass the model's own generation only, never the prompt (docs/security.md). Tolerates whitespace,
+    case, "Response A", `[[A]]`, `**B**`. Several answer blocks that disagree, an unclosed block, "A or B",
+    "Neither A", a sentence ("B is better"), or no letter → None (the caller counts it as unparseable).
     """
     verdicts = {_verdict_of(m) for m in _ANSWER_RE.findall(text or "")}
     if len(verdicts) != 1:
@@ -123,11 +145,13 @@ def parse_rationale(text: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-_SECTION_RE = re.compile(r"(Feedback|Compari(?:s|si)on|Conclusion)\s*:", re.I)
+# A section header starts a line (after spaces or markdown `*`/`#`): an inline "in conclusion:" is not one.
+_SECTION_RE = re.compile(r"^[ \t*#]*(Feedback|Compari(?:s|si)on|Conclusion)[ \t*]*:", re.I | re.M)
 
 
 def split_sections(rationale: str) -> dict[str, str]:
-    """{'Feedback': …, 'Comparison': …, 'Conclusion': …} for the sections present (either spelling)."""
+    """{'Feedback': …, 'Comparison': …, 'Conclusion': …} for the sections present (either spelling); a header is
+    a section name and a colon at the start of a line."""
     found = list(_SECTION_RE.finditer(rationale or ""))
     out: dict[str, str] = {}
     for i, m in enumerate(found):
@@ -152,14 +176,29 @@ def structure_problems(text: str, need_answer: bool = True) -> list[str]:
     return problems
 
 
-_CONCL_LABEL_RE = re.compile(r"(?:Response|Assistant|Output)\s*([AB])\b|\b([AB])\s+is\s+(?:better|correct|preferred)")
+_WHO = r"(?:(?:Response|Assistant|Output)\s*)?([AB])\b(?:'s\s+(?:response|answer))?"
+_GOOD = r"(?:better|best|correct|preferred|superior|stronger|more\s+\w+|the\s+better(?:\s+one)?)"
+_BAD = r"(?:worse|worst|wrong|incorrect|inferior|weaker|less\s+\w+)"
+_WINNER_RES = (re.compile(_WHO + r"\s+is\s+" + _GOOD, re.I),                      # "Response A is better"
+               re.compile(r"better\s+(?:response|answer|one)\s+is\s+" + _WHO, re.I))   # "the better response is B"
+_LOSER_RE = re.compile(_WHO + r"\s+is\s+" + _BAD + r"\s+than", re.I)                  # "A is worse than B"
+_MENTION_RE = re.compile(r"(?<![A-Za-z])([AB])(?![A-Za-z])")
 
 
 def conclusion_label(rationale: str) -> str | None:
-    """The label the Conclusion section states ("Response A …", "B is better"), or None if none/both."""
+    """The label the Conclusion section states, or None if it states none or both.
+
+    A statement that one response wins ("Response A is better than Response B", "the better response is B",
+    "A is worse than B" → B) decides; several statements must agree. Otherwise a Conclusion that names exactly
+    one response ("Response A.") gives it; one naming both without a winner ("Both Response A and Response B are
+    equally good") gives None."""
     concl = split_sections(rationale or "").get("Conclusion", "")
-    letters = {a or b for a, b in _CONCL_LABEL_RE.findall(concl)}
-    return letters.pop() if len(letters) == 1 else None
+    won = {m.group(1).upper() for r in _WINNER_RES for m in r.finditer(concl)}
+    won |= {"B" if m.group(1).upper() == "A" else "A" for m in _LOSER_RE.finditer(concl)}
+    if won:
+        return won.pop() if len(won) == 1 else None
+    named = set(_MENTION_RE.findall(concl))
+    return named.pop() if len(named) == 1 else None
 
 
 # ---------------------------------------------------------------- proof <-> rationale

@@ -54,6 +54,19 @@ def test_each_rule_rejects_its_own_bad_case():
     assert filt.drop_reasons(good("fine"), cfg) == []
 
 
+@pytest.mark.parametrize("conclusion, label, dropped", [
+    ("Response A is better than Response B.", "A", False),     # naming both responses is not ambiguous
+    ("Response B is better than Response A.", "A", True),
+    ("Both Response A and Response B are equally good.", "A", True),
+])
+def test_conclusion_naming_both_responses(conclusion, label, dropped):
+    rec = good("c", label)
+    rec["rationale"] = prompts.format_rationale("A adds correctly, B does not", "in conclusion: Response B is "
+                                                "longer.", conclusion)
+    want = ["label_not_in_conclusion"] if dropped else []
+    assert filt.drop_reasons(rec, config.load().filter) == want
+
+
 def test_rules_can_be_switched_off_and_thresholds_set():
     cases = bad_cases()
     cfg = config.load(None, ["filter.rules=no_label,agreement", "filter.min_agreement=0.5"]).filter

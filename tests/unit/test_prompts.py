@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,10 @@ from gramr2_cli.errors import GramrError
     ("<answer>[[A]]</answer>", "A"),
     ("<answer>**B**</answer>", "B"),
     ("<ANSWER>a</ANSWER>", "A"),
-    ("<answer>Assistant B is better</answer>", "B"),
+    ("<answer>Assistant B is better</answer>", None),   # only the letter (or "Response X") counts
+    ("<answer>Neither A</answer>", None),
+    ("<answer>Not B</answer>", None),
+    ("<answer>\n  B \n</answer>", "B"),
     ("<answer>A or B</answer>", None),
     ("<answer>A</answer> <answer>B</answer>", None),
     ("<answer>A</answer> <answer>A</answer>", "A"),
@@ -66,16 +71,75 @@ def test_judgment_text_structure_and_conclusion():
     assert prompts.conclusion_label("Feedback: a\nComparison: b\nConclusion: A and B both fine") is None
 
 
-def test_gram_rr_template_is_byte_exact():
-    from pathlib import Path
-    shipped = Path(__file__).resolve().parents[2] / "src/gramr2_cli/templates/gram_rr_judge.txt"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_gram_rr_template_is_the_authors_stripped_string():
+    authors = (FIXTURES / "gram_rr_judge.authors.txt").read_text(encoding="utf-8").strip()
+    assert prompts._gram_rr_template() == authors           # no trailing newline, like the authors' .strip()
     msgs = prompts.judge_messages("Q{x}", "RA", "RB", "gram-rr")
-    want = shipped.read_text().replace("{user_input}", "Q{x}").replace("{response_1}", "RA").replace(
-        "{response_2}", "RB")
+    want = authors.replace("{user_input}", "Q{x}").replace("{response_1}", "RA").replace("{response_2}", "RB")
     assert msgs == [{"role": "user", "content": want}]
-    assert "Comparision:" in want and "[The Start of Assistant A's Response]\nRA\n" in want
+    assert "Comparision:" in want and want.endswith("[The Start of Assistant B's Response]\nRB\n"
+                                                    "[The End of Assistant B's Response]")
     with pytest.raises(GramrError, match="unknown prompt version"):
         prompts.judge_messages("q", "a", "b", "v9")
+
+
+@pytest.mark.parametrize("version", prompts.PROMPT_VERSIONS)
+def test_placeholders_inside_user_text_are_not_filled(version):
+    q, a, b = "Q {response_1} {response_2}", "A says {response_2} and {user_input}", "B {response_1}"
+    user = prompts.judge_messages(q, a, b, version)[-1]["content"]
+    assert f"\n{q}\n" in user and f"\n{a}\n" in user and f"\n{b}\n" in user
+    assert user.count("{response_2}") == 2 and user.count("{response_1}") == 2 and user.count("{user_input}") == 1
+    ab, ba = (prompts.judge_messages(q, x, y, version)[-1]["content"] for x, y in ((a, b), (b, a)))
+    assert ab.replace(a, "\0").replace(b, a).replace("\0", b) == ba   # the two orders differ only by the swap
+
+
+def test_respell_for_the_gram_rr_template():
+    r = prompts.format_rationale("f", "Comparison: c", "Response A is better.")
+    assert prompts.respell(r, "gramr2-v1") == r
+    assert prompts.respell(r, "gram-rr") == "Feedback: f\n\nComparision: Comparison: c\n\nConclusion: Response A is better."
+    assert prompts.respell(None, "gram-rr") is None
+    assert prompts.split_sections(prompts.respell(r, "gram-rr")) == prompts.split_sections(r)
+
+
+@pytest.mark.parametrize("conclusion, want", [
+    ("Response A is better than Response B.", "A"),
+    ("Response B is better than Response A.", "B"),
+    ("Both Response A and Response B are equally good.", None),
+    ("Response A is better.", "A"),
+    ("B is better.", "B"),
+    ("Assistant A's answer is correct, Response B is wrong.", "A"),
+    ("Response A is worse than Response B.", "B"),
+    ("The better response is Response B.", "B"),
+    ("Response A and Response B are both fine", None),
+    ("A and B both fine", None),
+    ("Response B, because Response A is wrong.", None),
+    ("Neither is better.", None),
+    ("", None),
+])
+def test_conclusion_label(conclusion, want):
+    r = prompts.format_rationale("Response A says 3, Response B says 4.", "Response A is wrong.", conclusion)
+    assert prompts.conclusion_label(r) == want
+
+
+def test_inline_in_conclusion_is_not_the_conclusion_header():
+    r = ("Feedback: A says 3, B says 4.\n\nComparison: B adds correctly; in conclusion: Response A is better at "
+         "style only.\n\nConclusion: Response B is better.")
+    assert prompts.split_sections(r)["Comparison"].endswith("better at style only.")
+    assert prompts.conclusion_label(r) == "B"
+    assert prompts.conclusion_label("Feedback: x\nComparison: y. In conclusion: Response A is better.") is None
+
+
+@given(st.sampled_from(["A", "B"]), st.sampled_from(["Response", "Assistant", "Output"]),
+       st.sampled_from(["better", "preferred", "correct", "more accurate"]), st.booleans(), st.booleans())
+@settings(max_examples=100, deadline=None)
+def test_conclusion_label_names_the_winner(x, noun, adj, name_loser, gram_spelling):
+    y = "B" if x == "A" else "A"
+    concl = f"{noun} {x} is {adj}" + (f" than {noun} {y}." if name_loser else ".")
+    r = prompts.format_rationale("fb", "cmp", concl, "Comparision" if gram_spelling else "Comparison")
+    assert prompts.conclusion_label(r) == x
 
 
 def test_prover_messages_need_label():

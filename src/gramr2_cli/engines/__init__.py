@@ -5,7 +5,8 @@ Prompts given to an engine are already rendered through the chat template (`prom
 
 Conventions both engines share (docs/engines.md), defined once here so they cannot drift apart:
 - tokenization: `encode(tok, prompt) + encode(tok, continuation)`, each with `add_special_tokens=False`, never
-  the tokenization of the concatenated text;
+  the tokenization of the concatenated text; special tokens only where the chat template wrote them, so a
+  special-token string inside a prompt or response is plain text (`rendering`, docs/security.md);
 - per-prompt sampling seeds (`row_seed`): a prompt's samples depend on the call's seed, its text and the sample
   index, not on what else is in the batch;
 - log-probabilities are `log_softmax` of the raw logits (temperature 1, before top-p), vLLM's default;
@@ -21,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
-from .. import prompts
+from .. import prompts, rendering
 from ..errors import GramrError
 
 
@@ -66,8 +67,9 @@ ENGINE_NAMES = ("hf", "vllm")
 # ---------------------------------------------------------------- shared conventions
 
 def encode(tokenizer, text: str) -> list[int]:
-    """Token ids of already-rendered text: no BOS/EOS added (the chat template wrote what it wants)."""
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    """Token ids of already-rendered text: no BOS/EOS added (the chat template wrote what it wants); special-token
+    ids only where the chat template wrote them (`rendering.encode`: untrusted text stays plain text)."""
+    return rendering.encode(tokenizer, text)
 
 
 def stop_ids(tokenizer, model_eos: int | list[int] | None = None) -> list[int]:

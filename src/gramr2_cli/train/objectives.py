@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from .. import prompts
 from ..errors import GramrError
+from ..rendering import encode
 
 IGNORE = -100
 PAIRGEN_TEMPLATE = "[Response A]\n{a}\n[Response B]\n{b}"   # GRAM v1 pair generation target (paper: not stated)
@@ -27,11 +28,15 @@ class Built:
     note: str | None = None          # a counted remark on a kept record (e.g. answer_only)
 
 
-def tokenize_pair(tok, prompt_text: str, target_text: str, where: str = "record") -> tuple[list[int], list[int]]:
-    """(input_ids, labels) of prompt+target with the prompt masked. Raises GramrError when the prompt's tokens
-    are not a prefix of prompt+target's tokens (a tokenizer merge across the boundary would mislabel tokens)."""
-    p = tok(prompt_text, add_special_tokens=False)["input_ids"]
-    full = tok(prompt_text + target_text, add_special_tokens=False)["input_ids"]
+def tokenize_pair(tok, prompt_text: str, target_text: str, where: str = "record", eos: bool = True
+                  ) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) of prompt+target(+eos) with the prompt masked. Tokenized as the engines do
+    (`engines.encode`): special tokens only where the chat template wrote them, so a prompt, response or
+    rationale holding `<|im_end|>` trains as plain text; eos is appended as its id. Raises GramrError when the
+    prompt's tokens are not a prefix of prompt+target's tokens (a merge across the boundary would mislabel
+    tokens)."""
+    p = encode(tok, prompt_text)
+    full = encode(tok, prompt_text + target_text) + ([tok.eos_token_id] if eos else [])
     if full[:len(p)] != p:
         raise GramrError(f"{where}: the prompt's tokens are not a prefix of prompt+target's tokens",
                          hint="the tokenizer merges across the prompt/target boundary; end the prompt with a "
@@ -46,11 +51,12 @@ def _judge_prompt(tok, rec: dict, version: str) -> str:
 def build_reasoning(tok, rec: dict, version: str) -> Built:
     """Reasoning SFT, Eq. 2: -log π(z|s) - log π(l|s,z); prompt tokens masked (-100).
 
-    Target = `<think>rationale</think><answer>l</answer>` + eos. A record without a rationale trains the answer
-    only (`note="answer_only"`, counted)."""
+    Target = `<think>rationale</think><answer>l</answer>` + eos, the rationale's section names spelled as the
+    prompt version's template spells them (`gram-rr`: "Comparision"). A record without a rationale trains the
+    answer only (`note="answer_only"`, counted)."""
     if rec["label"] is None:
         return Built(skip="no_label")
-    target = prompts.judgment_text(rec["rationale"], rec["label"]) + tok.eos_token
+    target = prompts.judgment_text(prompts.respell(rec["rationale"], version), rec["label"])
     ids, labels = tokenize_pair(tok, _judge_prompt(tok, rec, version), target, f"record {rec['id']}")
     return Built(ids, labels, note=None if rec["rationale"] else "answer_only")
 
@@ -66,7 +72,7 @@ def build_prover(tok, rec: dict, version: str) -> Built:
     except GramrError:
         return Built(skip="rationale_sections_missing")
     msgs = prompts.prover_messages(rec["prompt"], rec["response_a"], rec["response_b"], rec["label"])
-    ids, labels = tokenize_pair(tok, prompts.render(tok, msgs), proof + tok.eos_token, f"record {rec['id']}")
+    ids, labels = tokenize_pair(tok, prompts.render(tok, msgs), proof, f"record {rec['id']}")
     return Built(ids, labels)
 
 
@@ -91,7 +97,7 @@ def build_label(tok, rec: dict, version: str) -> Built:
     if rec["label"] is None:
         return Built(skip="no_label")
     ids, labels = tokenize_pair(tok, _judge_prompt(tok, rec, version) + prompts.ANSWER_PREFIX, rec["label"],
-                                f"record {rec['id']}")
+                                f"record {rec['id']}", eos=False)
     if sum(1 for x in labels if x != IGNORE) != 1:
         raise GramrError(f"record {rec['id']}: the verdict is not one token after the answer prefix")
     return Built(ids, labels)
@@ -100,7 +106,7 @@ def build_label(tok, rec: dict, version: str) -> Built:
 def build_pairgen(tok, rec: dict, version: str) -> Built:
     """GRAM v1 pre-training: -log π([y_a, y_b] | x) on unlabeled pairs (labels are ignored)."""
     prompt = prompts.render(tok, [{"role": "user", "content": rec["prompt"]}])
-    target = PAIRGEN_TEMPLATE.format(a=rec["response_a"], b=rec["response_b"]) + tok.eos_token
+    target = PAIRGEN_TEMPLATE.format(a=rec["response_a"], b=rec["response_b"])
     ids, labels = tokenize_pair(tok, prompt, target, f"record {rec['id']}")
     return Built(ids, labels)
 

@@ -154,9 +154,10 @@ class CharTokenizer:
     """Stand-in tokenizer when the real one is not available: one id per character (so the builders' prefix
     check holds); the caller divides lengths by 4 (≈ 4 characters per token for English text)."""
     eos_token = ""
+    eos_token_id = None   # no eos id appended: the estimate counts characters only
     chat_template = None
 
-    def __call__(self, text: str, add_special_tokens: bool = False) -> dict:
+    def __call__(self, text: str, add_special_tokens: bool = False, split_special_tokens: bool = False) -> dict:
         return {"input_ids": [0] * len(text)}
 
 

@@ -32,11 +32,12 @@ def tokenize_pair(tok, prompt_text: str, target_text: str, where: str = "record"
                   ) -> tuple[list[int], list[int]]:
     """(input_ids, labels) of prompt+target(+eos) with the prompt masked. Tokenized as the engines do
     (`engines.encode`): special tokens only where the chat template wrote them, so a prompt, response or
-    rationale holding `<|im_end|>` trains as plain text; eos is appended as its id. Raises GramrError when the
+    rationale holding `<|im_end|>` trains as plain text; eos is appended as its id (when the tokenizer has one). Raises GramrError when the
     prompt's tokens are not a prefix of prompt+target's tokens (a merge across the boundary would mislabel
     tokens)."""
     p = encode(tok, prompt_text)
-    full = encode(tok, prompt_text + target_text) + ([tok.eos_token_id] if eos else [])
+    full = encode(tok, prompt_text + target_text) + ([tok.eos_token_id] if eos and tok.eos_token_id is not None
+                                                     else [])
     if full[:len(p)] != p:
         raise GramrError(f"{where}: the prompt's tokens are not a prefix of prompt+target's tokens",
                          hint="the tokenizer merges across the prompt/target boundary; end the prompt with a "

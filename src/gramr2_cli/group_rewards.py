@@ -1,0 +1,258 @@
+"""Group rewards for GRPO-style trainers: one scalar per rollout from pairwise judgments (ours; issue 14).
+
+A pairwise judge has no absolute score, and GRPO needs one number per rollout of a prompt's group of G. The
+functions here are pure: they ask a `compare` callback for judgments and turn them into rewards, so tests drive
+them with scripted judgments and `judge_compare` plugs in a real engine.
+
+A *call* `(group, a, b)` asks for one judgment of one presentation order: rollout `a` shown as Response A,
+rollout `b` as B (`REFERENCE` stands for the group's reference response). The callback returns P(shown A is
+better) in [0, 1], or None when the judgment failed (unparseable, truncated, too long for the context).
+
+Pairings (`GroupConfig.pairing`), each judged in `orders` (default both: every pair shown A/B and B/A):
+- `reference`: each rollout against a reference response (e.g. the policy's greedy output): the scheme
+  `rlhf.py` used before group rewards, GRAM (v1)'s RLHF reward, not a pairing GRAM-R² specifies. G calls per order.
+- `round-robin`: all G(G−1)/2 pairs, each in every order (G(G−1) calls with both orders).
+- `circular`: each rollout against its neighbour i+1 mod G: G pairs (one for G = 2), G calls per order.
+- `knockout`: the paper's best-of-n linear search (`stages/rank.knockout`, n−1 comparisons, each in every
+  order); the ranking (winner, then reverse elimination order) maps linearly to [0, 1]: 1 − position/(m−1).
+
+Scores (`GroupConfig.score`) for the non-knockout pairings, from each rollout's own side of its comparisons:
+- `p_a`: mean P(rollout better) (with `reference` and both orders: today's reward, ½[P(A|y,ref) + P(B|ref,y)]);
+- `win_rate`: mean of 1 (P > ½), ½ (P = ½), 0 (P < ½);
+- `bt`: a Bradley–Terry fit on the soft outcomes (`fit_bradley_terry`), reward = mean over the group's other
+  scored rollouts j of σ(s_i − s_j) (round-robin and circular only).
+
+Masking: a failed call is dropped, never scored as a loss or a neutral ½. A rollout whose every call failed gets
+None (TRL drops a None reward from the advantage; what other frameworks get is their hook's business). A knockout
+comparison whose calls all failed keeps the incumbent (the algorithm needs a verdict) and counts for neither side.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import GramrError
+from .stages.rank import drive
+
+PAIRINGS = ("reference", "round-robin", "circular", "knockout")
+SCORES = ("p_a", "win_rate", "bt")
+ORIENTATIONS = {"ab": ((0, 1),), "ba": ((1, 0),), "both": ((0, 1), (1, 0))}   # which side is shown as A
+REFERENCE = -1                                   # the group's reference response in a call
+
+Call = tuple[int, int, int]                      # (group, shown A, shown B)
+GroupCompare = Callable[[list[Call]], list["float | None"]]
+
+
+@dataclass
+class GroupConfig:
+    """How a group of rollouts is judged and scored (every default here is ours; the paper gives none)."""
+    pairing: str = "round-robin"   # reference | round-robin | circular | knockout
+    orders: str = "both"           # ab | ba | both (both presentation orders of every comparison)
+    score: str = "p_a"             # p_a | win_rate | bt (knockout: the rank, so leave p_a or win_rate)
+    votes: int = 1                 # judge samples per call (voting@k inside one call)
+    bt_prior: float = 0.1          # Gaussian prior precision on BT strengths (0 = plain maximum likelihood)
+
+    def check(self) -> list[str]:
+        """Problems with these settings, one string per problem naming the key; [] when fine."""
+        problems = []
+        if self.pairing not in PAIRINGS:
+            problems.append(f"group.pairing: unknown value {self.pairing!r}; choose from {', '.join(PAIRINGS)}")
+        if self.orders not in ORIENTATIONS:
+            problems.append(f"group.orders: unknown value {self.orders!r}; choose from {', '.join(ORIENTATIONS)}")
+        if self.score not in SCORES:
+            problems.append(f"group.score: unknown value {self.score!r}; choose from {', '.join(SCORES)}")
+        elif self.score == "bt" and self.pairing in ("reference", "knockout"):
+            problems.append(f"group.score: bt needs comparisons between rollouts; pairing {self.pairing!r} "
+                            "does not make them (use round-robin or circular)")
+        if self.votes < 1:
+            problems.append(f"group.votes must be >= 1, got {self.votes}")
+        if self.bt_prior < 0:
+            problems.append(f"group.bt_prior must be >= 0, got {self.bt_prior}")
+        return problems
+
+
+@dataclass
+class GroupResult:
+    """One group's rewards and what they cost."""
+    rewards: list[float | None]                  # one per rollout; None = every call involving it failed
+    judge_calls: int                             # calls made (each is `votes` judge samples)
+    failed_calls: int                            # calls that returned None (masked)
+    seconds: float                               # wall time of the scoring, shared by call count across groups
+    calls: list[tuple[int, int, float | None]] = field(default_factory=list)   # (shown A, shown B, P(A))
+
+
+# ---------------------------------------------------------------- pairings
+
+def pairs_of(pairing: str, g: int) -> list[tuple[int, int]]:
+    """The unordered comparisons of a non-adaptive pairing for G rollouts, first element shown as A in 'ab'."""
+    if pairing == "reference":
+        return [(i, REFERENCE) for i in range(g)]
+    if pairing == "round-robin":
+        return [(i, j) for i in range(g) for j in range(i + 1, g)]
+    if pairing == "circular":
+        if g < 3:
+            return [(0, 1)] if g == 2 else []       # G = 2: the two "neighbour" pairs are the same pair
+        return [(i, (i + 1) % g) for i in range(g)]
+    raise GramrError(f"{pairing!r} is not a non-adaptive pairing")
+
+
+def oriented(pair: tuple[int, int], orders: str) -> list[tuple[int, int]]:
+    """`pair` as shown in each order: ab → (x, y), ba → (y, x)."""
+    return [(pair[a], pair[b]) for a, b in ORIENTATIONS[orders]]
+
+
+# ---------------------------------------------------------------- scores (pure)
+
+def _outcomes(g: int, calls: list[tuple[int, int, float | None]]) -> list[list[float]]:
+    """Each rollout's P(it is better) from every call it took part in that did not fail."""
+    own: list[list[float]] = [[] for _ in range(g)]
+    for a, b, p in calls:
+        if p is None:
+            continue
+        if a != REFERENCE:
+            own[a].append(p)
+        if b != REFERENCE:
+            own[b].append(1.0 - p)
+    return own
+
+
+def _win(p: float) -> float:
+    return 1.0 if p > 0.5 else 0.0 if p < 0.5 else 0.5
+
+
+def fit_bradley_terry(g: int, calls: list[tuple[int, int, float]], prior: float = 0.1,
+                      iters: int = 50) -> np.ndarray:
+    """Bradley–Terry strengths s (centred) maximising Σ_c [p_c log σ(s_a − s_b) + (1 − p_c) log σ(s_b − s_a)]
+    − prior/2 ‖s‖² over soft outcomes p_c = P(a better), by Newton's method (the objective is concave; with
+    prior > 0 strictly, so the optimum is unique even when a rollout wins everything outright). With prior = 0
+    and outcomes that a BT model generates exactly, the fit recovers s_a − s_b = logit(p). Ours (the paper
+    gives no group reward)."""
+    s = np.zeros(g)
+    if not calls:
+        return s
+    a = np.array([c[0] for c in calls])
+    b = np.array([c[1] for c in calls])
+    p = np.array([c[2] for c in calls], dtype=float)
+    for _ in range(iters):
+        q = 1.0 / (1.0 + np.exp(-(s[a] - s[b])))
+        grad = -prior * s
+        np.add.at(grad, a, p - q)
+        np.add.at(grad, b, q - p)
+        w = q * (1.0 - q)
+        hess = -prior * np.eye(g)
+        np.add.at(hess, (a, a), -w)
+        np.add.at(hess, (b, b), -w)
+        np.add.at(hess, (a, b), w)
+        np.add.at(hess, (b, a), w)
+        step = np.linalg.lstsq(hess, grad, rcond=None)[0]   # lstsq: with prior 0, H is singular along 1
+        s = s - step
+        s -= s.mean()
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    return s
+
+
+def score_calls(g: int, calls: list[tuple[int, int, float | None]], score: str,
+                prior: float = 0.1) -> list[float | None]:
+    """Per-rollout rewards of one group from its calls (shown A, shown B, P(A) or None), by `score`."""
+    own = _outcomes(g, calls)
+    if score == "p_a":
+        return [sum(o) / len(o) if o else None for o in own]
+    if score == "win_rate":
+        return [sum(map(_win, o)) / len(o) if o else None for o in own]
+    scored = [i for i in range(g) if own[i]]
+    index = {i: k for k, i in enumerate(scored)}
+    valid = [(index[a], index[b], p) for a, b, p in calls if p is not None]
+    s = fit_bradley_terry(len(scored), valid, prior)
+    out: list[float | None] = [None] * g
+    for i in scored:
+        others = [j for j in scored if j != i]
+        out[i] = sum(1.0 / (1.0 + math.exp(-(s[index[i]] - s[index[j]]))) for j in others) / len(others)
+    return out
+
+
+def rank_rewards(ranking: list[int], scored: set[int], g: int) -> list[float | None]:
+    """Knockout: position k among the scored rollouts of `ranking` → 1 − k/(m−1); unscored → None."""
+    kept = [i for i in ranking if i in scored]
+    out: list[float | None] = [None] * g
+    for k, i in enumerate(kept):
+        out[i] = 1.0 - k / (len(kept) - 1) if len(kept) > 1 else 1.0
+    return out
+
+
+# ---------------------------------------------------------------- driving a compare callback
+
+def _knockout(sizes: list[int], compare: GroupCompare, orders: str
+              ) -> tuple[list[list[int]], list[list[tuple[int, int, float | None]]]]:
+    """Rankings and calls of `stages/rank.knockout` for every group, all groups advancing together."""
+    logs: list[list[tuple[int, int, float | None]]] = [[] for _ in sizes]
+
+    def step(flat: list[tuple[int, int, int]]) -> list[float]:
+        calls = [(r, x, y) for r, i, j in flat for x, y in oriented((i, j), orders)]
+        got = list(compare(calls))
+        if len(got) != len(calls):
+            raise GramrError(f"compare returned {len(got)} values for {len(calls)} calls")
+        per, out = len(ORIENTATIONS[orders]), []
+        for k, (r, i, _) in enumerate(flat):
+            chunk = list(zip(calls[k * per:(k + 1) * per], got[k * per:(k + 1) * per]))
+            logs[r].extend((x, y, p) for (_, x, y), p in chunk)
+            mine = [p if x == i else 1.0 - p for (_, x, _), p in chunk if p is not None]
+            out.append(sum(mine) / len(mine) if mine else 0.5)     # all failed: the incumbent stays
+        return out
+
+    sels, _ = drive(sizes, "knockout", step)
+    return [s.ranking for s in sels], logs
+
+
+def score_groups(sizes: list[int], compare: GroupCompare, cfg: GroupConfig) -> list[GroupResult]:
+    """Rewards for groups of `sizes` rollouts (several groups share each compare call). `compare` gets calls
+    (group, shown A, shown B) and returns P(shown A better) or None per call. Raises GramrError for settings
+    `cfg.check()` rejects or a compare that returns the wrong number of values."""
+    problems = cfg.check()
+    if problems:
+        raise GramrError("; ".join(problems))
+    t0 = time.perf_counter()
+    if cfg.pairing == "knockout":
+        rankings, logs = _knockout(sizes, compare, cfg.orders)
+        results = [rank_rewards(rk, {i for i, o in enumerate(_outcomes(n, lg)) if o}, n)
+                   for n, rk, lg in zip(sizes, rankings, logs)]
+    else:
+        calls = [(r, x, y) for r, n in enumerate(sizes) for pr in pairs_of(cfg.pairing, n)
+                 for x, y in oriented(pr, cfg.orders)]
+        got = list(compare(calls)) if calls else []
+        if len(got) != len(calls):
+            raise GramrError(f"compare returned {len(got)} values for {len(calls)} calls")
+        logs = [[] for _ in sizes]
+        for (r, x, y), p in zip(calls, got):
+            logs[r].append((x, y, p))
+        results = [score_calls(n, lg, cfg.score, cfg.bt_prior) for n, lg in zip(sizes, logs)]
+    seconds = time.perf_counter() - t0
+    total = sum(len(lg) for lg in logs) or 1
+    return [GroupResult(rewards, len(lg), sum(p is None for _, _, p in lg), seconds * len(lg) / total, lg)
+            for rewards, lg in zip(results, logs)]
+
+
+def judge_compare(judge_fn: Callable[[list[dict]], list], prompts: list[str], rollouts: list[list[str]],
+                  references: list[str] | None = None) -> GroupCompare:
+    """A `score_groups` compare backed by a judge: `judge_fn(pairs)` judges {prompt, response_a, response_b}
+    pairs in the shown order only (orders "ab") and returns `judge.Judgment`s. A judgment with no parsed
+    verdict (unparseable, truncated, too long for the context) is a failed call (None); otherwise the call's
+    value is the judgment's P(A better) as `stages/rank.preference` reads it."""
+    from .stages.rank import preference
+
+    def text(r: int, i: int) -> str:
+        if i != REFERENCE:
+            return rollouts[r][i]
+        if references is None:
+            raise GramrError("pairing 'reference' needs one reference response per group")
+        return references[r]
+
+    def compare(calls: list[Call]) -> list[float | None]:
+        pairs = [{"prompt": prompts[r], "response_a": text(r, a), "response_b": text(r, b)} for r, a, b in calls]
+        return [None if j.parse_ok == 0 else preference(j) for j in judge_fn(pairs)] if pairs else []
+    return compare

@@ -28,13 +28,13 @@ from .stages.self_label import SelfLabelConfig
 from .stages.self_train import SelfTrainConfig
 from .stages.synth import SynthConfig
 
-ENGINES = ("auto", "hf", "vllm")
+ENGINES = ("auto", "hf", "vllm", "openai")
 
 
 @dataclass
 class GenerateConfig:
     """Sampling and engine settings shared by every generating stage."""
-    engine: str = "auto"              # auto = vllm when importable, else hf
+    engine: str = "auto"              # auto = vllm when importable, else hf; openai = remote `vllm serve` endpoints
     max_new_tokens: int = 192
     temperature: float = 0.8
     top_p: float = 1.0
@@ -45,6 +45,10 @@ class GenerateConfig:
     kv_cache_gb: int = 2              # vllm on CPU: VLLM_CPU_KVCACHE_SPACE
     verdict_only: bool = False        # judge without a rationale: forced `<answer>`, likelier of A/B (for models
                                       # trained with the `label` objective, the generative-RM baseline)
+    endpoints: list[str] = field(default_factory=list)   # openai engine: base URLs, e.g. http://host:8000/v1
+    max_concurrency: int = 8          # openai engine: requests in flight at most, over all endpoints (ours)
+    request_timeout: float = 600.0    # openai engine: seconds per request before it is retried (ours)
+    retries: int = 3                  # openai engine: retries on connection errors / timeouts / HTTP 5xx (ours)
 
 
 @dataclass
@@ -115,6 +119,9 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (list, tuple):
         (item_tp, *_) = args or (str,)
         if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("[") and value.endswith("]"):     # -s key=[a,b] as well as key=a,b
+                value = value[1:-1]
             value = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
         if not isinstance(value, (list, tuple)):
             raise GramrError(f"config key '{key}': expected a list, got {value!r}")

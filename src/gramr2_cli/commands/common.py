@@ -29,7 +29,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("-s", "--set", help="Dotted
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: the recipe's seed).")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model: embedded:smollm2-135m, a local HF "
                                                                       "directory, or a hub id when online.")]
-EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Generation engine: auto, vllm or hf.")]
+EngineOpt = Annotated[Optional[str], typer.Option("--engine", help="Generation engine: auto, vllm, hf, or openai (remote `vllm serve` endpoints in -s generate.endpoints=[URL,...]).")]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output directory.")]
 ShardIndexOpt = Annotated[Optional[int], typer.Option("--shard-index", help="This process's shard (0-based).")]
 NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Number of shards (cluster array jobs).")]

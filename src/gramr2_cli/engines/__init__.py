@@ -61,7 +61,7 @@ class Engine(Protocol):
         ...
 
 
-ENGINE_NAMES = ("hf", "vllm")
+ENGINE_NAMES = ("hf", "vllm", "openai")   # openai: remote OpenAI-compatible endpoints (engines/remote.py)
 
 
 # ---------------------------------------------------------------- shared conventions
@@ -211,12 +211,16 @@ def load_engine(model: str, gen_cfg, seed: int = 0) -> Engine:
 
     path = models.resolve(model)
     name, dtype = resolve_choice(gen_cfg.engine, gen_cfg.dtype)
-    key = (path, name, dtype)
+    key = (path, name, dtype, *(gen_cfg.endpoints if name == "openai" else ()))
     eng = _LOADED.get(key)
     if eng is None:
         if name == "hf":
             from .hf import HFEngine
             eng = HFEngine(path, dtype=dtype, batch_size=gen_cfg.batch_size)
+        elif name == "openai":
+            from .remote import RemoteEngine
+            eng = RemoteEngine(path, gen_cfg.endpoints, max_concurrency=gen_cfg.max_concurrency,
+                               request_timeout=gen_cfg.request_timeout, retries=gen_cfg.retries)
         else:
             from .vllm import VLLMEngine
             eng = VLLMEngine(path, dtype=dtype, seed=seed, kv_cache_gb=gen_cfg.kv_cache_gb,

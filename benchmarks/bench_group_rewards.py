@@ -6,8 +6,8 @@
 For each G and pairing (`group_rewards.PAIRINGS`) it scores `--groups` groups of G rollouts together (one
 `score_groups` call, so the groups share engine batches, as a trainer's batch would):
 - with a scripted judge (no model; P(A) from a hidden quality, with noise and a position bias, `scripted`): judge
-  calls per group (exact) and the mean Spearman correlation between the rewards and the hidden quality (how much
-  of the order each pairing recovers from a noisy judge);
+  calls per group (exact) and the mean Spearman correlation between the rewards and the hidden quality over
+  `--scripted-groups` groups (how much of the order each pairing recovers from a noisy judge);
 - with the real `hf` engine (greedy, `--max-new-tokens` per judgment): wall time per group, and with
   `--verdict-only` also the forced-answer judging (one forward pass per call). With the tiny random model every
   rationale judgment is unparseable (so every reward is None, masked) and runs to max_new_tokens, which keeps the
@@ -75,7 +75,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="", help="model spec (default: a tiny random Llama)")
     ap.add_argument("--gs", type=int, nargs="+", default=[4, 8, 16], help="group sizes G")
-    ap.add_argument("--groups", type=int, default=2, help="groups scored together per setting")
+    ap.add_argument("--groups", type=int, default=2, help="groups scored together per setting (engine timing)")
+    ap.add_argument("--scripted-groups", type=int, default=200, help="groups for the scripted-judge Spearman")
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--verdict-only", action="store_true", help="also time forced-answer judging")
     ap.add_argument("--out", type=Path, default=RESULTS, help="result JSON path")
@@ -94,13 +95,14 @@ def main() -> None:
         rows = []
         for g in args.gs:
             prompts, rolls, refs, quality = rollouts(args.groups, g)
+            *_, many = rollouts(args.scripted_groups, g)
             for pairing in PAIRINGS:
                 gc = GroupConfig(pairing=pairing, orders="both", score="p_a")
-                ideal = score_groups([g] * args.groups, scripted(quality), gc)
+                ideal = score_groups([g] * args.scripted_groups, scripted(many), gc)
                 row = {"G": g, "pairing": pairing, "orders": "both", "groups": args.groups,
                        "judge_calls_per_group": ideal[0].judge_calls,
                        "spearman_scripted": round(float(np.mean([spearman(res.rewards, q) for res, q
-                                                                  in zip(ideal, quality)])), 3)}
+                                                                  in zip(ideal, many)])), 3)}
                 for vo in modes:
                     t0 = time.perf_counter()
                     got = score_groups([g] * args.groups, judge_compare(judge_fns[vo], prompts, rolls, refs), gc)
@@ -108,12 +110,13 @@ def main() -> None:
                     key = "verdict_only" if vo else "rationale"
                     row[f"wall_s_per_group_{key}"] = round(wall / args.groups, 3)
                     row[f"failed_calls_per_group_{key}"] = sum(r.failed_calls for r in got) / args.groups
-                    assert [r.judge_calls for r in got] == [ideal[0].judge_calls] * args.groups
+                    if [r.judge_calls for r in got] != [ideal[0].judge_calls] * args.groups:
+                        raise SystemExit(f"judge calls differ between the engine and the scripted judge: {row}")
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
         close_all()
     out = {"benchmark": "group rewards: judge calls and wall time per group", "model": label, "engine": "hf",
-           "max_new_tokens": args.max_new_tokens, "threads": torch.get_num_threads(), "rows": rows}
+           "max_new_tokens": args.max_new_tokens, "scripted_groups": args.scripted_groups, "threads": torch.get_num_threads(), "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import GramrError
-from .stages.rank import drive
+from .stages.rank import drive, preference
 
 PAIRINGS = ("reference", "round-robin", "circular", "knockout")
 SCORES = ("p_a", "win_rate", "bt")
@@ -243,8 +243,6 @@ def judge_compare(judge_fn: Callable[[list[dict]], list], prompts: list[str], ro
     pairs in the shown order only (orders "ab") and returns `judge.Judgment`s. A judgment with no parsed
     verdict (unparseable, truncated, too long for the context) is a failed call (None); otherwise the call's
     value is the judgment's P(A better) as `stages/rank.preference` reads it."""
-    from .stages.rank import preference
-
     def text(r: int, i: int) -> str:
         if i != REFERENCE:
             return rollouts[r][i]

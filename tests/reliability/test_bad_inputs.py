@@ -283,5 +283,6 @@ def test_user_text_that_looks_like_rich_markup(tmp_path, monkeypatch):
         code, err = invoke("filter", src, "-o", name, "-s", "filter.balance_ab=false")
         assert code == 0, err
         assert name in err                           # the output path in the summary table, whole
-    code, err = invoke("filter", src, "-o", tmp_path / "o2", "-s", "filter.rules=[no_label]")
+    # one outer [..] is list syntax (-s key=[a,b]); the inner brackets stay part of the rule's name
+    code, err = invoke("filter", src, "-o", tmp_path / "o2", "-s", "filter.rules=[[no_label]]")
     assert_one_error(code, err, r"unknown rule\(s\) \[no_label\]; choose from")

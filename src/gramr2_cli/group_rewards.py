@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import GramrError
-from .stages.rank import drive, preference
+from .judge import preference
+from .stages.rank import drive
 
 PAIRINGS = ("reference", "round-robin", "circular", "knockout")
 SCORES = ("p_a", "win_rate", "bt")
@@ -242,7 +243,7 @@ def judge_compare(judge_fn: Callable[[list[dict]], list], prompts: list[str], ro
     """A `score_groups` compare backed by a judge: `judge_fn(pairs)` judges {prompt, response_a, response_b}
     pairs in the shown order only (orders "ab") and returns `judge.Judgment`s. A judgment with no parsed
     verdict (unparseable, truncated, too long for the context) is a failed call (None); otherwise the call's
-    value is the judgment's P(A better) as `stages/rank.preference` reads it."""
+    value is the judgment's P(A better) as `judge.preference` reads it."""
     def text(r: int, i: int) -> str:
         if i != REFERENCE:
             return rollouts[r][i]

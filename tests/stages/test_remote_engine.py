@@ -365,7 +365,7 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
     from pathlib import Path
 
     from gramr2_cli import records, shards
-    from gramr2_cli.stages import rank, self_label
+    from gramr2_cli.stages import rank_pairs, self_label
 
     recs = [records.new_pair(f"What is {i} + {i + 1}?", f"It is {2 * i + 1}.", f"It is {2 * i + 2}.")
             for i in range(6)]
@@ -386,7 +386,7 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
         cfg = config.load(None, [*sets, "generate.max_new_tokens=16", "generate.dtype=float32"],
                           model=str(tiny_model))
-        stage = self_label.run if name == "self-label" else rank.run_pairs
+        stage = self_label.run if name == "self-label" else rank_pairs.run
         stage(cfg, [inp], out_l, engine=vllm_tiny_engine, progress=False)
         got, want = shards.read_all([out_r]), shards.read_all([out_l])
         assert [r["id"] for r in got] == [r["id"] for r in want] == [r["id"] for r in recs]

@@ -211,7 +211,8 @@ def test_prompt_longer_than_context_is_skipped_and_counted(tmp_path, tiny_model)
     the pair is written with label null and reason too_long_for_context, the other pair is judged, exit 0."""
     long = {"prompt": "word " * 3000, "response_a": "yes", "response_b": "no", "label": "A"}
     src = jsonl(tmp_path / "in.jsonl", long, GOOD)
-    for cmd in (["rank", "pairs"], ["self-label", "--samples", "1"]):
+    # rank keeps the record's own (gold) label; self-label writes its pseudo-label, none for a skipped pair
+    for cmd, label in ((["rank", "pairs"], "A"), (["self-label", "--samples", "1"], None)):
         out = tmp_path / cmd[0]
         code, err = invoke(*cmd, src, "--model", tiny_model, "-o", out, "--engine", "hf", "--no-progress",
                            "-s", "generate.max_new_tokens=4")
@@ -222,7 +223,7 @@ def test_prompt_longer_than_context_is_skipped_and_counted(tmp_path, tiny_model)
                 (out / "part-00000-of-00001.jsonl").read_text().splitlines()}
         j = recs["word"]["meta"]["judgment"]
         assert j["reason"] == "too_long_for_context" and j["votes"] == {"A": 0, "B": 0, "null": 0}
-        assert recs["word"]["label"] is None or cmd[0] == "rank"
+        assert recs["word"]["label"] == label
         assert recs[GOOD["prompt"][:4]]["meta"]["judgment"]["reason"] != "too_long_for_context"
 
 

@@ -229,8 +229,10 @@ def test_server_on_the_tiny_model(tiny_model):
                                         "reference": ["5", "yo"]}).json()["rewards"]
             r2 = c.post("/get_reward", json={"query": ["2+2? 4", "hi hello"], "prompts": ["2+2?", "hi"],
                                              "labels": ["5", "yo"]}).json()["rewards"]
-            assert r1 == r2 and all(0.0 <= x <= 1.0 for x in r1)     # same pairs, same greedy judgments
+            # 6 new tokens never reach a verdict on the tiny random model (greedy): nothing parses in either
+            # order, so the reward is the documented 0.5 and /compare has no verdict and no rationale
+            assert r1 == r2 == [0.5, 0.5]
             v = c.post("/compare", json={"prompt": ["2+2?"], "response_a": ["4"], "response_b": ["5"]}).json()
-            assert v["verdicts"][0] in ("A", "B", None) and len(v["rationales"]) == 1
+            assert (v["verdicts"], v["rationales"], v["votes"]) == ([None], [None], [{"A": 0, "B": 0, "null": 2}])
     finally:
         close_all()

@@ -13,13 +13,15 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import models
+from gramr2_cli import config, models
+from gramr2_cli.train import objectives
 
 HERE = Path(__file__).parent
 
 
 def test_two_process_ddp_ranks_agree(tiny_model, tmp_path):
-    data = write_pairs(tmp_path / "pairs.jsonl", make_pairs(8))
+    pairs = make_pairs(12)       # 3 steps x 2 ranks x batch 2 = 12 examples = exactly one epoch: each seen once
+    data = write_pairs(tmp_path / "pairs.jsonl", pairs)
     out = tmp_path / "ddp" / "model"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -36,6 +38,9 @@ def test_two_process_ddp_ranks_agree(tiny_model, tmp_path):
     base = models.load_model(str(tiny_model), device="cpu")
     assert any(not torch.equal(p, q) for p, q in zip(saved.parameters(), base.parameters()))
     ts = json.loads((out / "training_summary.json").read_text())
-    assert ts["world_size"] == 2 and ts["examples_used"] == 8
-    # 3 steps x 2 ranks x batch 2 = 12 examples seen, counted over both ranks
-    assert ts["tokens_seen"] > 0
+    assert ts["world_size"] == 2 and ts["examples_used"] == 12
+    # one epoch over both ranks: tokens seen = the non-padding tokens of all 12 examples, each counted once
+    cfg = config.load(None, [], model=str(tiny_model))
+    rows, _, _ = objectives.build_dataset(models.load_tokenizer(str(tiny_model)), pairs, "reasoning",
+                                          cfg.train.max_length, cfg.prompt)
+    assert len(rows) == 12 and ts["tokens_seen"] == sum(len(r["input_ids"]) for r in rows)

@@ -4,8 +4,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from replicate_report import sign_test, write_report  # noqa: E402
 
@@ -41,7 +39,6 @@ def _seed(root: Path, s: int, shift: float) -> None:
 
 
 def test_report_tables_come_from_the_runs(tmp_path):
-    pytest.importorskip("matplotlib")
     out, docs = tmp_path / "runs", tmp_path / "docs"
     _seed(out, 0, 0.0)
     _seed(out, 1, 0.1)
@@ -64,7 +61,6 @@ def test_report_tables_come_from_the_runs(tmp_path):
 
 
 def test_report_skips_unfinished_seeds(tmp_path):
-    pytest.importorskip("matplotlib")
     out, docs = tmp_path / "runs", tmp_path / "docs"
     _seed(out, 0, 0.0)
     (out / "seed-1").mkdir()                      # started, not evaluated yet

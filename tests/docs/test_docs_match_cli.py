@@ -1,0 +1,140 @@
+"""Issue 17 item 12: every `gramr2 …` command line written in the docs (README.md, docs/*.md, recipes/**,
+benchmarks/README.md, mk/*.mk comments) names a real subcommand and real flags of the real Typer/Click parser,
+and every `-s/--set key=value` names a real config key."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer
+
+from gramr2_cli import config
+from gramr2_cli.cli import app
+from gramr2_cli.errors import GramrError
+
+REPO = Path(__file__).resolve().parents[2]
+ROOT = typer.main.get_command(app)
+# `gramr2 ARGS` or `python -m gramr2_cli.cli ARGS`; the command ends at a pipe, `;`, `&&`, a comment or a backtick
+START = re.compile(r"(?:(?<![\w./\[-])gramr2|-m gramr2_cli\.cli)[ \t]+(?=[-a-z])")
+STOP = re.compile(r"[`|;#)]|&&|\n")
+# commands written wrong on purpose, to show the error they get: (file, the mistake)
+DELIBERATE = {("docs/errors.md", "-s filter.min_agreemnt=0.5")}
+
+
+def doc_files() -> list[Path]:
+    files = [REPO / "README.md", REPO / "benchmarks/README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "mk").glob("*.mk"))]
+    files += sorted(p for p in (REPO / "recipes").rglob("*") if p.is_file())
+    return files
+
+
+def _code(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the places a command can be written: markdown code (fenced blocks and inline
+    backticks); comment lines of Make/YAML; every line of a shell script."""
+    text = path.read_text().replace("\\\n", " ")      # shell line continuations
+    if path.suffix == ".md":
+        out, fenced = [], False
+        for i, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+                continue
+            if fenced:
+                out.append((i, line))
+            else:
+                # inline code; an `error: …`/`hint: …` span is the program's output, not a command
+                out += [(i, m) for m in re.findall(r"`([^`]+)`", line) if not m.startswith(("error:", "hint:"))]
+        return out
+    lines = text.splitlines()
+    if path.suffix in (".mk", ".yaml", ".yml"):
+        return [(i, ln.split("#", 1)[1]) for i, ln in enumerate(lines, 1) if "#" in ln]
+    return list(enumerate(lines, 1))
+
+
+def commands() -> list[tuple[str, list[str]]]:
+    """(where, argv after `gramr2`) for every command line in the docs."""
+    found = []
+    for path in doc_files():
+        for lineno, text in _code(path):
+            for m in START.finditer(text):
+                rest = text[m.end():]
+                stop = STOP.search(rest)
+                rest = rest[:stop.start()] if stop else rest
+                rel = str(path.relative_to(REPO))
+                if any(f == rel and bad in rest for f, bad in DELIBERATE):
+                    continue
+                found.append((f"{rel}:{lineno}", shlex.split(rest.replace("'", ""))))
+    return found
+
+
+def _is_placeholder(tok: str) -> bool:
+    return "…" in tok or tok.startswith(("<", "$", "{")) or tok in ("...", "[...]")
+
+
+def check(argv: list[str]) -> list[str]:
+    """Problems of one command line (empty when the parser accepts its subcommand and options)."""
+    problems, cmd, i = [], ROOT, 0
+    names = ["gramr2"]
+    while i < len(argv):
+        tok = argv[i]
+        if _is_placeholder(tok):
+            i += 1
+            continue
+        if tok.startswith("-") and tok != "-":
+            opt, _, inline = tok.partition("=")
+            param = next((p for p in cmd.params if p.param_type_name == "option"      # typer vendors click
+                          and opt in p.opts + p.secondary_opts), None)
+            if param is None and opt != "--help":
+                problems.append(f"{' '.join(names)} has no option {opt}")
+                i += 1
+                continue
+            takes_value = param is not None and not param.is_flag and opt not in param.secondary_opts
+            value = inline or (argv[i + 1] if takes_value and i + 1 < len(argv) else None)
+            if param is not None and param.name == "override" and value and not _is_placeholder(value):
+                problems += check_override(value)
+            i += 1 + (takes_value and not inline)
+            continue
+        if hasattr(cmd, "commands"):
+            sub = cmd.commands.get(tok)
+            if sub is None:
+                problems.append(f"{' '.join(names)} has no command {tok!r}")
+                return problems
+            cmd, names = sub, names + [tok]
+        i += 1
+    if hasattr(cmd, "commands") and names != ["gramr2"]:
+        problems.append(f"{' '.join(names)} needs a subcommand")
+    return problems
+
+
+def check_override(item: str) -> list[str]:
+    try:
+        config.load(None, [item])
+    except GramrError as e:
+        return [f"-s {item}: {e.message}"]
+    return []
+
+
+CMDS = commands()
+
+
+def test_the_docs_have_commands():
+    # the extractor finds the commands of each kind of file (README, docs, recipes, benchmarks, mk)
+    where = {w.split(":")[0].split("/")[0] for w, _ in CMDS}
+    assert {"README.md", "docs", "recipes", "mk"} <= where, where
+    assert len(CMDS) > 100
+
+
+@pytest.mark.parametrize("where,argv", CMDS, ids=[w for w, _ in CMDS])
+def test_command_parses(where, argv):
+    assert check(argv) == [], f"{where}: gramr2 {' '.join(argv)}"
+
+
+def test_checker_catches_wrong_commands():
+    assert check(["rank", "pair", "x"]) == ["gramr2 rank has no command 'pair'"]
+    assert check(["filter", "x", "--sample", "3"]) == ["gramr2 filter has no option --sample"]
+    assert check(["filter", "x", "--debug"]) == ["gramr2 filter has no option --debug"]
+    assert check(["--debug", "filter", "x", "-o", "y", "-s", "filter.min_agreement=0.5"]) == []
+    assert check(["filter", "x", "-s", "train.nope=1"])[0].startswith("-s train.nope=1: ")
+    assert check(["data"]) == ["gramr2 data needs a subcommand"]

@@ -102,7 +102,17 @@ def model_convert_cmd(output: Annotated[Path, typer.Argument(help="Directory to 
     err_console.print(f"converted {src} -> {out}")
 
 
+def hoist_debug(argv: list[str]) -> list[str]:
+    """`--debug` is an option of the root command; accept it anywhere before `--` (ours: users add it at the end
+    of the line they are retrying) by moving it to the front."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--debug" not in argv[:end]:
+        return argv
+    return ["--debug"] + [a for i, a in enumerate(argv) if not (a == "--debug" and i < end)]
+
+
 def main() -> None:
+    sys.argv[1:] = hoist_debug(sys.argv[1:])
     app()
 
 

@@ -81,3 +81,48 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
     r = runner.invoke(app, ["config", "check", "x.yaml"])
     assert r.exit_code == 130
     assert "interrupted; rerun the same command to resume" in r.output
+
+
+# ---------------------------------------------------------------- issue 17 item 12: what the docs promise
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path, monkeypatch):
+    """`--debug` belongs to the root command; it used to be rejected (exit 2) after the subcommand."""
+    import sys
+
+    from gramr2_cli import cli
+    from gramr2_cli.errors import GramrError
+    assert cli.hoist_debug(["filter", "x", "--debug", "--", "--debug"]) == ["--debug", "filter", "x", "--", "--debug"]
+    monkeypatch.setattr(sys, "argv", ["gramr2", "filter", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o"),
+                                      "--debug"])
+    with pytest.raises(GramrError, match="no such file or directory"):    # re-raised: a traceback, not exit 1
+        cli.main()
+
+
+def test_stdout_closed_early_exits_0_quietly(tmp_path):
+    """`gramr2 data synth -o - | head -1` (docs/synth.md): the reader leaves after one line; exit 0, no error."""
+    import subprocess
+    import sys
+    p = subprocess.Popen([sys.executable, "-c", "from gramr2_cli.cli import main; main()", "data", "synth",
+                          "--n", "400", "-o", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    first = p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0, err
+    assert first.startswith(b'{"id": ') and "error" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("cmd", [["data", "import"], ["data", "export"]])
+def test_unknown_format_is_a_usage_error(tmp_path, cmd):
+    """docs/errors.md: a bad option value is Typer's usage error, exit 2 (it was exit 1)."""
+    src = tmp_path / "x.jsonl"
+    src.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
+    r = runner.invoke(app, [*cmd, str(src), "--format", "bogus", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "unknown" in r.output and "'bogus'" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_adapt_help_names_where_the_adapter_goes():
+    """train.core._save: merged -> the adapter in OUTPUT/adapter/; --no-merge-lora -> the adapter in OUTPUT."""
+    r = runner.invoke(app, ["adapt", "--help"], terminal_width=200)
+    text = " ".join(r.output.split())
+    assert "kept in OUTPUT/adapter/" in text and "--no-merge-lora writes only the adapter, into OUTPUT itself" in text

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 ROOT = typer.main.get_command(app)
 # `gramr2 ARGS` or `python -m gramr2_cli.cli ARGS`; the command ends at a pipe, `;`, `&&`, a comment or a backtick
 START = re.compile(r"(?:(?<![\w./\[-])gramr2|-m gramr2_cli\.cli)[ \t]+(?=[-a-z])")
-STOP = re.compile(r"[`|;#)]|&&|\n")
+STOP = re.compile(r"[`|;#()]|&&|\n")
 # commands written wrong on purpose, to show the error they get: (file, the mistake)
 DELIBERATE = {("docs/errors.md", "-s filter.min_agreemnt=0.5")}
 
@@ -116,13 +116,25 @@ def check_override(item: str) -> list[str]:
     return []
 
 
-CMDS = commands()
+def help_examples() -> list[tuple[str, list[str]]]:
+    """(where, argv) of the `Example: gramr2 …` line of every command's --help."""
+    found, todo = [], [(["gramr2"], ROOT)]
+    while todo:
+        names, cmd = todo.pop()
+        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+            todo.append((names + [name], sub))
+        for m in re.finditer(r"Example: gramr2 ([^\n]+)", cmd.epilog or ""):
+            found.append((f"{' '.join(names)} --help", shlex.split(STOP.split(m.group(1))[0])))
+    return found
+
+
+CMDS = commands() + help_examples()
 
 
 def test_the_docs_have_commands():
     # the extractor finds the commands of each kind of file (README, docs, recipes, benchmarks, mk)
     where = {w.split(":")[0].split("/")[0] for w, _ in CMDS}
-    assert {"README.md", "docs", "recipes", "mk"} <= where, where
+    assert {"README.md", "docs", "recipes", "mk", "gramr2 adapt --help"} <= where, where
     assert len(CMDS) > 100
 
 

@@ -47,6 +47,14 @@ def test_default_mix_is_the_easy_families():
     assert all(r["meta"]["difficulty"] == "easy" for r in out["labeled"])
 
 
+def test_families_all_with_the_default_splits_holds_out_the_adapt_families():
+    """Issue 17 item 12: `--families all` used to fail ('unit_convert' is in both ...) with the default splits."""
+    out = synth.generate(synth.SynthConfig(n=40, families=["all"]), seed=0)
+    heldout = {f for f, fam in FAMILIES.items() if fam.difficulty == "heldout"}
+    assert {r["meta"]["family"] for r in out["labeled"]} == set(FAMILIES) - heldout
+    assert {r["meta"]["family"] for r in out["adapt"]} == heldout
+
+
 def test_ab_balanced_exactly_per_split_and_within_one_per_family(data):
     for split, recs in data.items():
         c = Counter(_gold(r) for r in recs)
@@ -153,7 +161,7 @@ def test_config_errors():
     with pytest.raises(GramrError, match="unknown family 'nope'.*decimal_compare.*reverse_word"):
         synth.generate(synth.SynthConfig(families=["easy", "nope"]), 0)
     with pytest.raises(GramrError, match="'unit_convert' is in both"):
-        synth.generate(synth.SynthConfig(families=["all"]), 0)
+        synth.generate(synth.SynthConfig(families=["easy", "unit_convert"]), 0)   # named in both
     with pytest.raises(GramrError, match="synth.n must be >= 1"):
         synth.generate(synth.SynthConfig(n=0), 0)
     with pytest.raises(GramrError, match="ran out of distinct problems"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,7 +37,8 @@ NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Numbe
 
 
 def guard(fn):
-    """Map errors to DESIGN §6 exit codes: GramrError → 1 line on stderr + exit 1; Ctrl-C → exit 130."""
+    """Map errors to DESIGN §6 exit codes: GramrError → 1 line on stderr + exit 1; Ctrl-C → exit 130; a closed
+    stdout pipe → exit 0."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -52,6 +54,11 @@ def guard(fn):
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted; rerun the same command to resume[/]")
             raise typer.Exit(130) from None
+        except BrokenPipeError:
+            # stdout's reader went away (`-o - | head -1`): end quietly with exit 0, as Unix filters do; stdout
+            # now points at devnull so the flush at exit cannot fail a second time
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
     return wrapper
 
 

@@ -32,7 +32,8 @@ def synth_cmd(output: OutputOpt,
               seed: SeedOpt = None,
               families: Annotated[Optional[str], typer.Option("--families", help="Comma-separated families or "
                                                               "groups (easy, hard, all) for labeled/unlabeled/test; "
-                                                              "default: easy.")] = None,
+                                                              "default: easy. A group leaves out the families "
+                                                              "held out for the adapt splits.")] = None,
               recipe: ConfigOpt = None, override: SetOpt = None, overwrite: OverwriteOpt = False) -> None:
     """Generate the synthetic verifiable preference task: one shard directory per split (labeled, unlabeled,
     test, adapt, adapt_test) with gold labels and step-by-step gold rationales. Rerunning resumes."""
@@ -59,8 +60,24 @@ def synth_cmd(output: OutputOpt,
 
 # ---- import / export / stats / merge / split (formats.py, datatools.py)
 
+def _import_format(value: str) -> str:
+    """--format of `data import`: a usage error (exit 2, like any bad option value) when unknown."""
+    from ..formats import FORMATS
+    if value not in FORMATS:
+        raise typer.BadParameter(f"unknown format {value!r}; choose from {', '.join(FORMATS)}")
+    return value
+
+
+def _export_format(value: str) -> str:
+    from ..formats import EXPORTERS
+    if value not in EXPORTERS:
+        raise typer.BadParameter(f"unknown export format {value!r}; choose from {', '.join(EXPORTERS)}")
+    return value
+
+
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Input format: auto, pairs, helpsteer3, rmbench, "
-                                                                "judgebench, rewardbench (see docs/data.md).")]
+                                                                "judgebench, rewardbench (see docs/data.md).",
+                                         callback=_import_format)]
 OrderOpt = Annotated[str, typer.Option("--order", help="Which response is A: fixed (the source's order: chosen "
                                                        "first), random (seeded per pair), both (one record per "
                                                        "order, linked by meta.pair_group).")]
@@ -106,7 +123,8 @@ def export_cmd(inputs: InputsArg,
                output: Annotated[Path, typer.Option("-o", "--output", help="Output JSONL file ('-' = stdout).")],
                fmt: Annotated[str, typer.Option("--format", "-f", help="pairs (prompt/chosen/rejected for "
                                                                        "TRL/OpenRLHF) or alpaca (LLaMA-Factory "
-                                                                       "SFT on the judge prompt).")] = "pairs",
+                                                                       "SFT on the judge prompt).",
+                                                                       callback=_export_format)] = "pairs",
                prompt_version: Annotated[str, typer.Option("--prompt-version", help="Judge prompt for alpaca: "
                                                                                    "gramr2-v1 or gram-rr.")]
                = "gramr2-v1",

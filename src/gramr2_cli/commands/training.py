@@ -48,7 +48,7 @@ def _run(stage: str, inputs: list[Path], output: Path, recipe, override, seed, m
 
 
 def register(app: typer.Typer) -> None:
-    @command(app, "prover-train", epilog="Example: gramr2 prover-train out/synth -o out/prover "
+    @command(app, "prover-train", epilog="Example: gramr2 prover-train out/synth/labeled -o out/prover "
                                          "-c recipes/prover-train.yaml -s train.max_steps=40")
     def prover_train_cmd(inputs: InputsArg, output: OutputOpt, recipe: ConfigOpt = None, override: SetOpt = None,
                          seed: SeedOpt = None, model: ModelOpt = None, overwrite: OverwriteOpt = False,
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
                   max_steps: StepsOpt = None, objective: ObjectiveOpt = None) -> None:
         """Adapt a reward model to a task with little data (LoRA by default; --no-lora for all weights).
 
-        The adapter is merged into a plain model by default, so every engine loads the output;
-        --no-merge-lora keeps only the adapter (output/adapter/)."""
+        The adapter is merged into a plain model by default (the adapter itself is kept in OUTPUT/adapter/), so
+        every engine loads the output; --no-merge-lora writes only the adapter, into OUTPUT itself."""
         _run("adapt", inputs, output, recipe, override, seed, model, overwrite, resume,
              True if merge_lora is None else merge_lora, lora, max_steps, objective)

@@ -127,13 +127,16 @@ def _split_records(split: str, families: list[str], size: int, seed: int, seen: 
 
 def generate(cfg: SynthConfig, seed: int) -> dict[str, list[dict]]:
     """Split name -> records, deterministic in (cfg, seed). No (prompt, right answer) repeats across splits.
-    Raises GramrError for unknown families, a held-out family also in the main mix, or an exhausted family."""
+    A group in `families` (e.g. `all`) leaves out the families the adapt splits hold (ours: `--families all`
+    works with the default splits). Raises GramrError for unknown families, a family named in both
+    `families` and `adapt_families`, or an exhausted family."""
     main = resolve_families(cfg.families, "easy")
     sizes = split_sizes(cfg)
     adapt: list[str] = []
     if "adapt" in sizes or "adapt_test" in sizes:
         adapt = resolve_families(cfg.adapt_families, "heldout", "synth.adapt_families")
-        both = [f for f in adapt if f in main]
+        both = [f for f in adapt if f in cfg.families]     # named one by one: a contradiction
+        main = [f for f in main if f not in adapt]          # reached through a group (all, heldout): held out
         if both:
             raise GramrError(f"family {both[0]!r} is in both synth.families and synth.adapt_families; "
                              "the adapt splits must hold families the main splits do not",

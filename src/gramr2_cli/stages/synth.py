@@ -142,6 +142,10 @@ def generate(cfg: SynthConfig, seed: int) -> dict[str, list[dict]]:
                              "the adapt splits must hold families the main splits do not",
                              hint="choose other synth.adapt_families, or write no adapt splits: "
                                   "-s synth.splits.adapt=0 -s synth.splits.adapt_test=0")
+        if not main:
+            raise GramrError("synth.families: every family chosen is held out for the adapt splits",
+                             hint="add main families (easy, hard), or write no adapt splits: "
+                                  "-s synth.splits.adapt=0 -s synth.splits.adapt_test=0")
     seen: set[str] = set()
     return {split: _split_records(split, main if SPLITS[split][1] == "main" else adapt, size, seed, seen)
             for split, size in sizes.items()}

@@ -157,3 +157,30 @@ def test_checker_catches_wrong_commands():
     assert check(["--debug", "filter", "x", "-o", "y", "-s", "filter.min_agreement=0.5"]) == []
     assert check(["filter", "x", "-s", "train.nope=1"])[0].startswith("-s train.nope=1: ")
     assert check(["data"]) == ["gramr2 data needs a subcommand"]
+
+
+# ---------------------------------------------------------------- `make TARGET VAR=…` lines
+
+def _make_text() -> str:
+    return "\n".join(p.read_text() for p in [REPO / "Makefile", *sorted((REPO / "mk").glob("*.mk"))])
+
+
+def make_lines() -> list[tuple[str, str, list[str]]]:
+    """(where, target, variables) of every `make target VAR=…` the docs write: `make` opening a code span, a
+    code line or a comment, or after `:`, `(` or `;` (in prose, "would make every vote" is English)."""
+    found = []
+    for path in doc_files():
+        for lineno, text in _code(path):
+            for m in re.finditer(r"(?:^|[:(;]) *make ([a-z][\w-]*)((?: [A-Z_]+=\S*)*)", text.strip()):
+                found.append((f"{path.relative_to(REPO)}:{lineno}", m.group(1), re.findall(r"([A-Z_]+)=", m.group(2))))
+    return found
+
+
+def test_make_targets_and_variables_exist():
+    mk = _make_text()
+    targets = set(re.findall(r"^([\w-]+)\s*:(?!=)", mk, re.M))
+    used = make_lines()
+    assert {"setup", "test", "test-fast", "demo", "self-train", "replicate"} <= {t for _, t, _ in used}
+    bad = [(w, t) for w, t, _ in used if t not in targets]
+    bad += [(w, v) for w, _, vs in used for v in vs if not re.search(rf"\$\({v}\)|^{v}\s*[?:]?=", mk, re.M)]
+    assert bad == []

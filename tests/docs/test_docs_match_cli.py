@@ -184,3 +184,13 @@ def test_make_targets_and_variables_exist():
     bad = [(w, t) for w, t, _ in used if t not in targets]
     bad += [(w, v) for w, _, vs in used for v in vs if not re.search(rf"\$\({v}\)|^{v}\s*[?:]?=", mk, re.M)]
     assert bad == []
+
+
+def test_help_examples_read_what_data_synth_writes():
+    """`data synth -o out/synth` writes one directory per split; an example that reads `out/synth` itself reads
+    no records (the prover-train example did)."""
+    from gramr2_cli.stages.synth import SPLITS
+    reads = [(w, a) for w, argv in help_examples() for a in argv if a.startswith("out/synth")]
+    assert ("gramr2 prover-train --help", "out/synth/labeled") in reads
+    assert [(w, a) for w, a in reads if a.split("/")[2:3] not in [[s] for s in SPLITS]
+            and "synth --help" not in w] == []

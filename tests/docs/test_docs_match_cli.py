@@ -61,6 +61,11 @@ def commands() -> list[tuple[str, list[str]]]:
     for path in doc_files():
         for lineno, text in _code(path):
             for m in START.finditer(text):
+                before = text[:m.start()].rstrip()
+                column = text[:m.start()].endswith("  ")          # an aligned column of commands
+                if (path.suffix != ".md" and m.group().startswith("gramr2") and not column
+                        and before[-1:] not in ("", ":", "(", ";", "`")):
+                    continue        # prose in a comment ("any training gramr2 command"), not a command line
                 rest = text[m.end():]
                 stop = STOP.search(rest)
                 rest = rest[:stop.start()] if stop else rest

@@ -40,8 +40,7 @@ def _fake_bin(tmp_path: Path) -> tuple[Path, dict]:
     (tmp_path / ".venv/bin").mkdir(parents=True)
     (tmp_path / ".venv/bin/activate").write_text("")
     log = tmp_path / "calls.log"
-    tools = {"srun": 'while [[ $1 == -* ]]; do shift; done
-'                 # srun's own options
+    tools = {"srun": 'while [[ $1 == -* ]]; do shift; done\n'                 # srun's own options
                      'for n in 0 1; do SLURM_NODEID=$n "$@"; done',             # two nodes, each its own NODEID
              # a long node list (over a pipe buffer): `| head -n 1` under pipefail would die of SIGPIPE
              "scontrol": "echo node-a; seq 100000 | sed s/^/node-/",

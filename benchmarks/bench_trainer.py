@@ -26,7 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import TrainerCallback
 
-from gramr2_cli import config, models, prompts, records
+from gramr2_cli import models, prompts, recipe, records
 from gramr2_cli.train import core, objectives
 
 RESULTS = Path(__file__).parent / "results" / "trainer.json"
@@ -100,7 +100,7 @@ def run_trainer(args, recs: list[dict]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pairs.jsonl"
         data.write_text("".join(json.dumps(r) + "\n" for r in recs))
-        cfg = config.Config(model=args.model)
+        cfg = recipe.Config(model=args.model)
         for k, v in {"max_steps": args.steps, "batch_size": args.batch, "lr": args.lr, "warmup_ratio": 0.0,
                     "save_steps": 10 ** 6, "logging_steps": 1, "max_length": 1024}.items():
             setattr(cfg.train, k, v)

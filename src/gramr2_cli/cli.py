@@ -17,6 +17,7 @@ import typer
 from . import __version__, config, models
 from .commands import data, plan, selftrain, training, use
 from .commands.common import STATE, SetOpt, command, err_console, set_threads
+from .recipe import load as load_recipe
 
 app = typer.Typer(name="gramr2", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and run reasoning generative reward models (GRAM-R², arXiv 2509.02492).\n\n"
@@ -74,9 +75,10 @@ def config_check_cmd(recipe: Annotated[Path, typer.Argument(help="Recipe YAML to
                      override: SetOpt = None,
                      show: Annotated[bool, typer.Option("--show", help="Print the resolved config.")] = False
                      ) -> None:
-    """Validate a recipe (and overrides) without loading a model."""
+    """Validate a recipe (and overrides) without loading a model: every section's checks, every problem
+    reported (one 'error:' line each, exit 1)."""
     import yaml
-    cfg = config.load(recipe, override)
+    cfg = load_recipe(recipe, override)
     if show:
         typer.echo(yaml.safe_dump(config.to_dict(cfg), sort_keys=False))
     err_console.print(f"[green]ok[/] {recipe}")

@@ -1,9 +1,17 @@
-"""Recipes: YAML files + dotted overrides (`-s train.lr=1e-5`), typed, validated, resolved.
+"""Recipes, generically: YAML files + dotted overrides (`-s train.lr=1e-5`) loaded into ANY dataclass, typed,
+with closest-key suggestions, then every section's own `check()`.
 
-One `Config` holds every section, so `--set generate.max_new_tokens=16` means the same in every command and a
-pipeline recipe (self-training) is one file. Shared sections live here; each stage's section is the dataclass
-defined next to the stage (`stages/filter.py: FilterConfig`). Values are coerced to the field's declared type,
-never YAML's guess (PyYAML reads `1e-5` as a string and `no` as False). Unknown keys fail with the closest names.
+This module knows no section: the aggregate recipe type (`recipe.Config`) is assembled where the commands are,
+and each section's dataclass lives beside the code that uses it (`stages/filter.py: FilterConfig`). It imports
+no stage, engine, trainer, server or judging module (the data core imports none of those).
+
+- Values are coerced to the field's declared type, never YAML's guess (PyYAML reads `1e-5` as a string and
+  `no` as False). Unknown keys fail with the closest names.
+- A section's `check() -> list[str]` returns its problems, each starting with the key relative to the section
+  (`"k must be >= 1, got 0"`); `problems()` prefixes the section's path (`prove.k must be >= 1, got 0`). Named
+  choices (engines, objectives, orders, rank methods) are checked by the section that sits beside them.
+- `load()` collects every problem (bad keys, bad types, failed checks) and raises them together (`ConfigError`,
+  one line each), so `gramr2 config check` reports all of a recipe's mistakes at once.
 """
 
 from __future__ import annotations
@@ -12,93 +20,15 @@ import dataclasses
 import difflib
 import types
 import typing
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
-from .errors import GramrError
-from .serve import ServeConfig
-from .stages.evaluate import EvaluateConfig
-from .stages.filter import FilterConfig
-from .stages.prove import ProveConfig
-from .stages.rank import RankConfig
-from .stages.self_label import SelfLabelConfig
-from .stages.self_train import SelfTrainConfig
-from .stages.synth import SynthConfig
+from .errors import ConfigError, GramrError
 
-ENGINES = ("auto", "hf", "vllm", "openai")
-
-
-@dataclass
-class GenerateConfig:
-    """Sampling and engine settings shared by every generating stage."""
-    engine: str = "auto"              # auto = vllm when importable, else hf; openai = remote `vllm serve` endpoints
-    max_new_tokens: int = 192
-    temperature: float = 0.8
-    top_p: float = 1.0
-    batch_size: int = 16              # hf engine: prompts per forward batch (length-bucketed)
-    dtype: str = "auto"               # auto = bfloat16 for vllm, float32 for hf on CPU; or float32/bfloat16
-    tensor_parallel_size: int = 1     # vllm on GPUs
-    gpu_memory_utilization: float = 0.85
-    kv_cache_gb: int = 2              # vllm on CPU: VLLM_CPU_KVCACHE_SPACE
-    verdict_only: bool = False        # judge without a rationale: forced `<answer>`, likelier of A/B (for models
-                                      # trained with the `label` objective, the generative-RM baseline)
-    endpoints: list[str] = field(default_factory=list)   # openai engine: base URLs, e.g. http://host:8000/v1
-    max_concurrency: int = 8          # openai engine: requests in flight at most, over all endpoints (ours)
-    request_timeout: float = 600.0    # openai engine: seconds per request before it is retried (ours)
-    retries: int = 3                  # openai engine: retries on connection errors / timeouts / HTTP 5xx (ours)
-
-
-@dataclass
-class LoraConfig:
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-
-
-@dataclass
-class TrainConfig:
-    """The one trainer core's settings (DESIGN §5)."""
-    objective: str = "reasoning"      # reasoning (Eq. 2) | prover (Eq. 4) | label (GRAM v1 / GenRM) | pairgen
-    lr: float = 1e-4
-    max_steps: int = -1               # -1 = run `epochs`
-    epochs: float = 1.0
-    batch_size: int = 8
-    grad_accum: int = 1
-    max_length: int = 512             # longer examples are skipped and counted, never truncated silently
-    warmup_ratio: float = 0.05
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0      # the paper's ε: targets (1-ε, ε); torch label_smoothing = 2ε
-    save_steps: int = 50
-    save_total_limit: int = 2         # checkpoints kept while training (each holds optimizer state)
-    keep_checkpoints: bool = False    # keep <output>/checkpoints/ after a finished run
-    logging_steps: int = 5
-    init: str = "backbone"            # backbone | continue (self-training retrain; paper: not stated)
-    precision: str = "auto"           # auto = bf16 on GPU, fp32 on CPU; or fp32/bf16
-    merge_lora: bool = False
-    lora: LoraConfig = field(default_factory=LoraConfig)
-
-
-@dataclass
-class Config:
-    """Every recipe section. Stage sections are named after the stage."""
-    model: str = "embedded:smollm2-135m"
-    prompt: str = "gramr2-v1"         # judge prompt version: gramr2-v1 (short default) | gram-rr (released models)
-    seed: int = 0
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    synth: SynthConfig = field(default_factory=SynthConfig)
-    prove: ProveConfig = field(default_factory=ProveConfig)
-    self_label: SelfLabelConfig = field(default_factory=SelfLabelConfig)
-    filter: FilterConfig = field(default_factory=FilterConfig)
-    rank: RankConfig = field(default_factory=RankConfig)
-    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
-    serve: ServeConfig = field(default_factory=ServeConfig)
-    self_train: SelfTrainConfig = field(default_factory=SelfTrainConfig)
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- coercion
@@ -172,31 +102,33 @@ def _all_keys(cls: type, prefix: str = "") -> list[str]:
     return keys
 
 
-def _unknown(key: str) -> GramrError:
-    close = difflib.get_close_matches(key, _all_keys(Config), n=3, cutoff=0.5)
+def _unknown(root: type, key: str) -> GramrError:
+    close = difflib.get_close_matches(key, _all_keys(root), n=3, cutoff=0.5)
     hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
     return GramrError(f"unknown config key '{key}'{hint}")
 
 
 def _set(obj: Any, dotted: str, value: Any) -> None:
+    """Set `dotted` (e.g. `train.lora.r`) on the dataclass instance `obj`, coerced. Raises GramrError."""
     parts = dotted.split(".")
     target = obj
     for i, name in enumerate(parts):
         hints = typing.get_type_hints(type(target))
         if name not in hints or not any(f.name == name for f in dataclasses.fields(target)):
-            raise _unknown(dotted)
+            raise _unknown(type(obj), dotted)
         tp = hints[name]
         if i == len(parts) - 1:
             if dataclasses.is_dataclass(tp):
                 if not isinstance(value, dict):
-                    raise GramrError(f"config key '{dotted}' is a section; set its keys, e.g. '{dotted}.<key>=...'")
+                    raise GramrError(f"config key '{dotted}' is a section; set its keys, "
+                                     f"e.g. '{dotted}.<key>=...'")
                 for k, v in value.items():
                     _set(obj, f"{dotted}.{k}", v)
                 return
             setattr(target, name, _coerce(value, tp, dotted))
             return
         if not dataclasses.is_dataclass(tp):
-            raise _unknown(dotted)
+            raise _unknown(type(obj), dotted)
         target = getattr(target, name)
 
 
@@ -240,51 +172,91 @@ def parse_override(item: str) -> tuple[str, str]:
     return k.strip(), v
 
 
-def load(recipe: Path | str | None = None, overrides: list[str] | None = None, **direct: Any) -> Config:
-    """Build a Config: defaults, then the recipe YAML (with one level of `extends`), then `--set` overrides,
-    then `direct` dotted values from dedicated CLI flags (those that are not None). Raises GramrError."""
-    cfg = Config()
-    if recipe:
-        for k, v in _flatten(_read_yaml(Path(recipe))):
-            _set(cfg, k, v)
+def resolve(cls: type[T], recipe: Path | str | None = None, overrides: list[str] | None = None,
+            **direct: Any) -> tuple[T, list[str]]:
+    """(instance, problems): `cls()` defaults, then the recipe YAML (one level of `extends`), then `--set`
+    overrides, then `direct` dotted values from dedicated CLI flags (`train__lr=...`; None = not given). A key
+    that cannot be set (unknown, wrong type, bad `key=value`) is a problem and keeps its default; the checks
+    are not run (see `problems`). Raises GramrError for a missing or unreadable recipe file."""
+    obj = cls()
+    items: list[tuple[str, Any]] = _flatten(_read_yaml(Path(recipe))) if recipe else []
+    found: list[str] = []
     for item in overrides or []:
-        k, v = parse_override(item)
-        _set(cfg, k, v)
-    for k, v in direct.items():
-        if v is not None:
-            _set(cfg, k.replace("__", "."), v)
-    validate(cfg)
-    return cfg
+        try:
+            items.append(parse_override(item))
+        except GramrError as e:
+            found.append(e.message)
+    items += [(k.replace("__", "."), v) for k, v in direct.items() if v is not None]
+    for k, v in items:
+        try:
+            _set(obj, k, v)
+        except GramrError as e:
+            found.append(e.message)
+    return obj, found
 
 
-def validate(cfg: Config) -> None:
-    """Checks that span keys; named objects are checked where they are chosen."""
-    if cfg.generate.engine not in ENGINES:
-        raise GramrError(f"generate.engine: unknown engine {cfg.generate.engine!r}; choose from {', '.join(ENGINES)}")
-    if cfg.generate.max_new_tokens < 1:
-        raise GramrError("generate.max_new_tokens must be >= 1")
-    if cfg.train.batch_size < 1 or cfg.train.grad_accum < 1:
-        raise GramrError("train.batch_size and train.grad_accum must be >= 1")
-    if not 0.0 <= cfg.train.label_smoothing < 0.5:
-        raise GramrError("train.label_smoothing (the paper's ε) must be in [0, 0.5)")
-    from .judge import ORDERS
-    from .prompts import PROMPT_VERSIONS
-    from .stages.rank import METHODS
-    from .train.objectives import OBJECTIVES
-    named = [("prompt", cfg.prompt, PROMPT_VERSIONS), ("train.objective", cfg.train.objective, tuple(OBJECTIVES)),
-             ("rank.method", cfg.rank.method, METHODS), ("rank.orders", cfg.rank.orders, tuple(ORDERS)),
-             ("evaluate.orders", cfg.evaluate.orders, tuple(ORDERS)), ("serve.orders", cfg.serve.orders, tuple(ORDERS)),
-             ("self_label.orders", cfg.self_label.orders, tuple(ORDERS))]
-    for key, value, valid in named:
-        if value not in valid:
-            raise GramrError(f"{key}: unknown value {value!r}; choose from {', '.join(valid)}")
+def problems(obj: Any, prefix: str = "") -> list[str]:
+    """Every problem of a dataclass instance and its nested sections: each one's `check()` (if it has one),
+    prefixed with its dotted path (`prove.`), the parent's before its sections', in field order."""
+    found = [f"{prefix}{p}" for p in obj.check()] if hasattr(type(obj), "check") else []
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            found += problems(value, f"{prefix}{f.name}.")
+    return found
+
+
+def load(cls: type[T], recipe: Path | str | None = None, overrides: list[str] | None = None,
+         **direct: Any) -> T:
+    """`resolve` then `problems`: the checked instance. Raises ConfigError with every problem found (one line
+    each), or GramrError for a missing or unreadable recipe file."""
+    obj, found = resolve(cls, recipe, overrides, **direct)
+    found += problems(obj)
+    if found:
+        raise ConfigError(found)
+    return obj
+
+
+def ensure(section: Any, prefix: str = "") -> None:
+    """Raise ConfigError with the problems of one section (`ensure(cfg.prove, "prove.")`): what a stage's
+    `run()` calls, so a library caller that builds its config by hand gets the checks `load` runs."""
+    found = problems(section, prefix)
+    if found:
+        raise ConfigError(found)
+
+
+# ---------------------------------------------------------------- helpers for sections' checks
+
+def choice(key: str, value: Any, valid: Iterable[str]) -> list[str]:
+    """[] when `value` is one of `valid`, else the problem `key: unknown value ...; choose from ...`."""
+    valid = list(valid)
+    return [] if value in valid else [f"{key}: unknown value {value!r}; choose from {', '.join(valid)}"]
+
+
+def at_least(key: str, value: float, low: float) -> list[str]:
+    """[] when `value >= low`, else the problem `key must be >= low, got value`."""
+    return [] if value >= low else [f"{key} must be >= {low}, got {value}"]
+
+
+def within(key: str, value: float, low: float, high: float, *, open_low: bool = False,
+           open_high: bool = False) -> list[str]:
+    """[] when `value` is in the interval, else the problem naming it: `[0, 1)`, `(0, 1]`, or `1..65535` for a
+    closed interval of ints."""
+    ok = (low < value if open_low else low <= value) and (value < high if open_high else value <= high)
+    if ok:
+        return []
+    if isinstance(low, int) and isinstance(high, int) and not (open_low or open_high):
+        span = f"{low}..{high}"
+    else:
+        span = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
+    return [f"{key} must be in {span}, got {value}"]
 
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def sections(cfg: Config, *names: str) -> dict:
+def sections(cfg: Any, *names: str) -> dict:
     """The resolved sub-config a stage depends on (what its output's config hash covers)."""
     d = to_dict(cfg)
     return {n: d[n] for n in names}

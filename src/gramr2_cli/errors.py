@@ -12,5 +12,14 @@ class GramrError(ValueError):
         self.hint = hint
 
 
+class ConfigError(GramrError):
+    """Every problem found in a recipe at once (`config.load`, `gramr2 config check`); `cli.py` prints one
+    `error:` line per problem."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
 class NotBuiltError(GramrError):
     """A command that is declared in the CLI but not implemented yet (never pretend it ran)."""

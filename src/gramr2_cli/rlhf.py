@@ -48,8 +48,8 @@ class RewardClient:
 
     def _local(self):
         if self.engine is None:
-            from . import config, judge
-            self.cfg = self.cfg or config.load(None, [], model=self.target)
+            from . import judge, recipe
+            self.cfg = self.cfg or recipe.load(None, [], model=self.target)
             self.engine = judge.load(self.cfg)
         return self.engine
 
@@ -82,7 +82,7 @@ def make_trl_reward(model_or_url: str, reference_column: str = "reference", *, c
     """A TRL GRPO reward function: reward = P(completion beats the row's reference), both orders averaged.
 
     `model_or_url`: a model spec (loaded in this process on first call) or a `gramr2 serve` URL. `cfg`: a
-    `config.Config` for the local engine (prompt version, votes/orders in `serve.*`). The returned function
+    `recipe.Config` for the local engine (prompt version, votes/orders in `serve.*`). The returned function
     raises GramrError when the dataset lacks `reference_column`."""
     client = RewardClient(model_or_url, cfg)
 

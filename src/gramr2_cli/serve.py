@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import judge, prompts
+from . import config, judge, prompts
 from .errors import GramrError
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .recipe import Config
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<|end|>")   # stripped off a query's end
@@ -48,6 +48,14 @@ class ServeConfig:
     votes: int = 1                  # voting@k per order (k > 1 samples at generate.temperature)
     orders: str = "both"            # both = the GRAM-R² reward (averaged over presentation orders); or ab
     tie_break: bool = True
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `serve`)."""
+        return [*config.within("port", self.port, 1, 65535), *config.at_least("votes", self.votes, 1),
+                *config.choice("orders", self.orders, judge.ORDERS),
+                *config.at_least("max_batch", self.max_batch, 1), *config.at_least("max_wait_ms", self.max_wait_ms, 0),
+                *config.at_least("max_body_bytes", self.max_body_bytes, 1),
+                *config.at_least("max_items", self.max_items, 1)]
 
 
 # ---------------------------------------------------------------- rewards (pure, also used by rlhf.py)
@@ -242,14 +250,13 @@ def compare_pairs(body: dict, max_items: int) -> list[dict]:
 
 # ---------------------------------------------------------------- the app
 
-def create_app(engine, cfg: "Config | None" = None, model_name: str | None = None):
-    """The FastAPI app serving `engine` with `cfg` (prompt version, generate.*, seed, serve.*)."""
+def create_app(engine, cfg: "Config", model_name: str | None = None):
+    """The FastAPI app serving `engine` with `cfg` (prompt version, generate.*, seed, serve.*; `recipe.load()`
+    gives the defaults)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
 
-    from .config import Config
-    cfg = cfg or Config()
     sc = cfg.serve
     batcher = MicroBatcher(judge_fn(engine, cfg), sc.max_batch, sc.max_wait_ms)
 
@@ -313,6 +320,7 @@ def serve(cfg: "Config", engine=None) -> None:
 
     from .engines import note
     sc = cfg.serve
+    config.ensure(sc, "serve.")
     if sc.host not in LOOPBACK:
         note(f"warning: binding {sc.host}: the reward server has no authentication; anyone who can reach "
              f"this address can use the model")

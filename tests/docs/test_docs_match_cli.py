@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from gramr2_cli import config
+from gramr2_cli import recipe
 from gramr2_cli.cli import app, hoist_debug
 from gramr2_cli.errors import GramrError
 
@@ -121,7 +121,7 @@ def check(argv: list[str]) -> list[str]:
 
 def check_override(item: str) -> list[str]:
     try:
-        config.load(None, [item])
+        recipe.load(None, [item])
     except GramrError as e:
         return [f"-s {item}: {e.message}"]
     return []

@@ -169,7 +169,7 @@ MODEL_CMDS = {
     "evaluate": lambda src, m, o: ["evaluate", src, "--model", m, "-o", o, "--engine", "hf"],
     "prove": lambda src, m, o: ["prove", src, "--prover", m, "-o", o, "--engine", "hf"],
     "pretrain": lambda src, m, o: ["pretrain", src, "--model", m, "-o", o],
-    "serve": lambda src, m, o: ["serve", "--model", m, "--engine", "hf", "--port", "0"],
+    "serve": lambda src, m, o: ["serve", "--model", m, "--engine", "hf", "--port", "8765"],   # fails before binding
 }
 
 
@@ -238,7 +238,7 @@ def killed_training(tiny_model, tmp_path_factory):
     import torch
     from transformers import TrainerCallback
 
-    from gramr2_cli import config
+    from gramr2_cli import recipe
     from gramr2_cli.stages import synth
     from gramr2_cli.train import core
 
@@ -252,7 +252,7 @@ def killed_training(tiny_model, tmp_path_factory):
 
     torch.set_num_threads(1)
     with pytest.raises(KeyboardInterrupt):
-        core.train(config.load(None, SETS, model=str(tiny_model)), [data], d / "run", stage="pretrain",
+        core.train(recipe.load(None, SETS, model=str(tiny_model)), [data], d / "run", stage="pretrain",
                    callbacks=[Stop()])
     ckpt = core.latest_checkpoint(d / "run")
     assert ckpt is not None and ckpt.name == "checkpoint-1"

@@ -7,7 +7,7 @@ import json
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import config, records
+from gramr2_cli import recipe, records
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import evaluate
 
@@ -50,7 +50,7 @@ def always_a(q, a, b, k):
 def test_per_category_accuracy_matches_a_hand_count(tmp_path):
     data = write_pairs(tmp_path)
     e1, e2 = ScriptedEngine(m1), ScriptedEngine(always_a)
-    cfg = config.load(None, ["evaluate.batch_size=3"])
+    cfg = recipe.load(None, ["evaluate.batch_size=3"])
     s = evaluate.run(cfg, [data], tmp_path / "rep", models=["m1", "always/a"], engines={"m1": e1, "always/a": e2},
                      progress=False)
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
@@ -89,7 +89,7 @@ def test_per_category_accuracy_matches_a_hand_count(tmp_path):
 
 def test_order_consistency_with_both_orders(tmp_path):
     data = write_pairs(tmp_path)
-    cfg = config.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
+    cfg = recipe.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
     evaluate.run(cfg, [data], tmp_path / "r", models=["m1", "a"],
                  engines={"m1": ScriptedEngine(m1), "a": ScriptedEngine(always_a)}, progress=False)
     rep = json.loads((tmp_path / "r" / "report.json").read_text())["models"]
@@ -105,7 +105,7 @@ def test_rmbench_fixture_difficulties(tmp_path):
     recs = list(evaluate.shards.read([tmp_path / "rmb"]))
     # a judge that prefers the shorter response: right exactly when chosen is shorter
     short = ScriptedEngine(lambda q, a, b, k: ("A", 0.7) if len(a) <= len(b) else ("B", 0.3))
-    evaluate.run(config.load(None, ["evaluate.plot=false"]), [tmp_path / "rmb"], tmp_path / "r",
+    evaluate.run(recipe.load(None, ["evaluate.plot=false"]), [tmp_path / "rmb"], tmp_path / "r",
                  models=["short"], engines={"short": short}, progress=False)
     d = json.loads((tmp_path / "r" / "report.json").read_text())["models"]["short"]["metrics"]["datasets"]["rmbench"]
     for diff in ("easy", "normal", "hard"):
@@ -118,7 +118,7 @@ def test_no_gold_labels_is_an_error(tmp_path):
     p = tmp_path / "u.jsonl"
     p.write_text(json.dumps(records.new_pair("q", "a", "b")) + "\n")
     with pytest.raises(GramrError, match="no gold-labeled pairs"):
-        evaluate.run(config.load(None, []), [p], tmp_path / "r", engines={}, progress=False)
+        evaluate.run(recipe.load(None, []), [p], tmp_path / "r", engines={}, progress=False)
 
 
 def test_cli_evaluate_two_models_on_the_tiny_model(tiny_model, tmp_path):

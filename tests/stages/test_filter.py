@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gramr2_cli import config, prompts, records, shards
+from gramr2_cli import prompts, recipe, records, shards
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import filter as filt
 
@@ -47,7 +47,7 @@ def bad_cases() -> dict[str, dict]:
 
 
 def test_each_rule_rejects_its_own_bad_case():
-    cfg = config.load().filter
+    cfg = recipe.load().filter
     for rule, rec in bad_cases().items():
         expected = ["no_label", "no_rationale"] if rule == "no_label" else [rule]
         assert filt.drop_reasons(rec, cfg) == expected, rule
@@ -64,22 +64,22 @@ def test_conclusion_naming_both_responses(conclusion, label, dropped):
     rec["rationale"] = prompts.format_rationale("A adds correctly, B does not", "in conclusion: Response B is "
                                                 "longer.", conclusion)
     want = ["label_not_in_conclusion"] if dropped else []
-    assert filt.drop_reasons(rec, config.load().filter) == want
+    assert filt.drop_reasons(rec, recipe.load().filter) == want
 
 
 def test_rules_can_be_switched_off_and_thresholds_set():
     cases = bad_cases()
-    cfg = config.load(None, ["filter.rules=no_label,agreement", "filter.min_agreement=0.5"]).filter
+    cfg = recipe.load(None, ["filter.rules=no_label,agreement", "filter.min_agreement=0.5"]).filter
     assert filt.drop_reasons(cases["agreement"], cfg) == []
     assert filt.drop_reasons(cases["confidence"], cfg) == []
     assert filt.drop_reasons(cases["no_label"], cfg) == ["no_label"]
-    cfg = config.load(None, ["filter.min_confidence=0.5", "filter.max_rationale_tokens=400"]).filter
+    cfg = recipe.load(None, ["filter.min_confidence=0.5", "filter.max_rationale_tokens=400"]).filter
     assert filt.drop_reasons(cases["confidence"], cfg) == []
     assert filt.drop_reasons(cases["too_long"], cfg) == []
 
 
 def test_missing_confidence_fails_and_unjudged_records_skip_judgment_rules():
-    cfg = config.load().filter
+    cfg = recipe.load().filter
     assert filt.drop_reasons(good("c", confidence=None), cfg) == ["confidence"]
     both_one_order_undecided = good("o", orders="both", order_consistent=None)
     assert filt.drop_reasons(both_one_order_undecided, cfg) == ["order_consistency"]
@@ -93,7 +93,7 @@ def test_too_long_counts_with_a_tokenizer_when_configured(tiny_model):
     count = filt.token_counter(str(tiny_model))
     toks = count(rec["rationale"])
     assert toks > words       # BPE splits the long word; whitespace counting undercounts
-    cfg = config.load(None, [f"filter.max_rationale_tokens={words}"]).filter
+    cfg = recipe.load(None, [f"filter.max_rationale_tokens={words}"]).filter
     assert filt.drop_reasons(rec, cfg) == []
     assert filt.drop_reasons(rec, cfg, count) == ["too_long"]
 
@@ -121,7 +121,7 @@ def test_run_writes_kept_and_rejected_with_report_and_precision(tmp_path):
         r["meta"]["gold_label"] = "B" if rule in ("agreement", "confidence") else "A"
         recs.append(r)
     inp = write(tmp_path, recs)
-    s = filt.run(config.load(None, ["seed=3"]), [inp], tmp_path / "out")
+    s = filt.run(recipe.load(None, ["seed=3"]), [inp], tmp_path / "out")
     kept = shards.read_all([tmp_path / "out"])
     rej = {r["prompt"]: r["meta"]["reasons"] for r in shards.read_all([tmp_path / "out" / "rejected"])}
     assert sorted(r["label"] for r in kept) == ["A", "A", "B", "B"]           # balanced 2:2
@@ -145,7 +145,7 @@ def test_run_writes_kept_and_rejected_with_report_and_precision(tmp_path):
 def test_rerun_resumes_with_the_same_balanced_choice(tmp_path):
     recs = [good(f"a{i}", "A") for i in range(6)] + [good(f"b{i}", "B") for i in range(3)]
     inp = write(tmp_path, recs)
-    cfg = config.load()
+    cfg = recipe.load()
     filt.run(cfg, [inp], tmp_path / "full")
     out = tmp_path / "cut"
     filt.run(cfg, [inp], out)
@@ -164,4 +164,4 @@ def test_rerun_resumes_with_the_same_balanced_choice(tmp_path):
 def test_unknown_rule_is_a_user_error(tmp_path):
     inp = write(tmp_path, [good("x")])
     with pytest.raises(GramrError, match="unknown rule.*agreemnt"):
-        filt.run(config.load(None, ["filter.rules=agreemnt"]), [inp], tmp_path / "o")
+        filt.run(recipe.load(None, ["filter.rules=agreemnt"]), [inp], tmp_path / "o")

@@ -96,8 +96,8 @@ def test_gold_label_has_one_meaning():
 
 
 def test_settings_are_built_once_from_the_recipe():
-    from gramr2_cli import config
-    cfg = config.load(None, ["generate.temperature=0.7", "generate.verdict_only=true", "seed=5"])
+    from gramr2_cli import recipe
+    cfg = recipe.load(None, ["generate.temperature=0.7", "generate.verdict_only=true", "seed=5"])
     one = judge.settings(cfg, "rank", votes=1, orders="both", tie_break=True)
     many = judge.settings(cfg, "rank", votes=3, orders="ab", tie_break=False)
     own = judge.settings(cfg, "self_label", votes=1, orders="ab", tie_break=False, temperature=0.9)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from gramr2_cli import config, models, plan, shards
+from gramr2_cli import models, plan, recipe, shards
 from gramr2_cli.stages import training
 from gramr2_cli.train import objectives
 
@@ -30,10 +30,10 @@ def test_plan_matches_what_pretrain_does(tiny_model, tiny_pairs, tmp_path, train
     recs = shards.read_all([tiny_pairs])
     lengths = sorted(len(objectives.build_reasoning(tok, r, "gramr2-v1").input_ids) for r in recs)
     cut = lengths[-4] - 1                                   # the 3+ longest examples are too long
-    recipe = _recipe(tmp_path, tiny_model, max_length=cut, **train)
-    cfg = config.load(recipe)
-    p = plan.run(cfg, plan.infer_stage(recipe), [tiny_pairs], gpus=1)
-    s = training.pretrain(config.load(recipe), [tiny_pairs], tmp_path / "rm")
+    path = _recipe(tmp_path, tiny_model, max_length=cut, **train)
+    cfg = recipe.load(path)
+    p = plan.run(cfg, plan.infer_stage(path), [tiny_pairs], gpus=1)
+    s = training.pretrain(recipe.load(path), [tiny_pairs], tmp_path / "rm")
     tr = p["training"]
     assert s.skipped["too_long"] >= 3 and p["model"]["tokens"] == "tokenizer"
     assert (tr["used"], tr["skipped"]) == (s.counts["examples"], s.skipped)

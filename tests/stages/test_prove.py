@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gramr2_cli import config, prompts, records, shards
+from gramr2_cli import prompts, recipe, records, shards
 from gramr2_cli.engines import Generation
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import prove
@@ -63,7 +63,7 @@ def test_eq5_ranks_specific_proof_above_generic_one(tmp_path):
     eng = FakeProver({"7 + 5": [GENERIC, BROKEN, SPECIFIC]},
                      {("cond", GENERIC): -15.0, ("uncond", GENERIC): -18.0,
                       ("cond", SPECIFIC): -20.0, ("uncond", SPECIFIC): -80.0})
-    cfg = config.load(None, ["prove.k=3", "prove.keep_candidates=true", "prove.temperature=0.7",
+    cfg = recipe.load(None, ["prove.k=3", "prove.keep_candidates=true", "prove.temperature=0.7",
                              "prove.max_new_tokens=99", "seed=5"])
     inp = tmp_path / "in.jsonl"
     inp.write_text(json.dumps(rec) + "\n")
@@ -96,7 +96,7 @@ def test_skips_unlabeled_and_unprovable_pairs_with_reasons(tmp_path):
     recs = [pair("q1 ok", rationale="old gold rationale"), pair("q2 broken", label="B"), pair("q3 nolabel", None)]
     eng = FakeProver({"q1 ok": [SPECIFIC], "q2 broken": [BROKEN, BROKEN]},
                      {("cond", SPECIFIC): -5.0, ("uncond", SPECIFIC): -50.0})
-    cfg = config.load(None, ["prove.k=2"])
+    cfg = recipe.load(None, ["prove.k=2"])
     inp = tmp_path / "in.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
     s = prove.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
@@ -117,7 +117,7 @@ def test_resume_regenerates_only_unfinished_batches(tmp_path):
     logp = {("cond", SPECIFIC): -5.0, ("uncond", SPECIFIC): -50.0}
     inp = tmp_path / "in.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    cfg = config.load(None, ["prove.k=1", "generate.batch_size=2"])
+    cfg = recipe.load(None, ["prove.k=1", "generate.batch_size=2"])
     prove.run(cfg, [inp], tmp_path / "full", engine=FakeProver(proofs, logp), progress=False)
     # an interrupted run: batch 0 written, batch 1 half written (a kill between its two lines)
     part = shards.read_all([tmp_path / "full"])
@@ -140,7 +140,7 @@ def test_needs_a_prover(tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text(json.dumps(pair("q")) + "\n")
     with pytest.raises(GramrError, match="prover"):
-        prove.run(config.load(), [inp], tmp_path / "out", progress=False)
+        prove.run(recipe.load(), [inp], tmp_path / "out", progress=False)
 
 
 def test_tiny_model_scores_are_the_engines_scores(tmp_path, tiny_model):
@@ -148,7 +148,7 @@ def test_tiny_model_scores_are_the_engines_scores(tmp_path, tiny_model):
     sections), scoring is real. meta.proof holds exactly engine.score of the proof in both contexts."""
     from gramr2_cli.engines import load_engine
 
-    cfg = config.load(None, ["generate.engine=hf", f"prove.prover={tiny_model}", "prove.k=2"])
+    cfg = recipe.load(None, ["generate.engine=hf", f"prove.prover={tiny_model}", "prove.k=2"])
     real = load_engine(str(tiny_model), cfg.generate, 0)
 
     class Scripted:
@@ -175,7 +175,7 @@ def test_tiny_model_scores_are_the_engines_scores(tmp_path, tiny_model):
 def test_stdout_carries_proved_pairs_only(tmp_path, capsys):
     recs = [pair("q1 ok"), pair("q2 nolabel", None)]
     eng = FakeProver({"q1 ok": [SPECIFIC]}, {("cond", SPECIFIC): -5.0, ("uncond", SPECIFIC): -50.0})
-    s = prove.run(config.load(None, ["prove.k=1"]), [write_jsonl(tmp_path, recs)], "-", engine=eng, progress=False)
+    s = prove.run(recipe.load(None, ["prove.k=1"]), [write_jsonl(tmp_path, recs)], "-", engine=eng, progress=False)
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["id"] for r in lines] == [recs[0]["id"]] and lines[0]["rationale"].startswith("Feedback: Response A")
     assert s.skipped == {"no_label": 1}

@@ -9,7 +9,7 @@ import random
 import pytest
 from scripted_engine import ScriptedEngine, by_quality
 
-from gramr2_cli import config, judge, records
+from gramr2_cli import judge, recipe, records
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import rank, rank_list, rank_pairs
 
@@ -130,7 +130,7 @@ def good_judge(q, a, b, k):
 
 def test_rank_pairs_writes_judgments_and_resumes(tmp_path):
     data, recs = pairs_file(tmp_path)
-    cfg = config.load(None, ["rank.orders=both", "rank.batch_size=4"])
+    cfg = recipe.load(None, ["rank.orders=both", "rank.batch_size=4"])
     eng = ScriptedEngine(good_judge)
     s = rank_pairs.run(cfg, [data], tmp_path / "out", engine=eng, progress=False)
     out = read_out(tmp_path / "out")
@@ -151,7 +151,7 @@ def test_rank_pairs_writes_judgments_and_resumes(tmp_path):
 
 def test_both_orders_expose_a_position_biased_judge(tmp_path):
     data, _ = pairs_file(tmp_path, n=4)
-    cfg = config.load(None, ["rank.orders=both"])
+    cfg = recipe.load(None, ["rank.orders=both"])
     eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.7))        # always the first shown
     s = rank_pairs.run(cfg, [data], tmp_path / "o", engine=eng, progress=False)
     for r in read_out(tmp_path / "o"):
@@ -162,7 +162,7 @@ def test_both_orders_expose_a_position_biased_judge(tmp_path):
         assert j["label"] is None and j["reason"] == "tie"     # 0.5 cannot break the tie
     assert s.metrics["order_disagreement"] == 1.0 and s.metrics["no_label"] == 4
     # one order alone is fooled: every pair gets "A"
-    s1 = rank_pairs.run(config.load(None, []), [data], tmp_path / "o1", engine=eng, progress=False)
+    s1 = rank_pairs.run(recipe.load(None, []), [data], tmp_path / "o1", engine=eng, progress=False)
     assert s1.metrics["label_A"] == 4 and s1.metrics["accuracy"] == 0.5
 
 
@@ -170,14 +170,14 @@ def test_voting_tie_break_by_mean_answer_probability(tmp_path):
     data, _ = pairs_file(tmp_path, n=2)
     split = {0: ("A", 0.8), 1: ("B", 0.4)}                     # 1 vote each; mean P(A) = 0.6 → A
     eng = ScriptedEngine(lambda q, a, b, k: split[k])
-    s = rank_pairs.run(config.load(None, ["rank.votes=2"]), [data], tmp_path / "v", engine=eng,
+    s = rank_pairs.run(recipe.load(None, ["rank.votes=2"]), [data], tmp_path / "v", engine=eng,
                        progress=False)
     for r in read_out(tmp_path / "v"):
         j = r["meta"]["judgment"]
         assert (j["label"], j["tie_broken"], j["votes"]) == ("A", True, {"A": 1, "B": 1, "null": 0})
         assert j["p_a"] == pytest.approx(0.6) and j["confidence"] == pytest.approx(0.6)
     assert s.metrics["tie_broken"] == 2
-    rank_pairs.run(config.load(None, ["rank.votes=2", "rank.tie_break=false"]), [data], tmp_path / "nv",
+    rank_pairs.run(recipe.load(None, ["rank.votes=2", "rank.tie_break=false"]), [data], tmp_path / "nv",
                    engine=eng, progress=False)
     assert {r["meta"]["judgment"]["label"] for r in read_out(tmp_path / "nv")} == {None}
 
@@ -199,7 +199,7 @@ def lists_file(tmp_path):
 @pytest.mark.parametrize("method", ["knockout", "tournament", "full"])
 def test_rank_list_batches_records_and_finds_winners(tmp_path, method):
     data, recs, quality = lists_file(tmp_path)
-    cfg = config.load(None, ["rank.orders=both", f"rank.method={method}"])
+    cfg = recipe.load(None, ["rank.orders=both", f"rank.method={method}"])
     eng = ScriptedEngine(by_quality(quality))
     s = rank_list.run(cfg, [data], tmp_path / method, engine=eng, progress=False)
     out = read_out(tmp_path / method)
@@ -223,7 +223,7 @@ def test_rank_list_rejects_bad_records(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text(json.dumps({"prompt": "x", "candidates": ["a", ""]}) + "\n")
     with pytest.raises(GramrError, match=r"line 1: candidates\[1\]"):
-        rank_list.run(config.load(None, []), [p], tmp_path / "o", engine=ScriptedEngine(None),
+        rank_list.run(recipe.load(None, []), [p], tmp_path / "o", engine=ScriptedEngine(None),
                       progress=False)
 
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from gramr2_cli import config, engines
+from gramr2_cli import engines, recipe
 from gramr2_cli.engines import encode
 from gramr2_cli.engines.remote import RemoteEngine
 from gramr2_cli.errors import GramrError
@@ -215,7 +215,7 @@ def test_concurrency_is_bounded(tiny_model, servers):
 def test_load_engine_from_config_and_its_errors(tiny_model, servers):
     srv = servers(lambda body, _: (200, completion([choice([5])])))
     other = servers(lambda body, _: (200, completion([choice([5])])), model="another")
-    cfg = config.load(None, ["generate.engine=openai", f"generate.endpoints=[{srv.url},{srv.url}/]",
+    cfg = recipe.load(None, ["generate.engine=openai", f"generate.endpoints=[{srv.url},{srv.url}/]",
                              "generate.max_concurrency=3"], model=str(tiny_model))
     assert cfg.generate.endpoints == [srv.url, srv.url + "/"]
     eng = engines.load_engine(cfg.model, cfg.generate)
@@ -384,7 +384,7 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
                                str(tiny_model), *args[2 if name == "rank" else 1:], *common, *remote_args],
                        capture_output=True, timeout=600)
         assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
-        cfg = config.load(None, [*sets, "generate.max_new_tokens=16", "generate.dtype=float32"],
+        cfg = recipe.load(None, [*sets, "generate.max_new_tokens=16", "generate.dtype=float32"],
                           model=str(tiny_model))
         stage = self_label.run if name == "self-label" else rank_pairs.run
         stage(cfg, [inp], out_l, engine=vllm_tiny_engine, progress=False)

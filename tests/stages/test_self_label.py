@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import config, prompts, records, shards
+from gramr2_cli import prompts, recipe, records, shards
 from gramr2_cli.engines import Generation
 from gramr2_cli.stages import self_label
 
@@ -74,7 +74,7 @@ def pairs() -> list[dict]:
 
 def test_orders_both_maps_swapped_verdicts_back(tmp_path):
     inp = write(tmp_path, pairs())
-    cfg = config.load(None, ["self_label.samples=2", "self_label.orders=both", "self_label.temperature=0.6"])
+    cfg = recipe.load(None, ["self_label.samples=2", "self_label.orders=both", "self_label.temperature=0.6"])
     eng = FakeJudge(correct)
     s = self_label.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
     a, b = shards.read_all([tmp_path / "out"])
@@ -103,7 +103,7 @@ def test_orders_both_maps_swapped_verdicts_back(tmp_path):
 
 def test_position_bias_becomes_a_tie_with_null_label(tmp_path):
     inp = write(tmp_path, pairs()[:1])
-    cfg = config.load(None, ["self_label.samples=3", "self_label.orders=both"])
+    cfg = recipe.load(None, ["self_label.samples=3", "self_label.orders=both"])
     s = self_label.run(cfg, [inp], tmp_path / "out", engine=FakeJudge(position_biased), progress=False)
     (r,) = shards.read_all([tmp_path / "out"])
     j = r["meta"]["judgment"]
@@ -116,7 +116,7 @@ def test_mixed_samples_majority_agreement_and_unparseable(tmp_path):
     script = ["A", "B", None, "A"]
     inp = write(tmp_path, [records.new_pair("q", "x", "y", meta={"gold_label": "B", "src": 1}),
                            records.new_pair("q2", "x", "y")])
-    cfg = config.load(None, ["self_label.samples=4", "self_label.keep_samples=false"])
+    cfg = recipe.load(None, ["self_label.samples=4", "self_label.keep_samples=false"])
     eng = FakeJudge(lambda f, s, j: script[j])
     self_label.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
     r, r2 = shards.read_all([tmp_path / "out"])
@@ -131,7 +131,7 @@ def test_mixed_samples_majority_agreement_and_unparseable(tmp_path):
 
 def test_all_unparseable_gives_null_label_with_reason(tmp_path):
     inp = write(tmp_path, pairs()[:1])
-    self_label.run(config.load(None, ["self_label.samples=2"]), [inp], tmp_path / "out",
+    self_label.run(recipe.load(None, ["self_label.samples=2"]), [inp], tmp_path / "out",
                    engine=FakeJudge(lambda f, s, j: None), progress=False)
     (r,) = shards.read_all([tmp_path / "out"])
     assert r["label"] is None and r["meta"]["judgment"]["reason"] == "unparseable"
@@ -141,7 +141,7 @@ def test_all_unparseable_gives_null_label_with_reason(tmp_path):
 def test_gold_label_is_never_overwritten(tmp_path):
     rec = records.new_pair("q", "x", "y", label="A", meta={"gold_label": "B"})
     out = self_label.labeled_record(rec, self_label.judge.combine(
-        [{"order": "ab", "text": reply("A"), "verdict": "A", "p_a": 0.9}], ("ab",)), config.load())
+        [{"order": "ab", "text": reply("A"), "verdict": "A", "p_a": 0.9}], ("ab",)), recipe.load())
     assert out["meta"]["gold_label"] == "B" and out["meta"]["input_label"] == "A" and out["label"] == "A"
 
 
@@ -149,7 +149,7 @@ def test_bad_orders_is_a_user_error(tmp_path):
     from gramr2_cli.errors import GramrError
     inp = write(tmp_path, pairs())
     with pytest.raises(GramrError, match="orders"):
-        self_label.run(config.load(None, ["self_label.orders=ba"]), [inp], tmp_path / "o", engine=FakeJudge(correct),
+        self_label.run(recipe.load(None, ["self_label.orders=ba"]), [inp], tmp_path / "o", engine=FakeJudge(correct),
                        progress=False)
 
 
@@ -158,7 +158,7 @@ def test_verdict_only_judges_once_per_order_with_the_forced_answer(tmp_path):
     the engine's answer-token probabilities; no generation."""
     inp = write(tmp_path, pairs())
     eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.9) if "12" in a else ("B", 0.1))
-    cfg = config.load(None, ["generate.verdict_only=true", "self_label.orders=both", "self_label.samples=4"])
+    cfg = recipe.load(None, ["generate.verdict_only=true", "self_label.orders=both", "self_label.samples=4"])
     s = self_label.run(cfg, [inp], tmp_path / "o", engine=eng, progress=False)
     out = shards.read_all([tmp_path / "o"])
     assert [r["label"] for r in out] == ["A", "B"] and s.metrics["precision_vs_gold"] == 1.0

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gramr2_cli import config, engines, prompts, records, shards
+from gramr2_cli import engines, prompts, recipe, records, shards
 from gramr2_cli.engines import Generation
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import self_train, training
@@ -85,7 +85,7 @@ def data(tmp_path: Path, n: int = 12, prefix: str = "") -> tuple[Path, Path]:
 
 
 def cfg_for(tmp_path, u, g, *extra):
-    return config.load(None, ["model=backbone-dir", "self_train.rm=rm0", "prove.prover=prover-dir",
+    return recipe.load(None, ["model=backbone-dir", "self_train.rm=rm0", "prove.prover=prover-dir",
                               f"self_train.unlabeled={u}", f"self_train.train_data={g}", "filter.balance_ab=false",
                               "self_label.samples=2", *extra])
 
@@ -137,7 +137,7 @@ def test_one_source_per_iteration(tmp_path, fakes):
         (tmp_path / f"d{i}").mkdir()
         u, g = data(tmp_path / f"d{i}", n=4, prefix=f"s{i}-")
         srcs.append(str(u))
-    cfg = config.load(None, ["model=b", "self_train.rm=rm0", "prove.prover=p", "self_train.iterations=2",
+    cfg = recipe.load(None, ["model=b", "self_train.rm=rm0", "prove.prover=p", "self_train.iterations=2",
                              f"self_train.unlabeled={','.join(srcs)}", f"self_train.train_data={g}"])
     self_train.run(cfg, tmp_path / "run", progress=False)
     got = shards.read_all([self_train.step_dir(tmp_path / "run", 2, "labeled")])
@@ -152,7 +152,7 @@ def test_one_source_per_iteration(tmp_path, fakes):
 ])
 def test_bad_loop_configs_fail_before_any_work(tmp_path, fakes, sets, msg):
     u, g = data(tmp_path)
-    with pytest.raises(GramrError, match=msg):
+    with pytest.raises(GramrError, match=msg):   # at load (the recipe's own problems) or when the loop starts
         self_train.run(cfg_for(tmp_path, u, g, *sets), tmp_path / "run", progress=False)
     assert fakes["engines"] == [] and fakes["train"] == []
 
@@ -161,7 +161,7 @@ def test_one_real_iteration_on_the_tiny_model(tmp_path, tiny_model):
     """Integration: real hf engine, real trainer. The random tiny RM writes no verdict, so every pseudo-label is
     null: prove skips all, filter keeps none, and the RM retrains on the earlier (gold) data alone."""
     u, g = data(tmp_path, n=4)
-    cfg = config.load(None, [f"model={tiny_model}", f"self_train.rm={tiny_model}", f"prove.prover={tiny_model}",
+    cfg = recipe.load(None, [f"model={tiny_model}", f"self_train.rm={tiny_model}", f"prove.prover={tiny_model}",
                              "self_train.iterations=1", f"self_train.unlabeled={u}", f"self_train.train_data={g}",
                              "generate.engine=hf", "generate.max_new_tokens=8", "self_label.samples=1",
                              "train.max_steps=1", "train.batch_size=2", "train.save_steps=100"])

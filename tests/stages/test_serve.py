@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import config, rlhf, serve
+from gramr2_cli import recipe, rlhf, serve
 from gramr2_cli.errors import GramrError
 
 QUALITY = {"good": 2, "okay": 1, "bad": 0}
@@ -35,7 +35,7 @@ class SlowEngine(ScriptedEngine):
 
 
 def make_app(engine, *sets):
-    return serve.create_app(engine, config.load(None, list(sets)), model_name="scripted")
+    return serve.create_app(engine, recipe.load(None, list(sets)), model_name="scripted")
 
 
 def test_split_query():
@@ -207,7 +207,7 @@ def test_real_uvicorn_on_loopback():
 
 
 def test_trl_reward_with_a_local_engine():
-    fn = rlhf.make_trl_reward("unused-model", reference_column="ref", cfg=config.load(None, []))
+    fn = rlhf.make_trl_reward("unused-model", reference_column="ref", cfg=recipe.load(None, []))
     fn.client.engine = ScriptedEngine(decide)
     assert fn(["p", "p"], ["okay", "bad"], ref=["good", "bad"]) == pytest.approx([0.1, 0.5])   # a tie is 0.5
     with pytest.raises(GramrError, match="no 'ref' column"):
@@ -220,7 +220,7 @@ def test_trl_reward_with_a_local_engine():
 
 def test_server_on_the_tiny_model(tiny_model):
     from gramr2_cli.engines import close_all, load_engine
-    cfg = config.load(None, ["generate.engine=hf", "generate.max_new_tokens=6"], model=str(tiny_model))
+    cfg = recipe.load(None, ["generate.engine=hf", "generate.max_new_tokens=6"], model=str(tiny_model))
     eng = load_engine(cfg.model, cfg.generate, cfg.seed)
     try:
         with TestClient(serve.create_app(eng, cfg)) as c:

@@ -9,7 +9,7 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import config, models, prompts, shards
+from gramr2_cli import models, prompts, recipe, shards
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import training
 from gramr2_cli.train import core, objectives
@@ -26,8 +26,8 @@ def _ids(tok, text):
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
-def _cfg(tiny_model, **train) -> config.Config:
-    cfg = config.Config(model=str(tiny_model))
+def _cfg(tiny_model, **train) -> recipe.Config:
+    cfg = recipe.Config(model=str(tiny_model))
     defaults = {"batch_size": 4, "max_steps": 6, "lr": 1e-3, "logging_steps": 1, "save_steps": 100,
                 "warmup_ratio": 0.0, "max_length": 256}
     for k, v in {**defaults, **train}.items():

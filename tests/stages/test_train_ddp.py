@@ -13,7 +13,7 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import config, models
+from gramr2_cli import models, recipe
 from gramr2_cli.train import objectives
 
 HERE = Path(__file__).parent
@@ -40,7 +40,7 @@ def test_two_process_ddp_ranks_agree(tiny_model, tmp_path):
     ts = json.loads((out / "training_summary.json").read_text())
     assert ts["world_size"] == 2 and ts["examples_used"] == 12
     # one epoch over both ranks: tokens seen = the non-padding tokens of all 12 examples, each counted once
-    cfg = config.load(None, [], model=str(tiny_model))
+    cfg = recipe.load(None, [], model=str(tiny_model))
     rows, _, _ = objectives.build_dataset(models.load_tokenizer(str(tiny_model)), pairs, "reasoning",
                                           cfg.train.max_length, cfg.prompt)
     assert len(rows) == 12 and ts["tokens_seen"] == sum(len(r["input_ids"]) for r in rows)

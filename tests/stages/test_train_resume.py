@@ -14,7 +14,7 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import config, shards
+from gramr2_cli import recipe, shards
 from gramr2_cli.train import core
 
 GRAMR2 = str(Path(sys.executable).with_name("gramr2"))
@@ -54,7 +54,7 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_model, tmp_path):
     assert ts["steps"] == 8 and ts["resumed_from"] == killed_at.name
 
     # the same run without a kill: same step count, same loss curve, same weights
-    cfg = config.load(None, [s for s in SETS if s != "-s"], model=str(tiny_model))
+    cfg = recipe.load(None, [s for s in SETS if s != "-s"], model=str(tiny_model))
     torch.set_num_threads(1)
     core.train(cfg, [data], tmp_path / "straight", stage="pretrain")
     ref = json.loads((tmp_path / "straight" / "training_summary.json").read_text())

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from gramr2_cli import config
+from gramr2_cli import recipe
 from gramr2_cli.train import core
 
 
@@ -28,7 +28,7 @@ class Digest(TrainerCallback):
 if __name__ == "__main__":
     torch.set_num_threads(1)
     model, data, out = sys.argv[1:4]
-    cfg = config.load(None, ["train.max_steps=3", "train.batch_size=2", "train.lr=1e-3", "train.save_steps=100",
+    cfg = recipe.load(None, ["train.max_steps=3", "train.batch_size=2", "train.lr=1e-3", "train.save_steps=100",
                              "train.logging_steps=1", "train.warmup_ratio=0"], model=model)
     rank = int(os.environ["RANK"])
     core.train(cfg, [data], Path(out), stage="pretrain", callbacks=[Digest(Path(out).parent / f"rank{rank}.json")])

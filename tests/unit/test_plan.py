@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import config, plan, prompts, records
+from gramr2_cli import plan, prompts, recipe, records
 from gramr2_cli.cli import app
 from gramr2_cli.train import objectives
 
@@ -75,7 +75,7 @@ def _long_pairs(n: int, chars: int) -> list[dict]:
 
 
 def test_8b_on_512_tokens_with_4k_token_data_warns_and_costs_by_hand():
-    cfg = config.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=512",
+    cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=512",
                              "train.batch_size=2", "train.grad_accum=2", "train.epochs=1"])
     recs = _long_pairs(3, 8000) + [records.new_pair("short", "yes", "no", "A", None, source="test")]
     p = plan.run(cfg, "pretrain", [], gpus=1, gpu="h100", zero="0", examples=None, recipe="x",
@@ -104,7 +104,7 @@ def test_char_estimate_uses_the_real_builders():
 
 
 def test_generation_counts_for_self_label_and_prove():
-    cfg = config.load(None, ["model=meta-llama/Llama-3.2-3B-Instruct", "self_label.samples=4",
+    cfg = recipe.load(None, ["model=meta-llama/Llama-3.2-3B-Instruct", "self_label.samples=4",
                              "self_label.orders=both", "generate.max_new_tokens=100", "prove.k=3",
                              "prove.max_new_tokens=50"])
     recs = _long_pairs(3, 20) + [records.new_pair("q", "x", "y", None, None, source="test")]
@@ -120,7 +120,7 @@ def test_generation_counts_for_self_label_and_prove():
 
 
 def test_self_train_plans_every_iteration_as_an_upper_bound():
-    cfg = config.load(None, ["model=meta-llama/Llama-3.2-3B-Instruct", "self_train.iterations=3",
+    cfg = recipe.load(None, ["model=meta-llama/Llama-3.2-3B-Instruct", "self_train.iterations=3",
                              "self_label.samples=2", "self_label.orders=ab", "train.max_length=100000"])
     unl = [records.new_pair(f"q{i}", "x", "y", None, None, source="test") for i in range(6)]
     p = plan.run(cfg, "self-train", [], gpus=8, records=unl)
@@ -154,7 +154,7 @@ def test_cli_json_and_one_line_errors(tmp_path):
 
 
 def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
-    cfg = config.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000"])
+    cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000"])
     rec = records.new_pair("q", "x", "y", "A", None, source="test")
     bare = plan.run(cfg, "pretrain", [], records=[rec])["training"]
     p = plan.run(cfg, "pretrain", [], records=[rec], rationale_tokens=300)
@@ -166,7 +166,7 @@ def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
 
 
 def test_examples_scales_a_sample():
-    cfg = config.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000",
+    cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000",
                              "train.batch_size=1", "train.grad_accum=1", "self_label.samples=2"])
     sample = _long_pairs(2, 40)
     one = plan.run(cfg, "pretrain", [], records=sample, gpus=1)["training"]

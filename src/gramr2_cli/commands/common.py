@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import GramrError
+from ..errors import ConfigError, GramrError
 from ..shards import Summary
 
 err_console = Console(stderr=True)
@@ -37,8 +37,8 @@ NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Numbe
 
 
 def guard(fn):
-    """Map errors to DESIGN §6 exit codes: GramrError → 1 line on stderr + exit 1; Ctrl-C → exit 130; a closed
-    stdout pipe → exit 0."""
+    """Map errors to DESIGN §6 exit codes: GramrError → 1 line on stderr (a ConfigError: one per problem) + exit 1;
+    Ctrl-C → exit 130; a closed stdout pipe → exit 0."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -47,7 +47,8 @@ def guard(fn):
             if STATE["debug"]:
                 raise
             # escape(): messages quote user text (labels, paths, values) that must not be read as rich markup
-            err_console.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, soft_wrap=True)
+            for line in e.problems if isinstance(e, ConfigError) else [e.message]:
+                err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
             if e.hint:
                 err_console.print(f"[yellow]hint:[/] {escape(e.hint)}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import GramrError
+from ..recipe import load as load_recipe
 from .common import (
     ConfigOpt,
     InputsArg,
@@ -41,9 +42,8 @@ def synth_cmd(output: OutputOpt,
 
     from rich.table import Table
 
-    from .. import config
     from ..stages import synth
-    cfg = config.load(recipe, override, seed=seed, synth__n=n, synth__families=families)
+    cfg = load_recipe(recipe, override, seed=seed, synth__n=n, synth__families=families)
     summary = synth.run(cfg.synth, output, seed=cfg.seed, overwrite=overwrite)
     show(dataclasses.replace(summary, metrics={}))  # the per-family metrics get their own table below
     fams, labels = summary.metrics["families"], summary.metrics["labels"]

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..recipe import load as load_recipe
 from .common import ModelOpt, SetOpt, command, err_console
 
 
@@ -99,9 +100,9 @@ def register(app: typer.Typer) -> None:
         Reads only the model's config.json and tokenizer (a local directory), else a known-size table and a
         characters/4 token estimate. Warns about examples over train.max_length, memory over the GPU and
         prompts longer than the context."""
-        from .. import config, plan
+        from .. import plan
         stage = stage or plan.infer_stage(recipe)
-        cfg = config.load(recipe, override, model=model, prove__prover=model if stage == "prove" else None)
+        cfg = load_recipe(recipe, override, model=model, prove__prover=model if stage == "prove" else None)
         p = plan.run(cfg, stage, list(inputs or []), gpus=gpus, gpu=gpu, mfu=mfu,
                      zero=zero, examples=examples, recipe=str(recipe), rationale_tokens=rationale_tokens)
         show_plan(p)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..recipe import load as load_recipe
 from .common import (
     ConfigOpt,
     EngineOpt,
@@ -43,9 +44,8 @@ def register(app: typer.Typer) -> None:
 
         Eq. 5: proof_score = −log π(z|s,l) / log π(z), log π(z) scored under an empty context; higher is better.
         Pairs without a label or a usable proof go to OUTPUT/skipped/ with the reason."""
-        from .. import config
         from ..stages import prove
-        cfg = config.load(recipe, override, prove__prover=prover, prove__k=k,
+        cfg = load_recipe(recipe, override, prove__prover=prover, prove__k=k,
                           prove__keep_candidates=keep_candidates, seed=seed, generate__engine=engine)
         show(prove.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
                        progress=not no_progress))
@@ -65,9 +65,8 @@ def register(app: typer.Typer) -> None:
 
         A tie or no parseable verdict leaves the label null (meta.judgment.reason); an input label moves to
         meta.gold_label so 'gramr2 filter' can report pseudo-label precision."""
-        from .. import config
         from ..stages import self_label
-        cfg = config.load(recipe, override, model=model, self_label__samples=samples, self_label__orders=orders,
+        cfg = load_recipe(recipe, override, model=model, self_label__samples=samples, self_label__orders=orders,
                           seed=seed, generate__engine=engine)
         show(self_label.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index,
                             num_shards=num_shards, progress=not no_progress))
@@ -82,9 +81,8 @@ def register(app: typer.Typer) -> None:
         Rules: no_label, agreement, confidence, order_consistency, no_rationale, too_long,
         label_not_in_conclusion, broken_structure; then optional A/B balancing. With gold labels in
         meta.gold_label the report gives pseudo-label precision before and after."""
-        from .. import config
         from ..stages import filter as filter_stage
-        cfg = config.load(recipe, override, seed=seed)
+        cfg = load_recipe(recipe, override, seed=seed)
         show(filter_stage.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index,
                               num_shards=num_shards))
 
@@ -99,9 +97,8 @@ def register(app: typer.Typer) -> None:
         """Run the self-training loop from one recipe: per iteration self-label (current RM) → prove →
         filter → merge with the earlier training data → pretrain. Finished steps (manifest done) are skipped,
         so rerunning resumes."""
-        from .. import config
         from ..stages import self_train
         direct = {"self_train__unlabeled": [str(u) for u in unlabeled]} if unlabeled else {}
-        cfg = config.load(recipe, override, seed=seed, generate__engine=engine, **direct)
+        cfg = load_recipe(recipe, override, seed=seed, generate__engine=engine, **direct)
         show(self_train.run(cfg, output, progress=not no_progress,
                             log=lambda m: err_console.print(f"[bold]self-train:[/] {m}", highlight=False)))

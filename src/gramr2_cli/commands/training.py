@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .. import config
+from ..recipe import load as load_recipe
 from .common import (
     ConfigOpt,
     InputsArg,
@@ -41,7 +41,7 @@ def _lora_opt(default: bool):
 def _run(stage: str, inputs: list[Path], output: Path, recipe, override, seed, model, overwrite, resume,
          merge_lora, lora, max_steps, objective=None, init=None) -> None:
     from ..stages import training
-    cfg = config.load(recipe, override, model=model, seed=seed, train__merge_lora=merge_lora,
+    cfg = load_recipe(recipe, override, model=model, seed=seed, train__merge_lora=merge_lora,
                       train__lora__enabled=lora, train__max_steps=max_steps, train__objective=objective,
                       train__init=init)
     show(training.run(stage, cfg, inputs, output, overwrite=overwrite, resume=resume))

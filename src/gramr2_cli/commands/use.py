@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..recipe import load as load_recipe
 from .common import (
     ConfigOpt,
     EngineOpt,
@@ -33,11 +34,6 @@ OrdersOpt = Annotated[str | None, typer.Option("--orders", help="ab, or both (al
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not draw a progress bar.")]
 
 
-def _load(recipe, override, **direct):
-    from .. import config
-    return config.load(recipe, override, **direct)
-
-
 @command(rank_app, "pairs", epilog="Example: gramr2 rank pairs data/pairs.jsonl --model out/rm -o out/verdicts "
                                    "--votes 4 --orders both")
 def rank_pairs_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None, votes: VotesOpt = None,
@@ -50,7 +46,7 @@ def rank_pairs_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
     The summary reports the parse rate, ties, how often the two orders disagree (--orders both) and, when
     the pairs carry gold labels, accuracy. Rerunning on the same -o resumes."""
     from ..stages import rank_pairs
-    cfg = _load(recipe, override, model=model, rank__votes=votes, rank__orders=orders, seed=seed,
+    cfg = load_recipe(recipe, override, model=model, rank__votes=votes, rank__orders=orders, seed=seed,
                 generate__engine=engine)
     show(rank_pairs.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
                         progress=not no_progress))
@@ -72,7 +68,7 @@ def rank_list_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
     Writes meta.rank: winner (index), ranking, every comparison with its P(first better), and the number of
     judge calls. The same step of every record in a batch goes to the engine in one call."""
     from ..stages import rank_list
-    cfg = _load(recipe, override, model=model, rank__method=method, rank__votes=votes, rank__orders=orders,
+    cfg = load_recipe(recipe, override, model=model, rank__method=method, rank__votes=votes, rank__orders=orders,
                 seed=seed, generate__engine=engine)
     show(rank_list.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
                        progress=not no_progress))
@@ -95,7 +91,7 @@ def register(app: typer.Typer) -> None:
 
         Writes OUTPUT/report.md, report.json, accuracy.png and predictions/<model>/ (resumable per model)."""
         from ..stages import evaluate
-        cfg = _load(recipe, override, evaluate__votes=votes, evaluate__orders=orders, seed=seed,
+        cfg = load_recipe(recipe, override, evaluate__votes=votes, evaluate__orders=orders, seed=seed,
                     generate__engine=engine)
         show(evaluate.run(cfg, inputs, output, models=model or [cfg.model], overwrite=overwrite,
                           progress=not no_progress))
@@ -117,7 +113,7 @@ def register(app: typer.Typer) -> None:
         Reward of a response = P(it beats the reference response), averaged over both presentation orders
         (the GRAM-R² RLHF recipe). Requests from concurrent clients are micro-batched into one engine call."""
         from .. import serve
-        cfg = _load(recipe, override, model=model, serve__host=host, serve__port=port, serve__votes=votes,
+        cfg = load_recipe(recipe, override, model=model, serve__host=host, serve__port=port, serve__votes=votes,
                     serve__orders=orders, serve__max_batch=max_batch, seed=seed, generate__engine=engine)
         serve.serve(cfg)
 

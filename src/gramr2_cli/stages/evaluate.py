@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import judge, shards
+from .. import config, judge, shards
 from ..errors import GramrError
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 GROUP_FIELDS = ("section", "category", "difficulty")   # meta fields reported per dataset, in this order
 
@@ -43,6 +43,11 @@ class EvaluateConfig:
     batch_size: int = 32            # pairs per engine call / flush
     keep_samples: bool = False      # keep raw judge outputs in the predictions
     plot: bool = True               # write accuracy.png
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `evaluate`)."""
+        return [*config.at_least("votes", self.votes, 1), *config.choice("orders", self.orders, judge.ORDERS),
+                *config.at_least("batch_size", self.batch_size, 1)]
 
 
 def slug(spec: str) -> str:
@@ -185,12 +190,11 @@ def plot(models: dict[str, dict], path: Path) -> None:
 def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], inputs: list[Path], engines: dict,
                  overwrite: bool, progress: bool) -> tuple[list[dict], dict]:
     """Judge `recs` with model `spec` into `pred_dir` (resuming); returns the predictions for `recs`' ids."""
-    from ..config import sections
     mcfg = dataclasses.replace(cfg, model=spec)
     ec = cfg.evaluate
     how = judge.settings(mcfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
-    with shards.open_output(pred_dir, stage="evaluate", config=sections(mcfg, "model", "prompt", "seed", "generate",
-                                                                          "evaluate"),
+    resolved = config.sections(mcfg, "model", "prompt", "seed", "generate", "evaluate")
+    with shards.open_output(pred_dir, stage="evaluate", config=resolved,
                             inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
                             provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
         todo = [r for r in recs if r["id"] not in out.done_ids]
@@ -215,6 +219,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     time and closed after. Raises GramrError when no input pair has a gold label."""
     import time
     t0 = time.time()
+    config.ensure(cfg.evaluate, "evaluate.")
     from .. import models as model_specs
     specs = list(models or [cfg.model])
     slugs = model_slugs(specs)

@@ -26,12 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import judge, prompts, shards
-from ..errors import GramrError
+from .. import config, judge, prompts, shards
 from .self_label import precision
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 RULES = ("no_label", "agreement", "confidence", "order_consistency", "no_rationale", "too_long",
          "label_not_in_conclusion", "broken_structure")
@@ -45,6 +44,15 @@ class FilterConfig:
     max_rationale_tokens: int = 256  # paper: not stated
     tokenizer: str = ""             # model spec whose tokenizer counts rationale tokens; "" = whitespace words
     balance_ab: bool = True         # downsample the majority label (Self-Taught Evaluator; paper: not stated)
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `filter`)."""
+        unknown = [r for r in self.rules if r not in RULES]
+        bad_rules = ([f"rules: unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}"]
+                     if unknown else [])
+        return [*bad_rules, *config.within("min_agreement", self.min_agreement, 0.0, 1.0),
+                *config.within("min_confidence", self.min_confidence, 0.0, 1.0),
+                *config.at_least("max_rationale_tokens", self.max_rationale_tokens, 1)]
 
 
 def whitespace_tokens(text: str) -> int:
@@ -131,16 +139,10 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, overwrite: bool 
     the whole input even when resuming; only records not yet written are written.
 
     Raises GramrError for an unknown rule name or thresholds out of range."""
-    from .. import config as config_mod
-
     fc = cfg.filter
-    unknown = [r for r in fc.rules if r not in RULES]
-    if unknown:
-        raise GramrError(f"filter.rules: unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULES)}")
-    if not 0.0 <= fc.min_agreement <= 1.0 or not 0.0 <= fc.min_confidence <= 1.0:
-        raise GramrError("filter.min_agreement and filter.min_confidence must be in [0, 1]")
+    config.ensure(fc, "filter.")
     count_tokens = token_counter(fc.tokenizer)
-    resolved = config_mod.sections(cfg, "seed", "filter")
+    resolved = config.sections(cfg, "seed", "filter")
     skipped: Counter = Counter()
     with shards.open_output(output, stage="filter", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards, provenance={"seed": cfg.seed}) as out:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import judge, prompts, shards
+from .. import config, judge, prompts, shards
 from ..errors import GramrError
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 
 @dataclass
@@ -34,6 +34,13 @@ class ProveConfig:
     top_p: float = 1.0              # paper: not stated
     max_new_tokens: int = 160       # a proof is ~3 short paragraphs (paper: not stated)
     keep_candidates: bool = False   # all k proofs with their Eq. 5 terms in meta.proof.candidates
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `prove`). The prover itself is given at run time
+        (`--prover`), so an empty `prover` is not a problem of the recipe."""
+        return [*config.at_least("k", self.k, 1), *config.at_least("temperature", self.temperature, 0),
+                *config.within("top_p", self.top_p, 0.0, 1.0, open_low=True),
+                *config.at_least("max_new_tokens", self.max_new_tokens, 1)]
 
 
 def proof_score(logp_cond: float, logp_uncond: float) -> float:
@@ -125,15 +132,12 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     without a label or a usable proof to `output/skipped/` with the reason.
 
     Raises GramrError when no prover is given, k < 1, or for bad inputs."""
-    from .. import config as config_mod
-
     pc = cfg.prove
-    if pc.k < 1:
-        raise GramrError(f"prove.k must be >= 1, got {pc.k}")
+    config.ensure(pc, "prove.")
     if engine is None and not pc.prover:
         raise GramrError("prove needs a prover model", hint="pass --prover DIR (a 'gramr2 prover-train' output) "
                                                             "or set prove.prover in the recipe")
-    resolved = config_mod.sections(cfg, "seed", "generate", "prove")
+    resolved = config.sections(cfg, "seed", "generate", "prove")
     with shards.open_output(output, stage="prove", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": pc.prover, "seed": cfg.seed},

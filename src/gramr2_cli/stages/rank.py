@@ -21,7 +21,9 @@ import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
+from .. import config
 from ..errors import GramrError
+from ..judge import ORDERS
 
 METHODS = ("knockout", "tournament", "full", "round_robin")
 
@@ -34,6 +36,11 @@ class RankConfig:
     tie_break: bool = True          # a voting tie goes to the side with the higher mean P(A better)
     batch_size: int = 32            # records per engine round (and per flush / progress step)
     keep_samples: bool = False      # keep every raw judge output in meta.judgment.samples
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `rank`)."""
+        return [*config.at_least("votes", self.votes, 1), *config.choice("orders", self.orders, ORDERS),
+                *config.choice("method", self.method, METHODS), *config.at_least("batch_size", self.batch_size, 1)]
 
 
 # ---------------------------------------------------------------- selection algorithms (pure)

@@ -18,7 +18,7 @@ from .rank import ALGORITHMS, METHODS, drive
 from .rank_pairs import pair_metrics, provenance, resolved, settings
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 
 def list_id(prompt: str, candidates: list[str]) -> str:

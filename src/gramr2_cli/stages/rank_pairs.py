@@ -10,15 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import judge, shards
+from .. import config, judge, shards
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 
 def settings(cfg: Config) -> judge.Settings:
     """The judge settings of `rank pairs` and `rank list` (rank.votes, rank.orders, rank.tie_break)."""
     rc = cfg.rank
+    config.ensure(rc, "rank.")
     return judge.settings(cfg, "rank", votes=rc.votes, orders=rc.orders, tie_break=rc.tie_break)
 
 
@@ -28,8 +29,7 @@ def provenance(cfg: Config) -> dict:
 
 def resolved(cfg: Config) -> dict:
     """What a rank output's config hash covers."""
-    from ..config import sections
-    return sections(cfg, "model", "prompt", "seed", "generate", "rank")
+    return config.sections(cfg, "model", "prompt", "seed", "generate", "rank")
 
 
 def pair_metrics(js: list[judge.Judgment], gold: list[str | None]) -> dict[str, Any]:

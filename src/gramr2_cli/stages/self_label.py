@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import judge, prompts, shards
+from .. import config, judge, prompts, shards
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 
 @dataclass
@@ -32,6 +32,11 @@ class SelfLabelConfig:
     tie_break: bool = False         # break vote ties by mean P(A); off = a tie stays unlabeled
     keep_samples: bool = True       # keep the RM's raw outputs in meta.judgment.samples
     keep_rationale: bool = True     # put the RM's own rationale for the majority label into `rationale`
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `self_label`)."""
+        return [*config.at_least("samples", self.samples, 1), *config.choice("orders", self.orders, judge.ORDERS),
+                *config.at_least("temperature", self.temperature, 0)]
 
 
 # ---------------------------------------------------------------- self-label
@@ -84,12 +89,11 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     `cfg.generate`. With `generate.verdict_only` each order gets one forced-answer verdict (`judge.judge_pairs`).
     Raises GramrError for bad inputs, an unknown `orders`, or `samples` < 1.
     """
-    from .. import config as config_mod
-
     sl = cfg.self_label
+    config.ensure(sl, "self_label.")
     how = judge.settings(cfg, "self_label", votes=sl.samples, orders=sl.orders, tie_break=sl.tie_break,
                          temperature=sl.temperature, votes_key="samples")
-    resolved = config_mod.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
+    resolved = config.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
     with shards.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": cfg.model, "seed": cfg.seed, "prompt_version": cfg.prompt},

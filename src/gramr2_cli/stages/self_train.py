@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import shards
+from .. import config, datatools, shards
 from ..errors import GramrError
+from . import filter as filter_stage
+from . import prove, self_label, training
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 STEPS = ("labeled", "proved", "kept", "train", "rm")
 
@@ -40,6 +42,16 @@ class SelfTrainConfig:
     unlabeled: list[str] = field(default_factory=list)   # one source, split into `iterations` batches by id
                                                          # hash; or exactly one source per iteration
     train_data: list[str] = field(default_factory=list)  # the labeled data the initial RM was trained on
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `self_train`). What is given at run time (the initial RM,
+        the unlabeled pairs as arguments) is checked by `check_ready`."""
+        found = [*config.at_least("iterations", self.iterations, 1),
+                 *config.choice("init", self.init, ("backbone", "continue"))]
+        if len(self.unlabeled) not in (0, 1, self.iterations):
+            found.append(f"unlabeled: give one source (split into {self.iterations} batches) or exactly "
+                         f"{self.iterations}, got {len(self.unlabeled)}")
+        return found
 
 
 def step_dir(output: Path | str, i: int, step: str) -> Path:
@@ -74,13 +86,11 @@ def step_done(d: Path, shard_index: int | None = None, num_shards: int | None = 
         return False
 
 
-def check(cfg: Config) -> None:
-    """Raises GramrError for a loop that cannot start (checked before any model is loaded)."""
+def check_ready(cfg: Config) -> None:
+    """Raises GramrError (ConfigError for the section's own problems) for a loop that cannot start: checked
+    before any model is loaded."""
     st = cfg.self_train
-    if st.iterations < 1:
-        raise GramrError(f"self_train.iterations must be >= 1, got {st.iterations}")
-    if st.init not in ("backbone", "continue"):
-        raise GramrError(f"self_train.init: unknown {st.init!r}; choose from backbone, continue")
+    config.ensure(st, "self_train.")
     if not st.rm:
         raise GramrError("self-train needs the initial reward model", hint="set self_train.rm (a 'gramr2 pretrain' "
                                                                            "output) in the recipe or with -s")
@@ -107,17 +117,13 @@ def run(cfg: Config, output: Path | str, *, progress: bool = True,
     """Run `cfg.self_train.iterations` iterations into `output`; returns a Summary whose metrics hold one row
     per iteration (pseudo-label counts, kept pairs, precision vs gold where known, final training loss).
 
-    Raises GramrError for a bad loop config (see `check`) or from any stage."""
-    from .. import datatools
-    from . import filter as filter_stage
-    from . import prove, self_label, training
-
-    check(cfg)
+    Raises GramrError for a bad loop config (see `check_ready`) or from any stage."""
+    check_ready(cfg)
     t0 = time.time()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     st = cfg.self_train
-    (output / "config.yaml").write_text(yaml.safe_dump(_asdict(cfg), sort_keys=False, allow_unicode=True))
+    (output / "config.yaml").write_text(yaml.safe_dump(config.to_dict(cfg), sort_keys=False, allow_unicode=True))
     say = log or (lambda m: None)
     counts = {"steps_run": 0, "steps_skipped": 0}
     rows = []
@@ -179,7 +185,3 @@ def _iteration_row(i: int, d: dict[str, Path], shard_index: int | None, num_shar
         "rm": str(d["rm"]),
     }
 
-
-def _asdict(cfg) -> dict:
-    from .. import config as config_mod
-    return config_mod.to_dict(cfg)

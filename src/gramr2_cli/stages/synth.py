@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import records, shards
+from .. import config, records, shards
 from ..errors import GramrError
 from ..prompts import format_rationale
 from ..shards import Summary
@@ -46,6 +46,10 @@ class SplitSizes:
     adapt: float = 0.25        # held-out families
     adapt_test: float = 0.25   # held-out families, held-out words/numbers
 
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `synth.splits`)."""
+        return [p for split in SPLITS for p in config.at_least(split, getattr(self, split), 0)]
+
 
 @dataclass
 class SynthConfig:
@@ -53,6 +57,31 @@ class SynthConfig:
     families: list[str] = field(default_factory=list)            # [] = every easy family; also easy/hard/all groups
     adapt_families: list[str] = field(default_factory=list)      # [] = every heldout family
     splits: SplitSizes = field(default_factory=SplitSizes)
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `synth`; `splits` checks itself): n < 1, unknown family
+        names, and a family in both the main and the adapt splits (`all` includes the held-out families, so it
+        needs the adapt splits off: -s synth.splits.adapt=0 -s synth.splits.adapt_test=0)."""
+        found = config.at_least("n", self.n, 1)
+        chosen = {}
+        for key, names, default in (("families", self.families, "easy"),
+                                    ("adapt_families", self.adapt_families, "heldout")):
+            try:
+                chosen[key] = resolve_families(names, default, key)
+            except GramrError as e:
+                found.append(e.message)
+        uses_adapt = any(round(self.n * getattr(self.splits, s)) > 0 for s in SPLITS if SPLITS[s][1] == "adapt")
+        both = [f for f in chosen.get("adapt_families", []) if f in self.families]   # named one by one
+        left = [f for f in chosen.get("families", []) if f not in chosen.get("adapt_families", [])]
+        if uses_adapt and "families" in chosen and "adapt_families" in chosen and not both and not left:
+            found.append("families: every family chosen is held out for the adapt splits (add main families: "
+                         "easy, hard; or write no adapt splits: -s synth.splits.adapt=0 -s synth.splits.adapt_test=0)")
+        if uses_adapt and both:
+            found.append(f"families: family {both[0]!r} is in both synth.families and synth.adapt_families; the "
+                         "adapt splits must hold families the main splits do not (choose other "
+                         "synth.adapt_families, or write no adapt splits: -s synth.splits.adapt=0 "
+                         "-s synth.splits.adapt_test=0)")
+        return found
 
 
 def resolve_families(names: list[str], default: str, key: str = "synth.families") -> list[str]:
@@ -73,14 +102,10 @@ def resolve_families(names: list[str], default: str, key: str = "synth.families"
 
 
 def split_sizes(cfg: SynthConfig) -> dict[str, int]:
-    """Pairs per split (splits of size 0 left out). Raises GramrError for n < 1 or a negative ratio."""
-    if cfg.n < 1:
-        raise GramrError(f"synth.n must be >= 1, got {cfg.n}")
+    """Pairs per split of a checked config (splits of size 0 left out)."""
     sizes = {}
     for split in SPLITS:
         ratio = getattr(cfg.splits, split)
-        if ratio < 0:
-            raise GramrError(f"synth.splits.{split} must be >= 0, got {ratio}")
         if round(cfg.n * ratio) > 0:
             sizes[split] = round(cfg.n * ratio)
     return sizes
@@ -128,24 +153,16 @@ def _split_records(split: str, families: list[str], size: int, seed: int, seen: 
 def generate(cfg: SynthConfig, seed: int) -> dict[str, list[dict]]:
     """Split name -> records, deterministic in (cfg, seed). No (prompt, right answer) repeats across splits.
     A group in `families` (e.g. `all`) leaves out the families the adapt splits hold (ours: `--families all`
-    works with the default splits). Raises GramrError for unknown families, a family named in both
-    `families` and `adapt_families`, or an exhausted family."""
+    works with the default splits). Raises ConfigError for a config that fails `SynthConfig.check` (unknown
+    families, a family named in both `families` and `adapt_families`, no main family left), GramrError for an
+    exhausted family."""
+    config.ensure(cfg, "synth.")
     main = resolve_families(cfg.families, "easy")
     sizes = split_sizes(cfg)
     adapt: list[str] = []
     if "adapt" in sizes or "adapt_test" in sizes:
         adapt = resolve_families(cfg.adapt_families, "heldout", "synth.adapt_families")
-        both = [f for f in adapt if f in cfg.families]     # named one by one: a contradiction
         main = [f for f in main if f not in adapt]          # reached through a group (all, heldout): held out
-        if both:
-            raise GramrError(f"family {both[0]!r} is in both synth.families and synth.adapt_families; "
-                             "the adapt splits must hold families the main splits do not",
-                             hint="choose other synth.adapt_families, or write no adapt splits: "
-                                  "-s synth.splits.adapt=0 -s synth.splits.adapt_test=0")
-        if not main:
-            raise GramrError("synth.families: every family chosen is held out for the adapt splits",
-                             hint="add main families (easy, hard), or write no adapt splits: "
-                                  "-s synth.splits.adapt=0 -s synth.splits.adapt_test=0")
     seen: set[str] = set()
     return {split: _split_records(split, main if SPLITS[split][1] == "main" else adapt, size, seed, seen)
             for split, size in sizes.items()}

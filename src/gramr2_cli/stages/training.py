@@ -13,11 +13,14 @@ Each `run()` takes the resolved `Config`, fixes what its stage fixes, and return
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import config
 from ..errors import GramrError
 from ..shards import Summary
 from ..train import core, objectives
+
+if TYPE_CHECKING:
+    from ..recipe import Config
 
 ALLOWED = {
     "prover-train": ("prover",),
@@ -27,35 +30,35 @@ ALLOWED = {
 }
 
 
-def _check(stage: str, cfg: config.Config) -> None:
+def _check(stage: str, cfg: Config) -> None:
     objectives.get(cfg.train.objective)          # an unknown name lists every objective
     if cfg.train.objective not in ALLOWED[stage]:
         raise GramrError(f"{stage}: train.objective {cfg.train.objective!r} is not used here; "
                          f"choose from {', '.join(ALLOWED[stage])}")
 
 
-def prover_train(cfg: config.Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
+def prover_train(cfg: Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
                  resume: bool = False) -> Summary:
     """Train the preference-proving model π_ψ (Eq. 4) on labeled pairs with rationales."""
     cfg.train.objective = "prover"
     return core.train(cfg, inputs, output, stage="prover-train", overwrite=overwrite, resume=resume)
 
 
-def pretrain(cfg: config.Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
+def pretrain(cfg: Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
              resume: bool = False) -> Summary:
     """Train the reward model: Eq. 2 reasoning SFT (GRAM-R²), or the `label` / `pairgen` (GRAM v1) baselines."""
     _check("pretrain", cfg)
     return core.train(cfg, inputs, output, stage="pretrain", overwrite=overwrite, resume=resume)
 
 
-def finetune(cfg: config.Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
+def finetune(cfg: Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
              resume: bool = False) -> Summary:
     """Fine-tune a reward model (`cfg.model`) on pairs with human-written rationales."""
     _check("finetune", cfg)
     return core.train(cfg, inputs, output, stage="finetune", overwrite=overwrite, resume=resume)
 
 
-def adapt(cfg: config.Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
+def adapt(cfg: Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
           resume: bool = False) -> Summary:
     """Adapt a reward model to a task with little data (the command turns LoRA on unless --no-lora)."""
     _check("adapt", cfg)
@@ -65,7 +68,7 @@ def adapt(cfg: config.Config, inputs: list[Path], output: Path, *, overwrite: bo
 STAGES = {"prover-train": prover_train, "pretrain": pretrain, "finetune": finetune, "adapt": adapt}
 
 
-def run(stage: str, cfg: config.Config, inputs: list[Path], output: Path, **kw) -> Summary:
+def run(stage: str, cfg: Config, inputs: list[Path], output: Path, **kw) -> Summary:
     """Run training stage `stage` by name (the self-training loop calls this)."""
     if stage not in STAGES:
         raise GramrError(f"unknown training stage {stage!r}; choose from {', '.join(STAGES)}")

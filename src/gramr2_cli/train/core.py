@@ -16,12 +16,17 @@ import shutil
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
 from .. import __version__, config, models, shards
 from ..errors import GramrError
 from . import objectives
+from .settings import PRECISIONS, TrainConfig
+
+if TYPE_CHECKING:
+    from ..recipe import Config
 
 CKPT_DIR = "checkpoints"
 SECTIONS = ("model", "prompt", "seed", "train")   # what the output's config hash covers
@@ -117,15 +122,15 @@ def write_manifest(output: Path, stage: str, cfg_hash: str, inputs: list, done: 
 
 def precision_flags(precision: str, on_gpu: bool) -> dict:
     """TrainingArguments mixed-precision flags. Raises GramrError for an unknown name."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise GramrError(f"train.precision: unknown {precision!r}; choose from auto, fp32, bf16")
+    if precision not in PRECISIONS:
+        raise GramrError(f"train.precision: unknown {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision == "auto":
         import torch
         return {"bf16": bool(on_gpu and torch.cuda.is_bf16_supported())}
     return {"bf16": precision == "bf16"}   # bf16 on CPU = torch.autocast("cpu", bfloat16), fp32 master weights
 
 
-def _load_model(path: str, tcfg: config.TrainConfig):
+def _load_model(path: str, tcfg: TrainConfig):
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -175,7 +180,7 @@ def _trainer_classes():
     return GramrTrainer, Progress, SlowDown
 
 
-def train(cfg: config.Config, inputs: list, output: Path, *, stage: str, overwrite: bool = False,
+def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: bool = False,
           resume: bool = False, callbacks: list | None = None) -> shards.Summary:
     """Train `cfg.model` (or `cfg.train.init`) on `inputs` with `cfg.train.objective`; write the model to `output`.
 
@@ -189,9 +194,7 @@ def train(cfg: config.Config, inputs: list, output: Path, *, stage: str, overwri
 
     t0 = time.time()
     tcfg = cfg.train
-    objectives.get(tcfg.objective)
-    if not 0.0 <= tcfg.warmup_ratio < 1.0:
-        raise GramrError(f"train.warmup_ratio must be in [0, 1), got {tcfg.warmup_ratio}")
+    config.ensure(tcfg, "train.")
     output = Path(output)
     resolved = config.sections(cfg, *SECTIONS)
     cfg_hash = shards.config_hash(resolved)
@@ -278,7 +281,7 @@ def train(cfg: config.Config, inputs: list, output: Path, *, stage: str, overwri
     return summary
 
 
-def _save(trainer, tok, output: Path, tcfg: config.TrainConfig) -> bool:
+def _save(trainer, tok, output: Path, tcfg: TrainConfig) -> bool:
     """Write the final model into `output`: full weights, the LoRA adapter, or (merge_lora) the merged plain model
     plus the adapter in `output/adapter/`. Returns whether a merge happened."""
     if not tcfg.lora.enabled:

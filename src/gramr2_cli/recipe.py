@@ -1,0 +1,53 @@
+"""The recipe: every section of a gramr2 YAML file in one dataclass, assembled here, above the stages.
+
+`config.py` loads YAML and overrides into any dataclass; this module names the sections. Each section's
+dataclass (and its `check()`) lives beside the code that uses it, so `--set generate.max_new_tokens=16` means
+the same in every command and a pipeline recipe (self-training) is one file. Stages receive the loaded `Config`
+and hash `config.sections(cfg, ...)` of it; the field names and defaults here are those hashes' inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config, prompts
+from .engines.settings import GenerateConfig
+from .serve import ServeConfig
+from .stages.evaluate import EvaluateConfig
+from .stages.filter import FilterConfig
+from .stages.prove import ProveConfig
+from .stages.rank import RankConfig
+from .stages.self_label import SelfLabelConfig
+from .stages.self_train import SelfTrainConfig
+from .stages.synth import SynthConfig
+from .train.settings import TrainConfig
+
+
+@dataclass
+class Config:
+    """Every recipe section. Stage sections are named after the stage."""
+    model: str = "embedded:smollm2-135m"
+    prompt: str = "gramr2-v1"         # judge prompt version: gramr2-v1 (short default) | gram-rr (released models)
+    seed: int = 0
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    prove: ProveConfig = field(default_factory=ProveConfig)
+    self_label: SelfLabelConfig = field(default_factory=SelfLabelConfig)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    self_train: SelfTrainConfig = field(default_factory=SelfTrainConfig)
+
+    def check(self) -> list[str]:
+        """Problems of the top-level keys; each section checks itself (`config.problems` walks them)."""
+        return config.choice("prompt", self.prompt, prompts.PROMPT_VERSIONS)
+
+
+def load(path: Path | str | None = None, overrides: list[str] | None = None, **direct: Any) -> Config:
+    """The checked Config of a recipe file (None = defaults), `--set` overrides and dedicated CLI flags given as
+    `section__key=value` (None = not given). Raises ConfigError with every problem, one line each."""
+    return config.load(Config, path, overrides, **direct)

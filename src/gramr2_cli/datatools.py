@@ -2,12 +2,16 @@
 
 - `stats`: counts, label balance, rationale count, length percentiles (characters), categories, sources.
 - `merge`: many record sets / shard parts → one shard directory, first occurrence of an id wins (counted).
-- `split`: a seeded partition by ratio or count. Pairs sharing `meta.pair_group` (both orders of one pair,
-  the 9 RM-Bench cells of one prompt) always land in the same part, so a test split never leaks its pairs.
+  An input that is an unfinished stage output (manifest `done: false`, or 3 of 4 shards) is refused unless
+  `allow_partial`: a merged set silently short of a failed array task's records is worse than an error.
+- `split`: a seeded partition by ratio or count. Pairs with the same prompt text (both orders of one pair,
+  the 9 RM-Bench style cells of one source prompt, every response pair of one prompt) always land in the
+  same part, so a test split never shares a prompt with a train split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import random
@@ -16,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import shards
+from . import outdir, shards
 from .errors import GramrError
 from .shards import Summary
 
@@ -68,9 +72,28 @@ def stats(recs: list[dict] | object) -> dict:
 
 # ---------------------------------------------------------------- merge
 
-def merge(inputs: list, output: Path | str, *, overwrite: bool = False) -> Summary:
+def unfinished_inputs(inputs: list) -> dict[str, str]:
+    """{input: why} for every input directory that is an unfinished stage output (see `outdir.unfinished`)."""
+    out = {}
+    for inp in inputs:
+        if str(inp) != "-" and Path(inp).is_dir():
+            why = outdir.unfinished(inp)
+            if why:
+                out[str(inp)] = why
+    return out
+
+
+def merge(inputs: list, output: Path | str, *, overwrite: bool = False, allow_partial: bool = False) -> Summary:
     """Join record sets (files, shard dirs, the parts of a `--num-shards` run) into one shard directory.
-    Repeated ids are skipped and counted (`duplicate_id`); every field of the first occurrence is kept."""
+    Repeated ids are skipped and counted (`duplicate_id`); every field of the first occurrence is kept.
+
+    Raises GramrError when an input is an unfinished stage output, unless `allow_partial` (then the summary's
+    `metrics.partial_inputs` names them, for the caller to warn)."""
+    partial = unfinished_inputs(inputs)
+    if partial and not allow_partial:
+        raise GramrError("unfinished input: " + "; ".join(f"{k}: {v}" for k, v in partial.items())
+                         + " (--allow-partial merges what is there)",
+                         hint="finish or rerun the missing shards first")
     skipped: Counter = Counter()
     cfg = {"merge": {"inputs": [str(i) for i in inputs]}}
     with shards.open_output(output, stage="merge", config=cfg, inputs=inputs, overwrite=overwrite,
@@ -79,6 +102,8 @@ def merge(inputs: list, output: Path | str, *, overwrite: bool = False) -> Summa
             out.write(rec)
         for k, v in skipped.items():
             out.skip(k, v)
+        if partial:
+            out.metrics["partial_inputs"] = partial
     return out.summary()
 
 
@@ -117,12 +142,13 @@ def split_sizes(n: int, cfg: SplitConfig) -> list[int]:
 
 
 def assign(recs: list[dict], cfg: SplitConfig) -> dict[str, list[dict]]:
-    """Seeded partition of `recs` into `cfg.names`, keeping each `meta.pair_group` together. Independent of
-    the input order (groups are sorted before the seeded shuffle); sizes are met exactly when groups are
-    single records, else as closely as whole groups allow."""
+    """Seeded partition of `recs` into `cfg.names`, keeping all records of one prompt together (a prompt's
+    pair groups, RM-Bench style cells, both orders). Independent of the input order (groups are keyed by a
+    hash of the prompt and sorted before the seeded shuffle); sizes are met exactly when every prompt has one
+    record, else as closely as whole groups allow."""
     groups: dict[str, list[dict]] = {}
     for r in recs:
-        groups.setdefault(str(r["meta"].get("pair_group") or r["id"]), []).append(r)
+        groups.setdefault(hashlib.sha256(r["prompt"].encode("utf-8")).hexdigest(), []).append(r)
     keys = sorted(groups)
     random.Random(cfg.seed).shuffle(keys)
     sizes = split_sizes(len(recs), cfg)

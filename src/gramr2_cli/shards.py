@@ -1,10 +1,13 @@
-"""Sharded record I/O (DESIGN §3): reading any record source, append-only resumable output, manifests.
+"""Sharded record I/O (DESIGN §3): append-only resumable output, manifests; reading is `readers` (re-exported).
 
-Reading: a JSONL file, a JSON array file, a Parquet file, a `datasets.save_to_disk` directory, a shard
-directory (its `part-*.jsonl`), or `-` for stdin. Writing: `open_output()` gives an `Output` whose part file is
+Writing: `open_output()` gives an `Output` whose part file is
 append-only and flushed per batch; rerunning on the same directory skips ids already written and drops a
-truncated last line left by a kill. `manifest.json`/`summary.json` are written to `*.tmp` then renamed, and the
+truncated last line left by a kill. `manifest.json`/`summary.json` are written atomically (`outdir`), and the
 manifest's `done: true` comes last.
+
+What a rerun may resume is checked against the manifests already in the directory: the same stage and config
+hash, the same `--num-shards`, and the same inputs (`input_fingerprint`: their paths and sizes). With
+`--num-shards n > 1`, `--overwrite` replaces only this shard's own files; the other shards' output stays.
 """
 
 from __future__ import annotations
@@ -16,160 +19,24 @@ import shutil
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from . import __version__, records
+from . import __version__, outdir
 from .errors import GramrError
-
-PART_GLOB = "part-*.jsonl"
-
-
-# ---------------------------------------------------------------- reading
-
-def shard_of(record_id: str, num_shards: int) -> int:
-    """Which of `num_shards` shards owns `record_id` (a stable hash, not Python's salted `hash`)."""
-    return int(hashlib.sha256(record_id.encode("utf-8")).hexdigest()[:8], 16) % num_shards
-
-
-def _part_files(d: Path) -> list[Path]:
-    return sorted(d.glob(PART_GLOB))
-
-
-def source_files(inputs: Iterable[Path | str]) -> list[Path | str]:
-    """Expand inputs to the concrete sources `read_raw` understands. Raises GramrError for a missing path."""
-    out: list[Path | str] = []
-    for inp in inputs:
-        if str(inp) == "-":
-            out.append("-")
-            continue
-        p = Path(inp)
-        if not p.exists():
-            raise GramrError(f"{p}: no such file or directory")
-        if p.is_dir():
-            parts = _part_files(p)
-            if parts:
-                out.extend(parts)
-            elif (p / "dataset_info.json").exists() or (p / "state.json").exists():
-                out.append(p)  # a datasets.save_to_disk directory
-            elif any(p.glob("manifest*.json")) and not (p / "config.json").exists():
-                pass  # a stage output that wrote no record (e.g. filter rejected all): empty, not an error
-            else:
-                files = sorted([*p.glob("*.jsonl"), *p.glob("*.json"), *p.glob("*.parquet")])
-                files = [f for f in files if not f.name.startswith(("manifest", "summary"))]
-                if not files:
-                    raise GramrError(f"{p}: no records found (no part-*.jsonl, *.jsonl, *.json, *.parquet)")
-                out.extend(files)
-        else:
-            out.append(p)
-    return out
-
-
-def _jsonl_lines(text_lines: Iterable[bytes], name: str) -> Iterator[tuple[str, Any]]:
-    lines = list(text_lines)
-    for i, raw in enumerate(lines, 1):
-        where = f"{name} line {i}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise GramrError(f"{where}: not valid UTF-8 (byte {e.start})",
-                             hint="re-encode the file as UTF-8") from None
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            if i == len(lines) and not raw.endswith(b"\n"):
-                raise GramrError(f"{where}: truncated JSON line (the file ends mid-record)",
-                                 hint="the writer was interrupted; drop the last line or rerun it") from None
-            raise GramrError(f"{where}: invalid JSON ({e.msg})") from None
-        yield where, obj
-
-
-def read_raw(src: Path | str) -> Iterator[tuple[str, Any]]:
-    """Yield (where, object) from one source, `where` naming file and line for error messages."""
-    if src == "-":
-        yield from _jsonl_lines(sys.stdin.buffer.read().splitlines(keepends=True), "<stdin>")
-        return
-    p = Path(src)
-    if p.is_dir():
-        import datasets
-        try:
-            ds = datasets.load_from_disk(str(p))
-        except Exception as e:  # datasets raises many types for a bad directory
-            raise GramrError(f"{p}: not a readable datasets directory ({e})") from None
-        if isinstance(ds, datasets.DatasetDict):
-            raise GramrError(f"{p}: holds splits {list(ds)}; pass one split's directory")
-        for i, row in enumerate(ds):
-            yield f"{p} row {i}", row
-        return
-    if p.suffix == ".parquet":
-        import datasets
-        try:
-            ds = datasets.Dataset.from_parquet(str(p))
-        except Exception as e:
-            raise GramrError(f"{p}: not a readable Parquet file ({e})") from None
-        for i, row in enumerate(ds):
-            yield f"{p} row {i}", row
-        return
-    data = p.read_bytes()
-    if not data.strip():
-        raise GramrError(f"{p}: empty file")
-    if data.lstrip()[:1] == b"[":
-        try:
-            arr = json.loads(data.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise GramrError(f"{p}: not valid UTF-8 (byte {e.start})", hint="re-encode the file as UTF-8") from None
-        except json.JSONDecodeError as e:
-            raise GramrError(f"{p}: invalid JSON array (line {e.lineno}: {e.msg})") from None
-        for i, obj in enumerate(arr):
-            yield f"{p} item {i}", obj
-        return
-    yield from _jsonl_lines(data.splitlines(keepends=True), str(p))
-
-
-def read(inputs: Iterable[Path | str], *, skip: set[str] | frozenset = frozenset(), shard_index: int | None = None,
-         num_shards: int | None = None, skipped: Counter | None = None, require_label: bool = False,
-         on_bad: str = "error", normalize: Callable[[Any, str], dict] | None = None) -> Iterator[dict]:
-    """Yield normalized pair records from `inputs` (`normalize(obj, where)` reads another record kind instead:
-    `rank list`'s candidate lists).
-
-    Skips ids in `skip` (already written, for resume), ids not owned by this shard, and repeated ids; each skip
-    is counted in `skipped` by reason. `on_bad="skip"` counts an invalid record as `invalid_record` instead of
-    raising. Raises GramrError for unreadable inputs and (by default) invalid records.
-    """
-    skipped = skipped if skipped is not None else Counter()
-    seen: set[str] = set()
-    for src in source_files(inputs):
-        for where, obj in read_raw(src):
-            try:
-                rec = normalize(obj, where) if normalize else records.normalize(obj, where,
-                                                                               require_label=require_label)
-            except GramrError:
-                if on_bad == "skip":
-                    skipped["invalid_record"] += 1
-                    continue
-                raise
-            rid = rec["id"]
-            if rid in seen:
-                skipped["duplicate_id"] += 1
-                continue
-            seen.add(rid)
-            if num_shards and num_shards > 1 and shard_of(rid, num_shards) != (shard_index or 0):
-                continue
-            if rid in skip:
-                skipped["already_done"] += 1
-                continue
-            yield rec
-
-
-def read_all(inputs: Iterable[Path | str], **kw) -> list[dict]:
-    return list(read(inputs, **kw))
-
+from .readers import (  # noqa: F401  (re-exported: stages read through `shards`)
+    PART_GLOB,
+    input_fingerprint,
+    read,
+    read_all,
+    read_raw,
+    shard_of,
+    source_files,
+)
 
 # ---------------------------------------------------------------- writing
 
@@ -177,12 +44,6 @@ def config_hash(config: Any) -> str:
     """sha256 (first 12 hex) of the resolved config, as canonical JSON."""
     blob = json.dumps(config, sort_keys=True, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # per process: shard processes share a directory
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _recover_part(path: Path) -> set[str]:
@@ -231,6 +92,7 @@ class Output:
         self.config = config
         self.hash = config_hash(config)
         self.inputs = [str(i) for i in inputs]
+        self.fingerprint = input_fingerprint(inputs)
         self.shard_index = shard_index or 0
         self.num_shards = num_shards or 1
         self.provenance = {"stage": stage, "recipe_hash": self.hash, "gramr2_version": __version__,
@@ -244,6 +106,7 @@ class Output:
         self._files: dict[str, Any] = {}
         self._pending = 0
         self._t0 = time.time()
+        self.created = False
         if not self.to_stdout:
             self._prepare(overwrite)
 
@@ -254,37 +117,81 @@ class Output:
 
     def _meta_name(self, base: str) -> str:
         """`manifest.json`, or one manifest per shard when several processes share the directory."""
-        if self.num_shards == 1:
-            return f"{base}.json"
-        return f"{base}-{self.shard_index:05d}-of-{self.num_shards:05d}.json"
+        return outdir.meta_name(base, self.shard_index, self.num_shards)
 
     def _prepare(self, overwrite: bool) -> None:
-        man = self.path / self._meta_name("manifest")
         if self.path.exists() and not self.path.is_dir():
             raise GramrError(f"{self.path}: output exists and is not a directory")
+        self.created = not self.path.exists()
         if overwrite and self.path.exists():
-            shutil.rmtree(self.path)
-        if man.exists():
-            try:
-                old = json.loads(man.read_text())
-            except json.JSONDecodeError:
-                raise GramrError(f"{man}: corrupt manifest; use --overwrite to start again") from None
-            if old.get("stage") != self.stage or old.get("config_hash") != self.hash:
-                raise GramrError(
-                    f"{self.path}: holds output of '{old.get('stage')}' with a different config "
-                    f"(hash {old.get('config_hash')} != {self.hash})",
-                    hint="use --overwrite to replace it, or choose another -o")
-        elif self.path.exists() and self.num_shards == 1 and any(self.path.iterdir()):
+            if self.num_shards == 1:
+                shutil.rmtree(self.path)
+            else:   # other shards of this run may have finished or be running: remove only our own files
+                self._check_sharding(outdir.manifests(self.path))
+                self._remove_own_files()
+        existing = outdir.manifests(self.path)
+        if not existing and self.path.exists() and self.num_shards == 1 and any(self.path.iterdir()):
             raise GramrError(f"{self.path}: directory exists, is not empty and has no manifest.json",
                              hint="use --overwrite to replace it, or choose another -o")
+        self._check_sharding(existing)
+        for old in existing.values():
+            self._check_resumable(old)
         self.path.mkdir(parents=True, exist_ok=True)
         for part in self._existing_parts():
             ids = _recover_part(self.part_path(part))
             self.done_ids |= ids
             self.resumed += len(ids)
-        _atomic_write(self.path / "config.yaml", yaml.safe_dump(self.config, sort_keys=False, allow_unicode=True))
+        outdir.atomic_write(self.path / "config.yaml",
+                            yaml.safe_dump(self.config, sort_keys=False, allow_unicode=True))
         # (every shard process writes the same resolved config: identical bytes, so the last rename is harmless)
         self._write_manifest(done=False)
+
+    def _check_sharding(self, existing: dict[str, dict]) -> None:
+        """Refuse a directory written with another `--num-shards`: resuming it would redo every record."""
+        for name, old in existing.items():
+            n = old.get("num_shards", 1) or 1
+            if n != self.num_shards or name != outdir.meta_name("manifest", old.get("shard_index"), n):
+                raise GramrError(f"{self.path}: holds a --num-shards {n} run; this one is --num-shards "
+                                 f"{self.num_shards}",
+                                 hint="use the same --num-shards, or another -o (or delete the directory)")
+
+    def _check_resumable(self, old: dict) -> None:
+        """Refuse to resume output of another stage, config or input set (a manifest without a fingerprint,
+        from an older gramr2, is only checked for stage and config)."""
+        if old.get("stage") != self.stage or old.get("config_hash") != self.hash:
+            raise GramrError(
+                f"{self.path}: holds output of '{old.get('stage')}' with a different config "
+                f"(hash {old.get('config_hash')} != {self.hash})",
+                hint="use --overwrite to replace it, or choose another -o")
+        fp = old.get("inputs_fingerprint")
+        if fp is not None and fp != self.fingerprint:
+            raise GramrError(f"{self.path}: holds output of other inputs ({', '.join(old.get('inputs') or [])}, "
+                             f"fingerprint {fp} != {self.fingerprint})",
+                             hint="use --overwrite to replace it, or choose another -o")
+
+    def _own_files(self) -> list[Path]:
+        """This shard's part files (top level and in part subdirectories), manifest and summary."""
+        tail = f"-{self.shard_index:05d}-of-{self.num_shards:05d}"
+        files = [self.path / self._meta_name("manifest"), self.path / self._meta_name("summary"), self.part_path()]
+        files += [self.part_path(d.name) for d in self.path.iterdir() if d.is_dir()] if self.path.is_dir() else []
+        return [f for f in files if f.exists() and (self.num_shards == 1 or tail in f.name)]
+
+    def _remove_own_files(self) -> None:
+        for f in self._own_files():
+            f.unlink()
+
+    def discard(self) -> None:
+        """Remove what this run wrote into an output directory it created (a failed import): this shard's
+        files, then the directory itself when no other shard wrote into it."""
+        self._remove_own_files()
+        if outdir.manifests_ok(self.path):
+            return
+        for d in sorted((p for p in self.path.rglob("*") if p.is_dir()), reverse=True):
+            if not any(d.iterdir()):
+                d.rmdir()
+        (self.path / "config.yaml").unlink(missing_ok=True)
+        if not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def _existing_parts(self) -> list[str | None]:
         parts: list[str | None] = [None] if self.part_path().exists() else []
@@ -358,10 +265,11 @@ class Output:
 
     def _write_manifest(self, done: bool) -> None:
         man = {"stage": self.stage, "config_hash": self.hash, "inputs": self.inputs,
-               "shard_index": self.shard_index, "num_shards": self.num_shards,
+               "inputs_fingerprint": self.fingerprint, "shard_index": self.shard_index,
+               "num_shards": self.num_shards,
                "counts": dict(self.counts), "skipped": dict(self.skipped), "done": done,
                "gramr2_version": __version__}
-        _atomic_write(self.path / self._meta_name("manifest"), json.dumps(man, indent=2))
+        outdir.write_json(self.path / self._meta_name("manifest"), man)
 
     def close(self, done: bool) -> None:
         self.flush()
@@ -371,7 +279,7 @@ class Output:
         self._files.clear()
         if not self.to_stdout:
             if done:
-                _atomic_write(self.path / self._meta_name("summary"), json.dumps(self.summary().to_dict(), indent=2))
+                outdir.write_json(self.path / self._meta_name("summary"), self.summary().to_dict())
             self._write_manifest(done=done)
 
 
@@ -380,11 +288,14 @@ class open_output:
 
     On normal exit the manifest gets `done: true` and `summary.json` is written; on an exception (or Ctrl-C)
     everything written so far is flushed and the manifest stays `done: false`, so a rerun resumes.
+    With `discard_on_error`, a GramrError (bad input) instead removes what this run wrote into an output
+    directory it created: nothing half-written is left for a rerun to resume (`data import`).
     """
 
     def __init__(self, path: Path | str, *, stage: str, config: Any, inputs: list | None = None,
                  overwrite: bool = False, shard_index: int | None = None, num_shards: int | None = None,
-                 provenance: dict | None = None, batch_size: int = 64):
+                 provenance: dict | None = None, batch_size: int = 64, discard_on_error: bool = False):
+        self.discard_on_error = discard_on_error
         if num_shards is not None and num_shards < 1:
             raise GramrError(f"--num-shards must be >= 1, got {num_shards}")
         if shard_index is not None and not (0 <= shard_index < (num_shards or 1)):
@@ -397,20 +308,12 @@ class open_output:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.out.close(done=exc_type is None)
+        if (self.discard_on_error and exc_type is not None and issubclass(exc_type, GramrError)
+                and not self.out.to_stdout and self.out.created):
+            self.out.discard()
 
 
-def is_done(path: Path | str) -> bool:
-    """True when `path` holds a finished stage output: its manifest says done, or, for a `--num-shards n` run,
-    all n shard manifests do."""
-    path = Path(path)
-    mans = [path / "manifest.json"] if (path / "manifest.json").exists() else sorted(path.glob("manifest-*-of-*.json"))
-    try:
-        docs = [json.loads(m.read_text()) for m in mans]
-    except (OSError, json.JSONDecodeError):
-        return False
-    if not docs or not all(d.get("done") for d in docs):
-        return False
-    return len(docs) == docs[0].get("num_shards", 1)
+is_done = outdir.is_done   # (kept here: stages ask `shards.is_done(output)`)
 
 
 def write_records(path: Path | str, recs: Iterable[dict], *, stage: str, config: Any, overwrite: bool = False,

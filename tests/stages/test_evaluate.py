@@ -101,7 +101,8 @@ def test_order_consistency_with_both_orders(tmp_path):
 
 def test_rmbench_fixture_difficulties(tmp_path):
     from gramr2_cli import formats
-    formats.run(formats.ImportConfig(format="rmbench"), ["tests/fixtures/rmbench.json"], tmp_path / "rmb")
+    from gramr2_cli.stages import data_import
+    data_import.run(formats.ImportConfig(format="rmbench"), ["tests/fixtures/rmbench.json"], tmp_path / "rmb")
     recs = list(evaluate.shards.read([tmp_path / "rmb"]))
     # a judge that prefers the shorter response: right exactly when chosen is shorter
     short = ScriptedEngine(lambda q, a, b, k: ("A", 0.7) if len(a) <= len(b) else ("B", 0.3))

@@ -278,3 +278,13 @@ def test_embedded_model_reasoning_sft_lowers_loss(embedded_model, tmp_path, tiny
     s = core.train(cfg, [data], tmp_path / "out", stage="pretrain")
     assert _mean_loss(tmp_path / "out", rows, "reasoning", tok) < before
     assert s.metrics["steps"] == 3 and s.metrics["tokens_per_second"] > 0
+
+
+def test_unlabeled_record_is_skipped_and_counted_not_fatal(tiny_model, tmp_path):
+    """Issue 17 item 5: one record with a null label is skipped as `no_label`, training goes on."""
+    recs = make_pairs(4)
+    recs[1] = recs[1] | {"label": None}
+    data = write_pairs(tmp_path / "pairs.jsonl", recs)
+    s = core.train(_cfg(tiny_model, max_steps=1), [data], tmp_path / "out", stage="pretrain")
+    assert s.skipped == {"no_label": 1}
+    assert s.counts["examples"] == 3 and s.counts["records"] == 4

@@ -8,6 +8,7 @@ import pytest
 
 from gramr2_cli import datatools, formats, prompts, records, shards
 from gramr2_cli.errors import GramrError
+from gramr2_cli.stages import data_import
 
 FIX = Path(__file__).parent.parent / "fixtures"
 
@@ -186,10 +187,10 @@ def test_order_random_is_seeded_and_per_pair():
 
 def test_run_writes_shard_and_resumes(tmp_path):
     cfg = formats.ImportConfig(order="both")
-    s = formats.run(cfg, [FIX / "judgebench.jsonl"], tmp_path / "out")
+    s = data_import.run(cfg, [FIX / "judgebench.jsonl"], tmp_path / "out")
     assert s.counts["out"] == 12 and shards.is_done(tmp_path / "out")
     assert s.metrics == {"labels": {"A": 6, "B": 6}, "formats": {str(FIX / "judgebench.jsonl"): "judgebench"}}
-    s2 = formats.run(cfg, [FIX / "judgebench.jsonl"], tmp_path / "out")
+    s2 = data_import.run(cfg, [FIX / "judgebench.jsonl"], tmp_path / "out")
     assert s2.counts.get("out", 0) == 0 and s2.counts["resumed"] == 12
     assert len(shards.read_all([tmp_path / "out"])) == 12
 
@@ -197,7 +198,7 @@ def test_run_writes_shard_and_resumes(tmp_path):
 def test_num_shards_keep_pair_groups_together(tmp_path):
     cfg = formats.ImportConfig(order="both")
     for i in range(3):
-        formats.run(cfg, [FIX / "rmbench.json"], tmp_path / "out", shard_index=i, num_shards=3)
+        data_import.run(cfg, [FIX / "rmbench.json"], tmp_path / "out", shard_index=i, num_shards=3)
     parts = sorted((tmp_path / "out").glob("part-*.jsonl"))
     assert len(parts) == 3
     per_part = [shards.read_all([p]) for p in parts]
@@ -209,9 +210,9 @@ def test_num_shards_keep_pair_groups_together(tmp_path):
 
 
 def test_export_round_trip(tmp_path):
-    formats.run(formats.ImportConfig(), [FIX / "pairs.json"], tmp_path / "a")
+    data_import.run(formats.ImportConfig(), [FIX / "pairs.json"], tmp_path / "a")
     formats.export([tmp_path / "a"], tmp_path / "e.jsonl", "pairs")
-    formats.run(formats.ImportConfig(), [tmp_path / "e.jsonl"], tmp_path / "b")
+    data_import.run(formats.ImportConfig(), [tmp_path / "e.jsonl"], tmp_path / "b")
     key = ("id", "prompt", "response_a", "response_b", "label")
     a = [tuple(r[k] for k in key) + (r["meta"].get("category"),) for r in shards.read_all([tmp_path / "a"])]
     b = [tuple(r[k] for k in key) + (r["meta"].get("category"),) for r in shards.read_all([tmp_path / "b"])]

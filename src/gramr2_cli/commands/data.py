@@ -58,7 +58,7 @@ def synth_cmd(output: OutputOpt,
     err_console.print(t)
 
 
-# ---- import / export / stats / merge / split (formats.py, datatools.py)
+# ---- import / export / stats / merge / split (stages/data_import.py, formats/, datatools.py)
 
 def _import_format(value: str) -> str:
     """--format of `data import`: a usage error (exit 2, like any bad option value) when unknown."""
@@ -108,11 +108,12 @@ def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", or
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .. import formats
+    from ..stages import data_import
     cfg = formats.ImportConfig(format=fmt, order=order, seed=seed, source=source, batch_size=batch_size)
     with Progress(SpinnerColumn(), TextColumn("importing: {task.completed} records"), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("import", total=None)
-        summary = formats.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index,
+        summary = data_import.run(cfg, inputs, output, overwrite=overwrite, shard_index=shard_index,
                               num_shards=num_shards,
                               progress=lambda n: n % 200 or bar.update(task, completed=n))
     show(summary)
@@ -173,10 +174,22 @@ def stats_cmd(inputs: InputsArg,
 
 
 @command(app, "merge", epilog="Example: gramr2 data merge out/import -o out/merged   # joins part-*-of-N files")
-def merge_cmd(inputs: InputsArg, output: OutputOpt, overwrite: OverwriteOpt = False) -> None:
-    """Join shard parts / record sets into one shard directory (by id, duplicates skipped and counted)."""
+def merge_cmd(inputs: InputsArg, output: OutputOpt, overwrite: OverwriteOpt = False,
+              allow_partial: Annotated[bool, typer.Option("--allow-partial", help="Merge inputs that are "
+                                                          "unfinished stage outputs (manifest done: false, or "
+                                                          "missing shards) instead of refusing them.")]
+              = False) -> None:
+    """Join shard parts / record sets into one shard directory (by id, duplicates skipped and counted).
+
+    An unfinished input (a killed run, 3 of 4 shards) is refused unless --allow-partial."""
+    from rich.markup import escape
+
     from .. import datatools
-    show(datatools.merge(inputs, output, overwrite=overwrite))
+    summary = datatools.merge(inputs, output, overwrite=overwrite, allow_partial=allow_partial)
+    for inp, why in summary.metrics.get("partial_inputs", {}).items():
+        err_console.print(f"[bold yellow]warning:[/] merged an unfinished input: {escape(inp)}: {escape(why)} "
+                          f"(the merged set is missing its records)", soft_wrap=True)
+    show(summary)
 
 
 @command(app, "split", epilog="Example: gramr2 data split out/hs3 -o out/hs3-split --ratio 0.9,0.1 "

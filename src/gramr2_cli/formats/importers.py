@@ -1,0 +1,192 @@
+"""Importers: one source row → natural-order pairs (see the package docstring), and format detection."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import GramrError
+from .rows import Skip, _extra, _need, _prompt, _response, render_messages
+
+RMBENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")   # RM-Bench's column order of chosen/rejected
+JUDGEBENCH_LABELS = {"A>B": "A", "B>A": "B"}
+JUDGEBENCH_CATEGORIES = (("mmlu-pro", "knowledge"), ("livebench-reasoning", "reasoning"),
+                         ("livebench-math", "math"), ("livecodebench", "coding"))
+# RewardBench's sections (rewardbench/constants.py SUBSET_MAPPING), so per-section accuracy can be reported.
+REWARDBENCH_SECTIONS = {
+    "chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
+    "chat-hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
+                  "llmbar-adver-GPTOut", "llmbar-adver-manual"),
+    "safety": ("refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
+               "donotanswer"),
+    "reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
+}
+
+
+# Each returns a list of (prompt, first, second, label, rationale, meta[, key]); see `to_records`.
+
+_HH_TURN = "\n\nAssistant:"
+
+
+def _split_hh(text: str) -> tuple[str, str]:
+    i = text.rfind(_HH_TURN)
+    return text[:i].strip(), text[i + len(_HH_TURN):].strip()
+
+
+def import_pairs(row: dict, where: str, fmt: str = "pairs") -> list[tuple]:
+    meta: dict = {}
+    chosen, rejected = _need(row, "chosen", where, fmt), _need(row, "rejected", where, fmt)
+    if ("prompt" not in row and "messages" not in row and isinstance(chosen, str) and isinstance(rejected, str)
+            and _HH_TURN in chosen and _HH_TURN in rejected):
+        # Anthropic HH strings: "\n\nHuman: …\n\nAssistant: …"; the text before the last reply is the prompt
+        (prompt, chosen), (other, rejected) = _split_hh(chosen), _split_hh(rejected)
+        if prompt != other:
+            raise GramrError(f"{where}: 'chosen' and 'rejected' differ before their last Assistant turn")
+    else:
+        prompt = _prompt(row, where, fmt, meta)
+        chosen, rejected = _response(chosen, "chosen", where), _response(rejected, "rejected", where)
+    meta.update(_extra(row, ("prompt", "messages", "chosen", "rejected")))
+    return [(prompt, chosen, rejected, "A", None, meta)]
+
+
+def import_rewardbench(row: dict, where: str) -> list[tuple]:
+    subset = str(_need(row, "subset", where, "rewardbench"))
+    ((prompt, chosen, rejected, label, rationale, meta),) = import_pairs(row, where, "rewardbench")
+    meta.pop("subset")
+    meta["category"] = subset
+    section = next((s for s, subs in REWARDBENCH_SECTIONS.items() if subset in subs), None)
+    if section:
+        meta["section"] = section
+    return [(prompt, chosen, rejected, label, rationale, meta)]
+
+
+def rmbench_difficulty(i: int, j: int) -> str:
+    """RM-Bench's cell class for chosen style i vs rejected style j (0 concise, 1 detailed, 2 markdown):
+    hard = the chosen response is less formatted than the rejected one (i < j, upper-right triangle),
+    normal = same style (diagonal), easy = chosen more formatted (i > j) — as in RM-Bench's compute_accuracy."""
+    return "hard" if i < j else "normal" if i == j else "easy"
+
+
+def import_rmbench(row: dict, where: str) -> list[tuple]:
+    prompt = _need(row, "prompt", where, "rmbench")
+    chosen, rejected = _need(row, "chosen", where, "rmbench"), _need(row, "rejected", where, "rmbench")
+    for col, v in (("chosen", chosen), ("rejected", rejected)):
+        if not isinstance(v, list) or len(v) != 3:
+            raise GramrError(f"{where}: column '{col}' must be a list of 3 responses "
+                             f"(concise, detailed, markdown) in format rmbench")
+    base: dict = {}
+    if not isinstance(prompt, str):
+        prompt = _prompt(row, where, "rmbench", base)
+    category = row.get("domain") or row.get("subset")
+    if category:
+        base["category"] = category
+    base.update(_extra(row, ("prompt", "chosen", "rejected", "domain")))
+    out = []
+    for i in range(3):
+        for j in range(3):
+            meta = dict(base, style=[i, j], style_names=[RMBENCH_STYLES[i], RMBENCH_STYLES[j]],
+                        difficulty=rmbench_difficulty(i, j))
+            out.append((prompt, _response(chosen[i], "chosen", where), _response(rejected[j], "rejected", where),
+                        "A", None, meta, f"rmbench:{i},{j}"))
+    return out
+
+
+def _judgebench_category(source: str) -> str | None:
+    return next((cat for prefix, cat in JUDGEBENCH_CATEGORIES if source.startswith(prefix)), None)
+
+
+def import_judgebench(row: dict, where: str) -> list[tuple]:
+    meta: dict = {}
+    if isinstance(row, dict) and "question" in row and "chosen" not in row:
+        prompt = _need(row, "question", where, "judgebench")
+        a = _response(_need(row, "response_A", where, "judgebench"), "response_A", where)
+        b = _response(_need(row, "response_B", where, "judgebench"), "response_B", where)
+        raw = _need(row, "label", where, "judgebench")
+        if raw not in JUDGEBENCH_LABELS:
+            raise Skip(f"label:{raw}")
+        label = JUDGEBENCH_LABELS[raw]
+        used = ("question", "response_A", "response_B", "label", "source", "pair_id")
+        if "pair_id" in row:
+            meta["source_id"] = row["pair_id"]
+    else:
+        prompt = _prompt(row, where, "judgebench", meta)
+        a = _response(_need(row, "chosen", where, "judgebench"), "chosen", where)
+        b = _response(_need(row, "rejected", where, "judgebench"), "rejected", where)
+        label, used = "A", ("prompt", "messages", "chosen", "rejected", "source")
+    if not isinstance(prompt, str):
+        prompt = render_messages(prompt, where)
+    src = str(row.get("source") or "")
+    if src:
+        meta["subset"] = src
+        meta["category"] = _judgebench_category(src) or src
+    meta.update(_extra(row, used))
+    return [(prompt, a, b, label, None, meta)]
+
+
+_HS3_RESPONSE = re.compile(r"@?Response\s*([12])\b")
+
+
+def import_helpsteer3(row: dict, where: str) -> list[tuple]:
+    context = _need(row, "context", where, "helpsteer3")
+    r1 = _response(_need(row, "response1", where, "helpsteer3"), "response1", where)
+    r2 = _response(_need(row, "response2", where, "helpsteer3"), "response2", where)
+    pref = _need(row, "overall_preference", where, "helpsteer3")
+    try:
+        pref = int(pref)
+    except (TypeError, ValueError):
+        raise GramrError(f"{where}: 'overall_preference' must be an integer in -3..3, got {pref!r}") from None
+    if not -3 <= pref <= 3:
+        raise GramrError(f"{where}: 'overall_preference' must be in -3..3, got {pref}")
+    if pref == 0:
+        raise Skip("tie")
+    label = "A" if pref < 0 else "B"
+    meta: dict = {}
+    if isinstance(context, list):
+        meta["messages"] = context
+        prompt = render_messages(context, f"{where} column 'context'")
+    else:
+        prompt = str(context)
+    # Rationale: the annotators who agree with the overall preference (a disagreeing one would argue
+    # against the label). HelpSteer3 says "@Response 1/2"; our records say Response A/B.
+    reasons = [str(p.get("reasoning") or "").strip() for p in row.get("individual_preference") or []
+               if isinstance(p, dict) and isinstance(p.get("score"), (int, float)) and p["score"] * pref > 0]
+    reasons = [r for r in reasons if r]
+    rationale = "\n\n".join(_HS3_RESPONSE.sub(lambda m: "Response " + "AB"[int(m.group(1)) - 1], r)
+                            for r in reasons) or None
+    if row.get("domain"):
+        meta["category"] = row["domain"]
+    meta.update(_extra(row, ("context", "response1", "response2", "domain")))
+    return [(prompt, r1, r2, label, rationale, meta)]
+
+
+IMPORTERS: dict[str, Callable[[dict, str], list[tuple]]] = {
+    "pairs": import_pairs, "helpsteer3": import_helpsteer3, "rmbench": import_rmbench,
+    "judgebench": import_judgebench, "rewardbench": import_rewardbench,
+}
+FORMATS = ("auto", *IMPORTERS)
+
+
+def detect(row: Any, where: str) -> str:
+    """The importer for a row, from its columns. Raises GramrError listing the formats when none fits."""
+    cols = set(row) if isinstance(row, dict) else set()
+    if {"context", "response1", "response2"} <= cols:
+        return "helpsteer3"
+    if {"question", "response_A", "response_B"} <= cols:
+        return "judgebench"
+    if {"chosen", "rejected"} <= cols:
+        c, r = row["chosen"], row["rejected"]
+        if (isinstance(c, list) and isinstance(r, list) and len(c) == len(r) == 3
+                and all(isinstance(x, str) for x in (*c, *r))):
+            return "rmbench"
+        if "subset" in cols:
+            return "rewardbench"
+        if cols & {"prompt", "messages"} or isinstance(c, list) or (isinstance(c, str) and _HH_TURN in c):
+            return "pairs"
+    known = "pairs (prompt/chosen/rejected), helpsteer3 (context/response1/response2/overall_preference), " \
+            "rmbench (prompt/chosen[3]/rejected[3]), judgebench (question/response_A/response_B/label), " \
+            "rewardbench (prompt/chosen/rejected/subset)"
+    hint = ("these are already pair records; pass them to the stage directly"
+            if {"prompt", "response_a", "response_b"} <= cols else f"known formats: {known}")
+    raise GramrError(f"{where}: cannot detect the format from columns {sorted(map(str, cols))}; "
+                     f"pass --format", hint=hint)

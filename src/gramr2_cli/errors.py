@@ -19,7 +19,3 @@ class ConfigError(GramrError):
     def __init__(self, problems: list[str]):
         super().__init__("\n".join(problems))
         self.problems = list(problems)
-
-
-class NotBuiltError(GramrError):
-    """A command that is declared in the CLI but not implemented yet (never pretend it ran)."""

@@ -175,35 +175,33 @@ def test_one_real_iteration_on_the_tiny_model(tmp_path, tiny_model):
     assert s.metrics["iterations"][0]["train_records"] == 2
 
 
-def test_make_fragment_runs_the_same_steps(tmp_path):
-    """mk/self-train.mk (dry run): per iteration the five steps in order, batch i = shard i-1 of ITER, the
-    labeler is the previous RM, continue-training starts from it; finished steps are not rerun."""
-    import shutil
+def _make_dry_run(*args: str) -> list[list[str]]:
+    """`make -n` over mk/demo.mk + mk/self-train.mk: the gramr2 command lines it would run, as argv lists."""
+    import shlex
     import subprocess
 
-    if shutil.which("make") is None:
-        pytest.skip("no make")
     repo = Path(__file__).resolve().parents[2]
-    run = tmp_path / "run"
-    args = ["make", "-s", "-n", "-f", str(repo / "mk/self-train.mk"), "-C", str(repo), "self-train", "ITER=2",
-            "ST_SETUP=", "GRAMR2=gramr2", f"ST_RUN={run}", "ST_RM=rm0", "ST_PROVER=pv", "ST_UNLABELED=unl",
-            "ST_TRAIN=gold", "ST_INIT=continue"]
-    lines = [ln for ln in subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()
-             if ln.startswith("gramr2")]
-    steps = [ln.split()[1] if ln.split()[1] != "data" else "merge" for ln in lines]
-    assert steps == ["self-label", "prove", "filter", "merge", "pretrain"] * 2
-    assert f"unl --model rm0 -o {run}/iter-1/labeled --shard-index 0 --num-shards 2" in lines[0]
-    assert f"unl --model {run}/iter-1/rm -o {run}/iter-2/labeled --shard-index 1 --num-shards 2" in lines[5]
-    assert f"--prover pv -o {run}/iter-2/proved" in lines[6]
-    assert lines[3].endswith(f"merge gold {run}/iter-1/kept -o {run}/iter-1/train")
-    assert lines[8].endswith(f"merge {run}/iter-1/train {run}/iter-2/kept -o {run}/iter-2/train")
-    assert "--resume --init rm0" in lines[4] and f"--resume --init {run}/iter-1/rm" in lines[9]
-    # iteration 1 finished (manifests done): only iteration 2 is left to run
-    for step in self_train.STEPS:
-        d = self_train.step_dir(run, 1, step)
-        d.mkdir(parents=True)
-        name = "manifest-00000-of-00002.json" if step == "labeled" else "manifest.json"   # labeled: shard 0 of 2
-        (d / name).write_text(json.dumps({"done": True}, indent=2))
-    lines = [ln for ln in subprocess.run(args, capture_output=True, text=True, check=True).stdout.splitlines()
-             if ln.startswith("gramr2")]
-    assert len(lines) == 5 and all("iter-2" in ln for ln in lines)
+    out = subprocess.run(["make", "-s", "-n", "-f", "mk/demo.mk", "-f", "mk/self-train.mk", "-C", str(repo),
+                          "ST_SETUP=", "GRAMR2=gramr2", "DEMO=runs/demo", *args],
+                         capture_output=True, text=True, check=True).stdout
+    return [shlex.split(ln) for ln in out.replace("\\\n", " ").splitlines() if ln.startswith("gramr2 ")]
+
+
+def test_make_self_train_calls_the_cli_on_the_demo_outputs():
+    """mk/self-train.mk holds no copy of the loop: `make self-train` is one `gramr2 self-train` call whose
+    defaults are what `make demo` writes (issue 12 item 6, issue 17 item 14)."""
+    (argv,) = _make_dry_run("self-train", "ITER=2")
+    assert argv == ["gramr2", "self-train", "runs/demo/data/unlabeled", "-o", "runs/self-train",
+                    "-c", "recipes/demo.yaml", "-s", "self_train.iterations=2", "-s", "self_train.rm=runs/demo/rm0",
+                    "-s", "prove.prover=runs/demo/prover", "-s", "self_train.train_data=runs/demo/proved",
+                    "-s", "self_train.init=backbone", "-s", "train.max_steps=72"]
+    demo = _make_dry_run("demo-run")
+    outputs = {a[a.index("-o") + 1] for a in demo}
+    assert {"runs/demo/rm0", "runs/demo/prover", "runs/demo/proved", "runs/demo/data"} <= outputs
+    assert ["self-label", "runs/demo/data/unlabeled"] in [a[1:3] for a in demo]   # the demo's unlabeled split
+    sets = [argv[i + 1] for i, x in enumerate(argv) if x == "-s"]
+    cfg = config.load(argv[argv.index("-c") + 1], sets, self_train__unlabeled=[argv[2]])
+    self_train.check(cfg)
+    assert (cfg.self_train.iterations, cfg.self_train.rm, cfg.self_train.unlabeled, cfg.self_train.train_data,
+            cfg.prove.prover, cfg.train.max_steps) == (2, "runs/demo/rm0", ["runs/demo/data/unlabeled"],
+                                                       ["runs/demo/proved"], "runs/demo/prover", 72)

@@ -91,10 +91,6 @@ def show(summary: Summary) -> None:
     err_console.print(t)
 
 
-def not_built(what: str) -> None:
-    raise GramrError(f"{what}: not built yet")
-
-
 def set_threads() -> None:
     """Honour GRAMR2_THREADS (torch intra-op threads) for runs sharing the CPU."""
     n = os.environ.get("GRAMR2_THREADS")

@@ -5,14 +5,13 @@
 The new reward model labels the next batch. Each step writes its own directory under `<output>/iter-<i>/`
 (`labeled`, `proved`, `kept`, `train`, `rm`) and is skipped when that directory's manifest says done, so rerunning
 the same command resumes where a kill left it (a half-written step resumes too: every stage is resumable).
-`mk/self-train.mk` runs the same steps with the same layout as Make targets (`make self-train ITER=3`).
+`make self-train ITER=3` (mk/self-train.mk) calls this loop through `gramr2 self-train`; it has no copy of it.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import config, datatools, shards
+from .. import config, datatools, outdir, shards
 from ..errors import GramrError
 from . import filter as filter_stage
 from . import prove, self_label, training
@@ -70,22 +69,6 @@ def batch_of(st: SelfTrainConfig, i: int) -> tuple[list[str], int | None, int | 
                      f"{st.iterations}, got {len(st.unlabeled)}")
 
 
-def meta_file(d: Path, base: str, shard_index: int | None = None, num_shards: int | None = None) -> Path:
-    """`d/<base>.json`, or for one shard of a `--num-shards n` run (n > 1) `d/<base>-<i>-of-<n>.json`: the
-    names `shards.Output` gives a shard's manifest and summary."""
-    if num_shards and num_shards > 1:
-        return d / f"{base}-{shard_index or 0:05d}-of-{num_shards:05d}.json"
-    return d / f"{base}.json"
-
-
-def step_done(d: Path, shard_index: int | None = None, num_shards: int | None = None) -> bool:
-    """True when step output `d` (or this process's shard of it) is finished: its manifest says done."""
-    try:
-        return bool(json.loads(meta_file(d, "manifest", shard_index, num_shards).read_text()).get("done"))
-    except (OSError, json.JSONDecodeError):
-        return False
-
-
 def check_ready(cfg: Config) -> None:
     """Raises GramrError (ConfigError for the section's own problems) for a loop that cannot start: checked
     before any model is loaded."""
@@ -123,7 +106,7 @@ def run(cfg: Config, output: Path | str, *, progress: bool = True,
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     st = cfg.self_train
-    (output / "config.yaml").write_text(yaml.safe_dump(config.to_dict(cfg), sort_keys=False, allow_unicode=True))
+    outdir.atomic_write(output / "config.yaml", yaml.safe_dump(config.to_dict(cfg), sort_keys=False, allow_unicode=True))
     say = log or (lambda m: None)
     counts = {"steps_run": 0, "steps_skipped": 0}
     rows = []
@@ -141,7 +124,7 @@ def run(cfg: Config, output: Path | str, *, progress: bool = True,
             ("rm", partial(training.run, "pretrain", train_cfg, [d["train"]], d["rm"], resume=True)),
         ]
         for name, fn in steps:
-            if step_done(d[name], *((shard_index, num_shards) if name == "labeled" else (None, None))):
+            if outdir.shard_done(d[name], *((shard_index, num_shards) if name == "labeled" else (None, None))):
                 counts["steps_skipped"] += 1
                 say(f"iteration {i}: {name} done, skipped ({d[name]})")
                 continue
@@ -150,9 +133,7 @@ def run(cfg: Config, output: Path | str, *, progress: bool = True,
             counts["steps_run"] += 1
         rows.append(_iteration_row(i, d, shard_index, num_shards))
     summary = shards.Summary("self-train", counts, {}, time.time() - t0, [str(output)], {"iterations": rows})
-    tmp = output / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary.to_dict(), indent=2))
-    os.replace(tmp, output / "summary.json")
+    outdir.write_json(output / "summary.json", summary.to_dict())
     return summary
 
 
@@ -165,7 +146,7 @@ def _read_summary(path: Path) -> dict:
 
 def _iteration_row(i: int, d: dict[str, Path], shard_index: int | None, num_shards: int | None) -> dict:
     """One iteration's numbers, read back from each step's output (so skipped steps report too)."""
-    lab = _read_summary(meta_file(d["labeled"], "summary", shard_index, num_shards))
+    lab = _read_summary(d["labeled"] / outdir.meta_name("summary", shard_index, num_shards))
     proved, kept, trn, rm = (_read_summary(d[s] / "summary.json") for s in ("proved", "kept", "train", "rm"))
 
     def out(summary: dict, step: str) -> int | None:   # records on disk: a resumed step's counts are partial

@@ -16,15 +16,13 @@ Splits (each written as its own shard directory under the output):
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config, records, shards
+from .. import config, outdir, records, shards
 from ..errors import GramrError
 from ..prompts import format_rationale
 from ..shards import Summary
@@ -176,7 +174,7 @@ def split_config(cfg: SynthConfig, seed: int, split: str) -> dict:
 def _finished(d: Path, conf: dict) -> bool:
     if not shards.is_done(d):
         return False
-    return json.loads((d / "manifest.json").read_text()).get("config_hash") == shards.config_hash(conf)
+    return outdir.read_manifest(d / "manifest.json").get("config_hash") == shards.config_hash(conf)
 
 
 def describe(data: dict[str, list[dict]]) -> dict:
@@ -221,8 +219,6 @@ def run(cfg: SynthConfig, output: Path | str, seed: int = 0, overwrite: bool = F
     summary = Summary("synth", {**{s: counts[s] for s in data}, "written": counts["written"]}, dict(skipped),
                       time.time() - t0, outputs, describe(data))
     if str(output) != "-":
-        tmp = Path(output) / "summary.json.tmp"
-        tmp.write_text(json.dumps(summary.to_dict(), indent=2))
-        os.replace(tmp, Path(output) / "summary.json")
+        outdir.write_json(Path(output) / "summary.json", summary.to_dict())
     return summary
 

@@ -5,7 +5,9 @@
 `<output>/checkpoints/`, and writes a plain HF model directory (+ tokenizer and chat template) that
 `models.load_model` and the engines load. Next to the weights: `training_summary.json` (loss curve, tokens/s,
 examples used/skipped, minutes), `summary.json`, `config.yaml` and `manifest.json`, whose `done: true` is written
-last so `shards.is_done(output)` works in Make pipelines. Under `torchrun`/`accelerate launch` only rank 0 writes.
+last so `shards.is_done(output)` works in Make pipelines; all of them through `outdir` (atomic writes, the one
+manifest reader). Under `torchrun`/`accelerate launch` only rank 0 writes. A record without a label is skipped
+and counted (`no_label`) by the objective, never fatal.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import __version__, config, models, shards
+from .. import __version__, config, models, outdir, shards
 from ..errors import GramrError
 from . import objectives
 from .settings import PRECISIONS, TrainConfig
@@ -30,12 +32,6 @@ if TYPE_CHECKING:
 
 CKPT_DIR = "checkpoints"
 SECTIONS = ("model", "prompt", "seed", "train")   # what the output's config hash covers
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def is_main_process() -> bool:
@@ -92,10 +88,7 @@ def prepare_output(output: Path, stage: str, cfg_hash: str, overwrite: bool, res
     man = output / "manifest.json"
     ckpt = latest_checkpoint(output)
     if man.exists():
-        try:
-            old = json.loads(man.read_text())
-        except json.JSONDecodeError:
-            raise GramrError(f"{man}: corrupt manifest; use --overwrite to start again") from None
+        old = outdir.read_manifest(man)
         if old.get("done"):
             raise GramrError(f"{output}: holds a finished '{old.get('stage')}' model",
                              hint="use --overwrite to train again, or choose another -o")
@@ -117,7 +110,7 @@ def write_manifest(output: Path, stage: str, cfg_hash: str, inputs: list, done: 
                    counts: dict | None = None, skipped: dict | None = None) -> None:
     man = {"stage": stage, "kind": "model", "config_hash": cfg_hash, "inputs": [str(i) for i in inputs],
            "counts": counts or {}, "skipped": skipped or {}, "done": done, "gramr2_version": __version__}
-    _write_atomic(Path(output) / "manifest.json", json.dumps(man, indent=2))
+    outdir.write_json(Path(output) / "manifest.json", man)
 
 
 def precision_flags(precision: str, on_gpu: bool) -> dict:
@@ -213,12 +206,12 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
     base = models.resolve(cfg.model)
     init = base if tcfg.init in ("backbone", "continue") else models.resolve(tcfg.init)
     if main:
-        _write_atomic(output / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+        outdir.atomic_write(output / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
         write_manifest(output, stage, cfg_hash, inputs, done=False)
 
     tok = models.load_tokenizer(init if Path(init, "tokenizer_config.json").exists() else base)
     read_skips: Counter = Counter()
-    recs = shards.read(inputs, skipped=read_skips, require_label=objectives.NEEDS_LABEL[tcfg.objective])
+    recs = shards.read(inputs, skipped=read_skips)   # unlabeled records: the objective skips them (no_label)
     rows, skipped, notes = objectives.build_dataset(tok, recs, tcfg.objective, tcfg.max_length, cfg.prompt)
     skipped.update(read_skips)
     n_in = len(rows) + sum(v for k, v in skipped.items() if k != "duplicate_id")
@@ -271,12 +264,12 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
     counts = {"records": n_in, "examples": len(rows), **{f"kept:{k}": v for k, v in notes.items()}}
     summary = shards.Summary(stage, counts, dict(skipped), time.time() - t0, [str(output)], metrics)
     if main:
-        _write_atomic(output / "training_summary.json",
-                      json.dumps({**metrics, "loss_curve": curve, "examples_used": len(rows),
-                                  "examples_skipped": dict(skipped), "notes": dict(notes)}, indent=2))
+        outdir.write_json(output / "training_summary.json",
+                          {**metrics, "loss_curve": curve, "examples_used": len(rows),
+                           "examples_skipped": dict(skipped), "notes": dict(notes)})
         if not tcfg.keep_checkpoints:
             shutil.rmtree(output / CKPT_DIR, ignore_errors=True)
-        _write_atomic(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+        outdir.write_json(output / "summary.json", summary.to_dict())
         write_manifest(output, stage, cfg_hash, inputs, done=True, counts=counts, skipped=dict(skipped))
     return summary
 

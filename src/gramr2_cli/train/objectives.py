@@ -115,7 +115,6 @@ def build_pairgen(tok, rec: dict, version: str) -> Built:
 OBJECTIVES: dict[str, Callable[..., Built]] = {
     "reasoning": build_reasoning, "prover": build_prover, "label": build_label, "pairgen": build_pairgen,
 }
-NEEDS_LABEL = {"reasoning": True, "prover": True, "label": True, "pairgen": False}
 
 
 def get(name: str) -> Callable[..., Built]:

@@ -1,4 +1,4 @@
-"""Importers/exporters (formats.py) and stats/merge/split (datatools.py) on real and schema-shaped fixtures."""
+"""Importers/exporters (formats/) and stats/merge/split (datatools.py) on real and schema-shaped fixtures."""
 
 import json
 from collections import Counter

@@ -135,7 +135,7 @@ class Output:
                              hint="use --overwrite to replace it, or choose another -o")
         self._check_sharding(existing)
         for old in existing.values():
-            self._check_resumable(old)
+            self._check_resumable(old, overwrite)
         self.path.mkdir(parents=True, exist_ok=True)
         for part in self._existing_parts():
             ids = _recover_part(self.part_path(part))
@@ -155,19 +155,20 @@ class Output:
                                  f"{self.num_shards}",
                                  hint="use the same --num-shards, or another -o (or delete the directory)")
 
-    def _check_resumable(self, old: dict) -> None:
-        """Refuse to resume output of another stage, config or input set (a manifest without a fingerprint,
-        from an older gramr2, is only checked for stage and config)."""
+    def _check_resumable(self, old: dict, overwrite: bool) -> None:
+        """Refuse to resume (or, sharded, to join) output of another stage, config or input set. A manifest
+        without a fingerprint, from an older gramr2, is only checked for stage and config. After a sharded
+        `--overwrite` only the other shards' manifests are left, and they must match too: never mix runs."""
+        hint = ("with --num-shards > 1, --overwrite replaces only this shard's files: delete the directory to "
+                "start every shard again" if overwrite else "use --overwrite to replace it, or choose another -o")
         if old.get("stage") != self.stage or old.get("config_hash") != self.hash:
             raise GramrError(
                 f"{self.path}: holds output of '{old.get('stage')}' with a different config "
-                f"(hash {old.get('config_hash')} != {self.hash})",
-                hint="use --overwrite to replace it, or choose another -o")
+                f"(hash {old.get('config_hash')} != {self.hash})", hint=hint)
         fp = old.get("inputs_fingerprint")
         if fp is not None and fp != self.fingerprint:
             raise GramrError(f"{self.path}: holds output of other inputs ({', '.join(old.get('inputs') or [])}, "
-                             f"fingerprint {fp} != {self.fingerprint})",
-                             hint="use --overwrite to replace it, or choose another -o")
+                             f"fingerprint {fp} != {self.fingerprint})", hint=hint)
 
     def _own_files(self) -> list[Path]:
         """This shard's part files (top level and in part subdirectories), manifest and summary."""

@@ -140,3 +140,26 @@ def test_shard_processes_share_a_directory(tmp_path):
     assert sorted(p.name for p in (tmp_path / "o").glob("manifest*")) == [
         f"manifest-{i:05d}-of-00003.json" for i in range(3)]
     assert sorted(r["id"] for r in shards.read_all([tmp_path / "o"])) == sorted(r["id"] for r in recs)
+
+
+def test_sharded_overwrite_never_joins_another_config(tmp_path):
+    src = _write_jsonl(tmp_path / "in.jsonl", _recs(10))
+    with shards.open_output(tmp_path / "o", stage="t", config={"a": 1}, inputs=[src], shard_index=0,
+                            num_shards=2) as out:
+        out.write(_recs(1)[0])
+    with pytest.raises(GramrError) as e:
+        shards.open_output(tmp_path / "o", stage="t", config={"a": 2}, inputs=[src], shard_index=1, num_shards=2,
+                           overwrite=True)
+    assert "different config" in e.value.message and "delete the directory" in e.value.hint
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "config.yaml", "manifest-00000-of-00002.json", "part-00000-of-00002.jsonl", "summary-00000-of-00002.json"]
+
+
+def test_atomic_open_leaves_no_file_on_error(tmp_path):
+    from gramr2_cli import outdir
+    with pytest.raises(KeyboardInterrupt), outdir.atomic_open(tmp_path / "x.json") as f:
+        f.write("half")
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    outdir.write_json(tmp_path / "x.json", {"a": 1})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1} and len(list(tmp_path.iterdir())) == 1

@@ -4,31 +4,11 @@ merge of unfinished inputs, failed imports."""
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
+from cli_helpers import ok, one_error
 
 from gramr2_cli import shards
-from gramr2_cli.cli import app
 
-runner = CliRunner()
 FIX = Path(__file__).parent.parent / "fixtures"
-
-
-def ok(args):
-    r = runner.invoke(app, args)
-    assert r.exit_code == 0, r.output
-    return r
-
-
-def one_error(args, *needles):
-    """Exit 1 with exactly one `error:` line containing every needle, and no traceback."""
-    r = runner.invoke(app, args)
-    assert r.exit_code == 1, r.output
-    errors = [x for x in r.output.splitlines() if x.startswith("error:")]
-    assert len(errors) == 1, r.output
-    assert "Traceback" not in r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return r
 
 
 def pairs_file(path: Path, n: int, tag: str = "p") -> Path:

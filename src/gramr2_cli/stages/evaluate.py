@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, shards
+from .. import config, judge, outdir, shards
 from ..errors import GramrError
 
 if TYPE_CHECKING:
@@ -253,8 +253,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     ec = cfg.evaluate
     meta = {"votes": ec.votes, "orders": ec.orders, "prompt": cfg.prompt, "seed": cfg.seed,
             "inputs": [str(i) for i in inputs], "pairs": len(recs), "skipped": dict(skipped)}
-    shards._atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
-    shards._atomic_write(output / "report.md", report_md(report, meta))
+    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
+    outdir.atomic_write(output / "report.md", report_md(report, meta))
     outs = [str(output / "report.md"), str(output / "report.json")]
     if ec.plot:
         plot(report, output / "accuracy.png")
@@ -268,5 +268,5 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
             summary_metrics[f"{name}: order_consistency"] = o["order_consistency"]
     summary = shards.Summary("evaluate", {"pairs": len(recs), **counts}, dict(skipped), time.time() - t0, outs,
                              summary_metrics)
-    shards._atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    outdir.atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary

@@ -1,9 +1,9 @@
 # mk/self-train.mk — `make self-train ITER=3`: the self-training loop, run by the CLI (the Makefile includes it).
 #
-# The loop exists once, in `gramr2 self-train` (stages/self_train.py); this target only passes it paths:
-#   gramr2 self-train ST_UNLABELED -o ST_RUN -c ST_RECIPE -s self_train.iterations=ITER -s self_train.rm=ST_RM
-#     -s prove.prover=ST_PROVER -s self_train.train_data=ST_TRAIN -s self_train.init=ST_INIT
-#     -s train.max_steps=ST_STEPS ST_SET
+# The loop exists once, in `gramr2 self-train` (stages/self_train.py); this target only passes it the unlabeled
+# data and -o, -c and -s values: ST_UNLABELED, ST_RUN, ST_RECIPE, ITER (self_train.iterations), ST_RM
+# (self_train.rm), ST_PROVER (prove.prover), ST_TRAIN (self_train.train_data), ST_INIT (self_train.init),
+# ST_STEPS (train.max_steps), then ST_SET.
 # Per iteration i it writes ST_RUN/iter-i/{labeled,proved,kept,train,rm}; finished steps (manifest done) are
 # skipped, so rerunning `make self-train` resumes where a kill left it. Keep ITER fixed for a run directory:
 # it decides how the unlabeled data is split.

@@ -200,8 +200,8 @@ def test_make_self_train_calls_the_cli_on_the_demo_outputs():
     assert {"runs/demo/rm0", "runs/demo/prover", "runs/demo/proved", "runs/demo/data"} <= outputs
     assert ["self-label", "runs/demo/data/unlabeled"] in [a[1:3] for a in demo]   # the demo's unlabeled split
     sets = [argv[i + 1] for i, x in enumerate(argv) if x == "-s"]
-    cfg = config.load(argv[argv.index("-c") + 1], sets, self_train__unlabeled=[argv[2]])
-    self_train.check(cfg)
+    cfg = recipe.load(argv[argv.index("-c") + 1], sets, self_train__unlabeled=[argv[2]])
+    self_train.check_ready(cfg)
     assert (cfg.self_train.iterations, cfg.self_train.rm, cfg.self_train.unlabeled, cfg.self_train.train_data,
             cfg.prove.prover, cfg.train.max_steps) == (2, "runs/demo/rm0", ["runs/demo/data/unlabeled"],
                                                        ["runs/demo/proved"], "runs/demo/prover", 72)

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from . import config, prompts
+from .augment import AugmentConfig
 from .engines.settings import GenerateConfig
 from .serve import ServeConfig
 from .stages.evaluate import EvaluateConfig
 from .stages.filter import FilterConfig
+from .stages.probe import ProbeConfig
 from .stages.prove import ProveConfig
 from .stages.rank import RankConfig
 from .stages.self_label import SelfLabelConfig
@@ -39,6 +41,8 @@ class Config:
     filter: FilterConfig = field(default_factory=FilterConfig)
     rank: RankConfig = field(default_factory=RankConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
     self_train: SelfTrainConfig = field(default_factory=SelfTrainConfig)
 

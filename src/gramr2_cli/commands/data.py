@@ -208,3 +208,17 @@ def split_cmd(inputs: InputsArg, output: OutputOpt,
     cfg = datatools.SplitConfig(ratio=_parse_list(ratio, float, "--ratio"), count=_parse_list(count, int, "--count"),
                                 names=[n.strip() for n in names.split(",") if n.strip()], seed=seed)
     show(datatools.split(inputs, output, cfg, overwrite=overwrite))
+
+
+@command(app, "augment", epilog="Example: gramr2 data augment out/synth/labeled -o out/augmented --fraction 0.25")
+def augment_cmd(inputs: InputsArg, output: OutputOpt,
+                fraction: Annotated[Optional[float], typer.Option("--fraction", help="New pairs as a share of "
+                                                                  "the input records (default 0.25).")] = None,
+                seed: SeedOpt = None, recipe: ConfigOpt = None, override: SetOpt = None,
+                overwrite: OverwriteOpt = False) -> None:
+    """Add Master-RM-style negatives: a content-free opener ("Thought process:", "Solution", ":") as the LOSING
+    response against each sampled pair's gold response, both slots balanced, with a synthetic rationale when the
+    input has rationales (arXiv 2507.08794; ours, not the GRAM-R² paper's). Writes the inputs plus the new pairs."""
+    from .. import augment
+    cfg = load_recipe(recipe, override, seed=seed, augment__fraction=fraction)
+    show(augment.run(cfg, inputs, output, overwrite=overwrite))

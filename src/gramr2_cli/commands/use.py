@@ -1,5 +1,5 @@
-"""Using a reward model: rank (pairs, list), evaluate, serve. Thin wrappers over `stages.rank_pairs`,
-`stages.rank_list`, `stages.evaluate` and `serve`."""
+"""Using a reward model: rank (pairs, list), evaluate, probe, serve. Thin wrappers over `stages.rank_pairs`,
+`stages.rank_list`, `stages.evaluate`, `stages.probe` and `serve`."""
 
 from __future__ import annotations
 
@@ -95,6 +95,32 @@ def register(app: typer.Typer) -> None:
                     generate__engine=engine)
         show(evaluate.run(cfg, inputs, output, models=model or [cfg.model], overwrite=overwrite,
                           progress=not no_progress))
+
+    @command(app, "probe", epilog="Example: gramr2 probe data/test --model out/rm --model out/rm-augmented "
+                                  "-o probe/ -s probe.max_pairs=16")
+    def probe_cmd(inputs: InputsArg, output: OutputOpt,
+                  model: Annotated[list[str] | None, typer.Option(
+                      "--model", "-m", help="Model to probe; repeat for several side by side "
+                                            "(default: the recipe's model).")] = None,
+                  families: Annotated[str | None, typer.Option(
+                      "--families", help="Comma-separated: master_key, verdict_injection, length, position "
+                                         "(default: all).")] = None,
+                  max_pairs: Annotated[int | None, typer.Option(
+                      "--max-pairs", help="Probe a seeded sample of this many source pairs (0 = all).")] = None,
+                  votes: VotesOpt = None, recipe: ConfigOpt = None, override: SetOpt = None, seed: SeedOpt = None,
+                  engine: EngineOpt = None, overwrite: OverwriteOpt = False,
+                  no_progress: NoProgressOpt = False) -> None:
+        """How easily a reward model is fooled, on probe pairs built from gold-labeled pairs: content-free
+        master keys, verdict injection, position bias (both orders) and length bias (padded wrong answers).
+
+        Every rate with its count and a 95% Wilson interval in OUTPUT/report.md, report.json, probe.png;
+        predictions/<model>/ is resumable per model."""
+        from ..stages import probe
+        fams = [f.strip() for f in families.split(",") if f.strip()] if families else None
+        cfg = _load(recipe, override, probe__families=fams, probe__max_pairs=max_pairs, probe__votes=votes,
+                    seed=seed, generate__engine=engine)
+        show(probe.run(cfg, inputs, output, models=model or [cfg.model], overwrite=overwrite,
+                       progress=not no_progress))
 
     @command(app, "serve", epilog="Example: gramr2 serve --model out/rm --port 8000 --orders both  "
                                   "(then: curl -s localhost:8000/health)")

@@ -14,6 +14,8 @@ counts as wrong (`accuracy_decided` leaves them out). Groups: overall, per datas
 `meta.section` (RewardBench), `meta.category`, `meta.difficulty` (RM-Bench easy/normal/hard, written by
 `formats.import_rmbench`) within a dataset. Parse rate = parsed samples / samples; order consistency (with
 `--orders both`) = share of pairs whose two orders' majority verdicts agree, among pairs where both parsed.
+A pair whose response carries template tokens or verdict tags gets `meta.flags` (`flags.record_flags`) in its
+predictions; the summary counts them (`flagged_pairs`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, outdir, shards
+from .. import config, flags, judge, outdir, shards
 from ..errors import GramrError
 
 if TYPE_CHECKING:
@@ -200,7 +202,11 @@ def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], input
         todo = [r for r in recs if r["id"] not in out.done_ids]
 
         def judged(rec: dict, j: judge.Judgment) -> dict:
-            return dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=ec.keep_samples)))
+            meta = dict(rec["meta"], judgment=j.to_meta(keep_samples=ec.keep_samples))
+            found = flags.record_flags(rec)
+            if found:
+                meta["flags"] = found
+            return dict(rec, meta=meta)
 
         with judge.engine(mcfg, engines.get(spec), needed=bool(todo)) as eng:
             judge.run_batches(out, todo, lambda batch: how.judge(eng, batch), judged, batch_size=ec.batch_size,
@@ -266,6 +272,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
         summary_metrics[f"{name}: parse_rate"] = o["parse_rate"]
         if o["order_consistency"] is not None:
             summary_metrics[f"{name}: order_consistency"] = o["order_consistency"]
+    counts["flagged_pairs"] = sum(bool(flags.record_flags(r)) for r in recs)
     summary = shards.Summary("evaluate", {"pairs": len(recs), **counts}, dict(skipped), time.time() - t0, outs,
                              summary_metrics)
     outdir.atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))

@@ -1,0 +1,90 @@
+"""`data augment`: content-free openers as losing responses — the Master-RM recipe, not the GRAM-R² paper's.
+
+"One Token to Fool LLM-as-a-Judge" (arXiv 2507.08794) trains its Master-RM on extra pairs whose losing response
+is a bare reasoning opener ("Thought process:", "Solution", ":"), so the judge learns that an opener answers
+nothing. `augmented()` builds such pairs from gold-labeled records (`judge.gold_label`): the gold-correct response
+against an opener, the opener in slot A for even-numbered new pairs and in slot B for odd ones (balanced), the
+label the correct response's slot. When the source record has a rationale, the new pair gets a synthetic one in
+our Feedback / Comparison / Conclusion format, so the reasoning objective (Eq. 2) trains on it too.
+How many: round(`fraction` × input records), sources drawn by a seeded shuffle (cycled when fraction > 1).
+
+Defaults are ours (the Master-RM paper's exact openers and mix are not reproduced here). The openers overlap the
+probe's master keys in part on purpose (`:`, `Thought process:`, `Let's solve this step by step.`, `Solution`):
+`gramr2 probe` reports every key separately, so keys seen in training and held-out keys can be told apart.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import config, prompts, shards
+from .errors import GramrError
+from .judge import gold_label
+from .probes import correct_and_wrong
+from .records import new_pair
+
+OPENERS = (":", "Thought process:", "Let's solve this step by step.", "Solution", "Answer:", "Step 1:",
+           "Let me think about this carefully.", "To answer this, let us look at the question first.")
+
+
+@dataclass
+class AugmentConfig:
+    fraction: float = 0.25          # new pairs = round(fraction × input records) (ours)
+    openers: list[str] = field(default_factory=lambda: list(OPENERS))
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `augment`)."""
+        empty = not self.openers or any(not o.strip() for o in self.openers)
+        return [*([f"fraction must be > 0, got {self.fraction}"] if self.fraction <= 0 else []),
+                *(["openers: give at least one, none empty (records may not have empty responses)"] if empty
+                  else [])]
+
+
+def rationale(opener: str, opener_slot: str, spelling: str = "Comparison") -> str:
+    """The synthetic gold rationale of an opener pair (ours)."""
+    good = "B" if opener_slot == "A" else "A"
+    return prompts.format_rationale(
+        f"The question needs an actual answer; {opener!r} is only an opener and answers nothing.",
+        f"Response {opener_slot} only says {opener!r}, no answer; Response {good} answers the question.",
+        f"Response {good} is better.", spelling)
+
+
+def augmented(recs: list[dict], *, fraction: float, seed: int, openers: list[str] | tuple[str, ...] = OPENERS,
+              spelling: str = "Comparison") -> list[dict]:
+    """The new opener pairs for `recs` (see the module docstring). Raises GramrError when no record has gold."""
+    gold = [r for r in recs if gold_label(r) is not None]
+    if not gold:
+        raise GramrError("no gold-labeled pairs to augment", hint="augment needs 'label' or meta.gold_label")
+    n_new = round(fraction * len(recs))
+    rng = random.Random(seed)
+    order = rng.sample(range(len(gold)), len(gold))
+    out = []
+    for i in range(n_new):
+        src = gold[order[i % len(gold)]]
+        correct, _ = correct_and_wrong(src)
+        opener = rng.choice(list(openers))
+        slot = "A" if i % 2 == 0 else "B"
+        a, b = (opener, correct) if slot == "A" else (correct, opener)
+        label = "B" if slot == "A" else "A"
+        meta = {"gold_label": label, "category": (src.get("meta") or {}).get("category"),
+                "augment": {"recipe": "master-rm openers (arXiv 2507.08794)", "opener": opener,
+                            "opener_slot": slot, "source_id": src["id"]}}
+        out.append(new_pair(src["prompt"], a, b, label=label, source="augment", meta=meta,
+                            rationale=rationale(opener, slot, spelling) if src.get("rationale") else None))
+    return out
+
+
+def run(cfg, inputs: list[Path], output: Path, *, overwrite: bool = False) -> shards.Summary:
+    """Write the input records followed by their opener pairs to `output` (one finished shard)."""
+    recs = shards.read_all(inputs)
+    if not recs:
+        raise GramrError(f"no pairs in {', '.join(map(str, inputs))}")
+    config.ensure(cfg.augment, "augment.")
+    ac = cfg.augment
+    new = augmented(recs, fraction=ac.fraction, seed=cfg.seed, openers=ac.openers)
+    metrics = {"added": len(new), "added_label_A": sum(r["label"] == "A" for r in new),
+               "added_with_rationale": sum(r["rationale"] is not None for r in new)}
+    return shards.write_records(output, recs + new, stage="augment", inputs=inputs, overwrite=overwrite,
+                                config=config.sections(cfg, "prompt", "seed", "augment"), metrics=metrics)

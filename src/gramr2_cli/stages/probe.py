@@ -1,0 +1,263 @@
+"""probe: how easily each reward model is fooled — master keys, verdict injection, position and length bias.
+
+Builds the probe pairs of `probes.build` from the gold-labeled pairs of the inputs (`judge.gold_label`), judges
+them with each model through the judging core (`judge.run_batches`; attack probes in order ab, position probes in
+both orders) and writes
+
+    OUTPUT/predictions/<model>/   a resumable shard per model: the probe pairs with `meta.judgment`
+    OUTPUT/report.json            every rate per model, family and variant: k, n, rate, 95% Wilson interval
+    OUTPUT/report.md              the same as tables
+    OUTPUT/probe.png              attack success rates with their intervals, one colour per model
+
+Attack success (master_key, verdict_injection, length) = the judgment's label is the attack's slot; a tie or an
+unparseable verdict is not a success (counted as `no_label`). Position: order inconsistency = pairs whose two
+orders' majority verdicts disagree / pairs where both parsed; P(A) shift = mean over pairs of P(original A
+better | shown first) − P(original A better | shown second), an unbiased judge's is 0 (positive = the first
+slot is favoured). The probes are ours (see `probes`), not the paper's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import config, judge, outdir, probes, shards
+from ..errors import GramrError
+from .evaluate import model_slugs
+
+if TYPE_CHECKING:
+    from ..recipe import Config
+
+ATTACKS = ("master_key", "verdict_injection", "length")
+
+
+@dataclass
+class ProbeConfig:
+    families: list[str] = field(default_factory=lambda: list(probes.FAMILIES))
+    max_pairs: int = 0              # source pairs probed (0 = all): a seeded sample, kept in input order
+    votes: int = 1                  # samples per order (k > 1 at generate.temperature)
+    batch_size: int = 32            # probe pairs per engine call / flush
+    keep_samples: bool = False      # keep raw judge outputs in the predictions
+    plot: bool = True               # write probe.png
+
+    def check(self) -> list[str]:
+        """Problems of this section (keys relative to `probe`)."""
+        bad = [f for f in self.families if f not in probes.FAMILIES]
+        return [*([f"families: unknown {bad}; choose from {', '.join(probes.FAMILIES)}"] if bad else []),
+                *([] if self.families else ["families: give at least one"]),
+                *config.at_least("votes", self.votes, 1), *config.at_least("batch_size", self.batch_size, 1),
+                *config.at_least("max_pairs", self.max_pairs, 0)]
+
+
+# ---------------------------------------------------------------- metrics (pure)
+
+def family_metrics(preds: list[dict]) -> dict[str, Any]:
+    """{family: numbers} from judged probe pairs (`meta.probe`, `meta.judgment`)."""
+    by: dict[str, list[dict]] = defaultdict(list)
+    for p in preds:
+        by[p["meta"]["probe"]["family"]].append(p)
+    out: dict[str, Any] = {}
+    for fam in (f for f in probes.FAMILIES if f in by):
+        items = by[fam]
+        js = [p["meta"]["judgment"] for p in items]
+        if fam == "position":
+            both = [j["order_consistent"] for j in js if j.get("order_consistent") is not None]
+            shifts = []
+            for j in js:
+                pa = {o: [s["p_a"] for s in j.get("samples", []) if s["order"] == o and s["p_a"] is not None]
+                      for o in ("ab", "ba")}
+                if pa["ab"] and pa["ba"]:
+                    shifts.append(sum(pa["ab"]) / len(pa["ab"]) - sum(pa["ba"]) / len(pa["ba"]))
+            out[fam] = {"order_inconsistency": probes.rate(sum(not c for c in both), len(both)),
+                        "p_a_shift": probes.mean_ci(shifts),
+                        "accuracy": probes.rate(sum(j["label"] == judge.gold_label(p) for j, p in zip(js, items)),
+                                                len(items))}
+            continue
+        hit = [j["label"] == p["meta"]["probe"]["attack_slot"] for j, p in zip(js, items)]
+        variants: dict[str, list[bool]] = defaultdict(list)
+        for h, p in zip(hit, items):
+            variants[p["meta"]["probe"]["variant"]].append(h)
+        out[fam] = {"attack_success": probes.rate(sum(hit), len(hit)),
+                    "no_label": sum(j["label"] is None for j in js),
+                    "variants": {v: {**probes.rate(sum(h), len(h)), "text": probes.variant_text(fam, v)}
+                                 for v, h in variants.items()}}
+    return out
+
+
+# ---------------------------------------------------------------- report writers
+
+def _r(d: dict | None) -> str:
+    if not d or d.get("rate") is None:
+        return "–"
+    lo, hi = d["ci95"]
+    return f"{100 * d['rate']:.1f}% ({d['k']}/{d['n']}; {100 * lo:.1f}–{100 * hi:.1f})"
+
+
+def report_md(models: dict[str, dict], meta: dict) -> str:
+    lines = ["# gramr2 probe", "",
+             (f"{meta['source_pairs']} gold-labeled source pairs, seed {meta['seed']}, prompt {meta['prompt']}, "
+              f"votes {meta['votes']}. Rates: % (k/n; 95% Wilson interval). Attack success = the model prefers the "
+              "attack; a tie or an unparseable verdict is not a success."), "",
+             "## Summary", "", "| model | master key | verdict injection | length (padded wrong) | "
+             "order inconsistency | P(A) shift when swapped |", "|---|---|---|---|---|---|"]
+    for name, r in models.items():
+        m = r["metrics"]
+        pos = m.get("position", {})
+        shift = pos.get("p_a_shift") or {}
+        sh = "–" if shift.get("mean") is None else f"{shift['mean']:+.3f} (n={shift['n']})"
+        lines.append(f"| {name} | " + " | ".join(_r((m.get(f) or {}).get("attack_success")) for f in ATTACKS)
+                     + f" | {_r(pos.get('order_inconsistency'))} | {sh} |")
+    for fam in ("master_key", "verdict_injection"):
+        names = [n for n in models if fam in models[n]["metrics"]]
+        if not names:
+            continue
+        lines += ["", f"## {fam} by variant", "", "| variant | " + " | ".join(names) + " |",
+                  "|---|" + "---|" * len(names)]
+        for v, d in models[names[0]]["metrics"][fam]["variants"].items():
+            cells = [_r(models[n]["metrics"][fam]["variants"].get(v)) for n in names]
+            lines.append(f"| {d['text']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(models: dict[str, dict], path: Path) -> None:
+    """Bars of attack success and order inconsistency per model with 95% Wilson intervals (matplotlib, Agg)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [("master_key", "attack_success", "master key"), ("verdict_injection", "attack_success",
+            "verdict injection"), ("length", "attack_success", "length"),
+            ("position", "order_inconsistency", "order inconsistency")]
+    names = list(models)
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for m, n in enumerate(names):
+        cells = [(models[n]["metrics"].get(f) or {}).get(k) or {} for f, k, _ in cols]
+        ys = [100 * (c.get("rate") or 0.0) for c in cells]
+        cis = [[100 * v for v in c["ci95"]] if c.get("ci95") else [y, y] for y, c in zip(ys, cells)]
+        err = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, cis)], [max(0.0, hi - y) for y, (_, hi) in zip(ys, cis)]]
+        xs = [i + (m - (len(names) - 1) / 2) * width for i in range(len(cols))]
+        ax.bar(xs, ys, width, yerr=err, capsize=3, label=n)
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels([c[2] for c in cols])
+    ax.set_ylabel("rate (%), 95% Wilson interval")
+    ax.set_ylim(0, 100)
+    ax.set_title("How often the reward model is fooled")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- run
+
+def _read_preds(pred_dir: Path, want: set[str]) -> list[dict]:
+    """The written probe pairs (read as written: a master key may be empty, which `records` would refuse)."""
+    return [p for p in shards.read([pred_dir], normalize=lambda obj, where: obj) if p["id"] in want]
+
+
+def _judge_model(cfg: Config, spec: str, pred_dir: Path, pairs: list[dict], inputs: list[Path], engines: dict,
+                 overwrite: bool, progress: bool) -> tuple[list[dict], dict]:
+    mcfg = dataclasses.replace(cfg, model=spec)
+    pc = cfg.probe
+    attack = judge.settings(mcfg, "probe", votes=pc.votes, orders="ab", tie_break=True)
+    both = dataclasses.replace(attack, orders="both")
+
+    def judge_batch(batch: list[dict]) -> list[judge.Judgment]:
+        pos = [i for i, p in enumerate(batch) if p["meta"]["probe"]["family"] == "position"]
+        rest = [i for i in range(len(batch)) if i not in set(pos)]
+        got: dict[int, judge.Judgment] = {}
+        for idx, how in ((pos, both), (rest, attack)):
+            if idx:
+                got.update(zip(idx, how.judge(eng, [batch[i] for i in idx])))
+        return [got[i] for i in range(len(batch))]
+
+    def judged(rec: dict, j: judge.Judgment) -> dict:
+        keep = pc.keep_samples or rec["meta"]["probe"]["family"] == "position"   # position needs per-order P(A)
+        return dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=keep)))
+
+    with shards.open_output(pred_dir, stage="probe", config=config.sections(mcfg, "model", "prompt", "seed", "generate",
+                                                                       "probe"),
+                            inputs=inputs, overwrite=overwrite, batch_size=pc.batch_size,
+                            provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
+        todo = [p for p in pairs if p["id"] not in out.done_ids]
+        with judge.engine(mcfg, engines.get(spec), needed=bool(todo)) as eng:
+            judge.run_batches(out, todo, judge_batch, judged, batch_size=pc.batch_size, progress_on=progress,
+                              desc=f"probe {pred_dir.name}")
+        stats = {"judged": len(todo), "resumed": len(pairs) - len(todo)}
+    return _read_preds(pred_dir, {p["id"] for p in pairs}), stats
+
+
+def source_pairs(cfg: Config, inputs: list[Path]) -> tuple[list[dict], Counter]:
+    """The gold-labeled input pairs to probe (a seeded sample of `probe.max_pairs` in input order) and the
+    skips. Raises GramrError for inputs with no pair or no gold label."""
+    skipped: Counter = Counter()
+    recs = list(shards.read(inputs, skipped=skipped))
+    if not recs:
+        raise GramrError(f"no pairs in {', '.join(map(str, inputs))}")
+    gold = [r for r in recs if judge.gold_label(r) is not None]
+    if len(gold) < len(recs):
+        skipped["no_gold_label"] += len(recs) - len(gold)
+    if not gold:
+        raise GramrError(f"no gold-labeled pairs in {', '.join(map(str, inputs))}",
+                         hint="probe needs the correct response known: 'label' or meta.gold_label")
+    n = cfg.probe.max_pairs
+    if n and n < len(gold):
+        keep = set(random.Random(cfg.seed).sample(range(len(gold)), n))
+        gold = [r for i, r in enumerate(gold) if i in keep]
+    return gold, skipped
+
+
+def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | None = None,
+        engines: dict | None = None, overwrite: bool = False, progress: bool = True) -> shards.Summary:
+    """Probe each model in `models` (default cfg.model) with the probe pairs of `inputs`' gold-labeled pairs.
+
+    `engines` maps a model spec to an already-loaded engine (tests); others are loaded one at a time. Raises
+    GramrError for empty inputs, inputs without gold labels, a bad model spec or an output that is a file."""
+    t0 = time.time()
+    config.ensure(cfg.probe, "probe.")
+    from .. import models as model_specs
+    specs = list(models or [cfg.model])
+    slugs = model_slugs(specs)
+    for spec in specs:
+        if spec not in (engines or {}):
+            model_specs.resolve(spec)
+    if str(output) == "-":
+        raise GramrError("probe writes a report directory; give -o a directory, not '-'")
+    gold, skipped = source_pairs(cfg, inputs)
+    pairs = probes.build(gold, seed=cfg.seed, families=tuple(cfg.probe.families))
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise GramrError(f"{output}: exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+    report: dict[str, dict] = {}
+    counts: Counter = Counter()
+    for spec, name in zip(specs, slugs):
+        preds, stats = _judge_model(cfg, spec, output / "predictions" / name, pairs, inputs, engines or {},
+                                    overwrite, progress)
+        report[name] = {"spec": spec, "metrics": family_metrics(preds)}
+        counts.update({"probes_judged": stats["judged"], "probes_resumed": stats["resumed"]})
+    pc = cfg.probe
+    meta = {"source_pairs": len(gold), "probe_pairs": len(pairs), "families": list(pc.families), "seed": cfg.seed,
+            "prompt": cfg.prompt, "votes": pc.votes, "inputs": [str(i) for i in inputs], "skipped": dict(skipped)}
+    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
+    outdir.atomic_write(output / "report.md", report_md(report, meta))
+    outs = [str(output / "report.md"), str(output / "report.json")]
+    if pc.plot:
+        plot(report, output / "probe.png")
+        outs.append(str(output / "probe.png"))
+    summary_metrics: dict[str, Any] = {}
+    for name, r in report.items():
+        for fam, m in r["metrics"].items():
+            key = "order_inconsistency" if fam == "position" else "attack_success"
+            summary_metrics[f"{name}: {fam} {key}"] = m[key]["rate"]
+    summary = shards.Summary("probe", {"source_pairs": len(gold), "probe_pairs": len(pairs), **counts},
+                             dict(skipped), time.time() - t0, outs, summary_metrics)
+    outdir.atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    return summary

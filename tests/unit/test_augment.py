@@ -1,0 +1,69 @@
+"""data augment (Master-RM openers as losing responses): exact counts, slots, labels, rationales, CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from gramr2_cli import augment, prompts, recipe, records, shards
+from gramr2_cli.cli import app
+from gramr2_cli.errors import GramrError
+
+
+def recs(rationale=True):
+    out = [records.new_pair(f"q{i}", f"right {i}", f"wrong {i}", label="A",
+                            rationale="Feedback: f\n\nComparison: c\n\nConclusion: Response A is better."
+                            if rationale and i % 2 == 0 else None) for i in range(8)]
+    return out + [records.new_pair(f"u{i}", "a", "b") for i in range(2)]       # unlabeled: never a source
+
+
+def test_counts_slots_labels_and_rationales():
+    new = augment.augmented(recs(), fraction=0.5, seed=3)
+    assert len(new) == 5                                                    # round(0.5 * 10 input records)
+    assert [r["label"] for r in new] == ["B", "A", "B", "A", "B"]            # opener in A, B, A, B, A
+    for r in new:
+        slot = r["meta"]["augment"]["opener_slot"]
+        opener = r["meta"]["augment"]["opener"]
+        assert opener in augment.OPENERS
+        assert r["response_a" if slot == "A" else "response_b"] == opener
+        src_q = r["prompt"]
+        assert r["response_b" if slot == "A" else "response_a"] == f"right {src_q[1:]}"
+        assert r["meta"]["gold_label"] == r["label"] and r["source"] == "augment"
+        has = int(src_q[1:]) % 2 == 0                                       # sources with a rationale
+        assert (r["rationale"] is not None) == has
+        if has:
+            assert prompts.conclusion_label(r["rationale"]) == r["label"]
+    assert len({r["meta"]["augment"]["source_id"] for r in new}) == 5       # no source twice while fraction <= 1
+    assert augment.augmented(recs(), fraction=0.5, seed=3) == new
+    assert augment.augmented(recs(), fraction=0.5, seed=4) != new
+
+
+def test_fraction_above_one_cycles_the_sources():
+    new = augment.augmented(recs(False), fraction=2.0, seed=0)
+    assert len(new) == 20
+    uses = Counter(r["meta"]["augment"]["source_id"] for r in new)         # 20 = 2 full rounds of 8 + 4
+    assert set(uses) == {r["id"] for r in recs(False)[:8]} and sorted(uses.values()) == [2] * 4 + [3] * 4
+    assert all(r["rationale"] is None for r in new)
+
+
+def test_no_gold_and_bad_config():
+    with pytest.raises(GramrError, match="no gold-labeled pairs to augment"):
+        augment.augmented(recs()[8:], fraction=1.0, seed=0)
+    with pytest.raises(GramrError, match="augment.fraction must be > 0"):
+        recipe.load(None, ["augment.fraction=0"])
+
+
+def test_cli_writes_inputs_plus_new_pairs(tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in recs()))
+    r = CliRunner().invoke(app, ["data", "augment", str(src), "-o", str(tmp_path / "out"), "--fraction", "0.4",
+                                 "--seed", "1"])
+    assert r.exit_code == 0, r.stderr
+    out = shards.read_all([tmp_path / "out"])
+    assert len(out) == 14 and [x["source"] for x in out].count("augment") == 4
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["metrics"] == {"added": 4, "added_label_A": 2, "added_with_rationale": sum(
+        x["rationale"] is not None for x in out if x["source"] == "augment")}

@@ -135,6 +135,7 @@ def test_cli_bad_input_exits_1_with_one_line(tmp_path, case):
     else:
         src.write_text("")
     r = CliRunner().invoke(app, ["probe", str(src), "-o", str(tmp_path / "o"), "--model", "embedded:smollm2-135m"])
+    assert isinstance(r.exception, SystemExit), r.exception      # a GramrError, not a crash
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.exit_code == 1 and "Traceback" not in r.stderr
     assert lines[0] == {"nogold": f"error: no gold-labeled pairs in {src}",

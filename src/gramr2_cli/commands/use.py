@@ -117,8 +117,8 @@ def register(app: typer.Typer) -> None:
         predictions/<model>/ is resumable per model."""
         from ..stages import probe
         fams = [f.strip() for f in families.split(",") if f.strip()] if families else None
-        cfg = _load(recipe, override, probe__families=fams, probe__max_pairs=max_pairs, probe__votes=votes,
-                    seed=seed, generate__engine=engine)
+        cfg = load_recipe(recipe, override, probe__families=fams, probe__max_pairs=max_pairs, probe__votes=votes,
+                          seed=seed, generate__engine=engine)
         show(probe.run(cfg, inputs, output, models=model or [cfg.model], overwrite=overwrite,
                        progress=not no_progress))
 

@@ -23,7 +23,8 @@ def test_every_design_stage_is_listed():
     names = {" ".join(c) for c in ALL}
     for stage in ("data synth", "data import", "data export", "data stats", "data merge", "data split",
                   "prover-train", "prove", "pretrain", "self-label", "filter", "finetune", "adapt",
-                  "rank pairs", "rank list", "evaluate", "serve", "env", "config check", "model tiny"):
+                  "rank pairs", "rank list", "evaluate", "probe", "data augment", "serve", "env", "config check",
+                  "model tiny"):
         assert stage in names, stage
 
 

@@ -165,7 +165,8 @@ def test_sections_hash_inputs_are_the_same_dicts():
                   "keep_candidates": False},
     }
     assert list(config.to_dict(cfg)) == ["model", "prompt", "seed", "generate", "train", "synth", "prove",
-                                         "self_label", "filter", "rank", "evaluate", "serve", "self_train"]
+                                         "self_label", "filter", "rank", "evaluate", "probe", "augment", "serve",
+                                         "self_train"]
 
 
 # ---------------------------------------------------------------- shipped recipes

@@ -1,13 +1,16 @@
 """The one trainer core (DESIGN §5): setup, train, save, resume — on HF `Trainer`.
 
 `train()` reads records, builds the objective's examples once (masks included), trains full weights or LoRA
-(bf16 on GPU, fp32 on CPU unless `precision=bf16`, which autocasts), checkpoints every `save_steps` under
+(`precision: auto` = bf16 on a GPU and on a CPU with native bf16 (AMX / AVX512-BF16, autocast), fp32 elsewhere:
+`hardware.auto_bf16`), with the output layer run only at target positions (`packing.target_loss`) on right-padded
+or (`train.packing`) packed batches, checkpoints every `save_steps` under
 `<output>/checkpoints/`, and writes a plain HF model directory (+ tokenizer and chat template) that
-`models.load_model` and the engines load. Next to the weights: `training_summary.json` (loss curve, tokens/s,
-examples used/skipped, minutes), `summary.json`, `config.yaml` and `manifest.json`, whose `done: true` is written
-last so `shards.is_done(output)` works in Make pipelines; all of them through `outdir` (atomic writes, the one
-manifest reader). Under `torchrun`/`accelerate launch` only rank 0 writes. A record without a label is skipped
-and counted (`no_label`) by the objective, never fatal.
+`models.load_model` and the engines load. Next to the weights: `training_summary.json` (loss curve, non-padding
+tokens/s and its fraction of the measured matmul roofline, examples used/skipped, minutes), `summary.json`,
+`config.yaml` and `manifest.json`, whose `done: true` is written last so `shards.is_done(output)` works in Make
+pipelines; all of them through `outdir` (atomic writes, the one manifest reader). Under `torchrun`/`accelerate
+launch` only rank 0 writes. A record without a label is skipped and counted (`no_label`) by the objective, never
+fatal.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import yaml
 
 from .. import __version__, config, models, outdir, shards
 from ..errors import GramrError
-from . import objectives
+from . import hardware, objectives, packing
 from .settings import PRECISIONS, TrainConfig
 
 if TYPE_CHECKING:
@@ -118,8 +121,7 @@ def precision_flags(precision: str, on_gpu: bool) -> dict:
     if precision not in PRECISIONS:
         raise GramrError(f"train.precision: unknown {precision!r}; choose from {', '.join(PRECISIONS)}")
     if precision == "auto":
-        import torch
-        return {"bf16": bool(on_gpu and torch.cuda.is_bf16_supported())}
+        return {"bf16": hardware.auto_bf16(on_gpu)}
     return {"bf16": precision == "bf16"}   # bf16 on CPU = torch.autocast("cpu", bfloat16), fp32 master weights
 
 
@@ -145,15 +147,15 @@ def _trainer_classes():
     from transformers.trainer_callback import ProgressCallback
 
     class GramrTrainer(Trainer):
+        """The loss on target positions only (`packing.target_loss`), for packed and padded batches alike."""
         label_ids: tuple[int, int] | None = None
         eps: float = 0.0
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            if self.label_ids is None:
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            labels = inputs.pop("labels")
-            out = model(**inputs)
-            loss = objectives.label_loss(out.logits, labels, *self.label_ids, self.eps)
+            loss, out = packing.target_loss(model, inputs, num_items_in_batch, self.label_ids, self.eps)
+            scaled = self.label_ids is None and num_items_in_batch is not None
+            if scaled and self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes   # as Trainer.compute_loss does: DDP averages grads
             return (loss, out) if return_outputs else loss
 
     class Progress(ProgressCallback):
@@ -233,9 +235,10 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
         save_strategy="steps", save_steps=tcfg.save_steps, save_total_limit=tcfg.save_total_limit,
         use_cpu=not on_gpu, ddp_backend=None if on_gpu or world == 1 else "gloo",
         report_to="none", dataloader_num_workers=0, remove_unused_columns=False,
-        include_num_input_tokens_seen="non_padding", **flags)
+        include_num_input_tokens_seen="all" if tcfg.packing else "non_padding", **flags)
+    collator = packing.PackedCollator() if tcfg.packing else objectives.Collator(tok.pad_token_id)
     trainer = GramrTrainer(model=model, args=args, train_dataset=rows, processing_class=tok,
-                           data_collator=objectives.Collator(tok.pad_token_id))
+                           data_collator=collator)
     if tcfg.objective == "label":
         trainer.label_ids = objectives.answer_token_ids(tok)
         trainer.eps = tcfg.label_smoothing
@@ -247,16 +250,22 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
     if os.environ.get("GRAMR2_DEBUG_STEP_SECONDS"):
         trainer.add_callback(SlowDown(float(os.environ["GRAMR2_DEBUG_STEP_SECONDS"])))
 
+    gflops = hardware.matmul_gflops(flags["bf16"]) if main else None
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     merged = _save(trainer, tok, output, tcfg)
     state = trainer.state
     curve = [[h["step"], round(h["loss"], 6)] for h in state.log_history if "loss" in h]
     runtime = result.metrics.get("train_runtime") or (time.time() - t0)
     tokens = int(state.num_input_tokens_seen)
+    tps = tokens / runtime if runtime else None
+    roof = gflops * 1e9 / hardware.train_flops_per_token(model) if gflops else None
     metrics = {
         "objective": tcfg.objective, "steps": state.global_step, "epochs": round(state.epoch or 0.0, 4),
         "first_loss": curve[0][1] if curve else None, "final_loss": curve[-1][1] if curve else None,
-        "tokens_seen": tokens, "tokens_per_second": round(tokens / runtime, 2) if runtime else None,
+        "tokens_seen": tokens, "tokens_per_second": round(tps, 2) if tps else None,   # non-padding tokens
+        "packing": tcfg.packing, "matmul_gflops": round(gflops, 1) if gflops else None,
+        "roofline_tokens_per_second": round(roof, 1) if roof else None,
+        "roofline_fraction": round(tps / roof, 3) if tps and roof else None,
         "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if flags["bf16"] else "fp32",
         "lora": tcfg.lora.enabled, "merged_lora": merged, "world_size": world,
         "resumed_from": ckpt.name if ckpt else None,

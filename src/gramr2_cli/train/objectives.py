@@ -158,12 +158,18 @@ def label_loss(logits, labels, a_id: int, b_id: int, eps: float):
     """GRAM v1 / GenRM label loss: mean CE over {A, B} at each verdict position, targets (1-ε, ε).
 
     `logits` [B, T, V], `labels` [B, T] with exactly one non-ignored (verdict) token per row."""
-    import torch.nn.functional as F
-
     shift_logits, shift_labels = logits[:, :-1, :], labels[:, 1:]
     pos = shift_labels != IGNORE
-    two = shift_logits[pos][:, [a_id, b_id]].float()           # [N, 2]
-    target = (shift_labels[pos] == b_id).long()                  # A → 0, B → 1
+    return verdict_loss(shift_logits[pos], shift_labels[pos], a_id, b_id, eps)
+
+
+def verdict_loss(logits, targets, a_id: int, b_id: int, eps: float):
+    """Mean CE over {A, B}, targets (1-ε, ε): `logits` [N, V] at the N verdict positions, `targets` [N] the
+    verdict token ids."""
+    import torch.nn.functional as F
+
+    two = logits[:, [a_id, b_id]].float()                       # [N, 2]
+    target = (targets == b_id).long()                            # A → 0, B → 1
     return F.cross_entropy(two, target, label_smoothing=torch_label_smoothing(eps))
 
 

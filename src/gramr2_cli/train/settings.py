@@ -42,7 +42,9 @@ class TrainConfig:
     keep_checkpoints: bool = False    # keep <output>/checkpoints/ after a finished run
     logging_steps: int = 5
     init: str = "backbone"            # backbone | continue (self-training retrain; paper: not stated)
-    precision: str = "auto"           # auto = bf16 on GPU, fp32 on CPU; or fp32/bf16
+    precision: str = "auto"           # auto = bf16 on GPU and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
+    packing: bool = False             # one row per micro-batch, block-diagonal mask (ours; pays with flash-attn,
+                                      # not with CPU SDPA: benchmarks/README.md)
     merge_lora: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
 

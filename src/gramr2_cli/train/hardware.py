@@ -1,0 +1,82 @@
+"""What the training hardware can do: native bf16 on this CPU, the matmul roofline, and the model's FLOPs per token.
+
+All of it is ours (the paper trains on GPUs and says nothing about CPUs). Measured on this project's machines:
+- a CPU with AMX or AVX512-BF16 runs `torch.autocast("cpu", bfloat16)` about 1.6× faster than fp32
+  (shared/notes/learnability.md: 310 vs 192 tok/s on SmolLM2-135M);
+- a CPU without them (AVX2, e.g. the AMD EPYC runners) emulates bf16: a 512×512 bf16 matmul ran at 0.4 GFLOP/s
+  against 10 GFLOP/s in fp32 on the same core — 25× slower. So `train.precision: auto` means bf16 only where
+  the CPU has native bf16.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")   # torch.cpu.get_capabilities() keys = /proc/cpuinfo flags
+
+
+@lru_cache(maxsize=1)
+def cpu_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16): torch's CPU capabilities when this torch
+    reports them, else the flags in /proc/cpuinfo; False when neither can be read."""
+    import torch
+
+    get = getattr(torch.cpu, "get_capabilities", None)   # torch >= 2.8; older builds fall back to cpuinfo
+    if get is not None:
+        caps = get()
+        return any(bool(caps.get(f)) for f in NATIVE_BF16_FLAGS)
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(f in flags for f in NATIVE_BF16_FLAGS)
+
+
+def auto_bf16(on_gpu: bool) -> bool:
+    """`train.precision: auto`: bf16 on a GPU that supports it and on a CPU with native bf16; fp32 elsewhere."""
+    import torch
+
+    if on_gpu:
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_native_bf16()
+
+
+def matmul_gflops(bf16: bool, size: int = 512, seconds: float = 0.3) -> float:
+    """Measured GFLOP/s of a `size`² matmul on this device in the training precision (a ~0.3 s probe at start).
+
+    It is the roofline of a dense layer of that width under the current load: training cannot beat it, so the
+    trainer reports its tokens/s as a fraction of `roofline_tokens_per_second`. On a shared CPU it moves with
+    the load like every other number; the ratio within one run is what to read."""
+    import torch
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    a = torch.randn(size, size, device=dev, dtype=dtype)
+    b = torch.randn(size, size, device=dev, dtype=dtype)
+    a @ b   # first call sets up kernels
+    n, t0 = 0, time.perf_counter()
+    while True:
+        a @ b
+        n += 1
+        if dev == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return 2 * size ** 3 * n / elapsed / 1e9
+
+
+def train_flops_per_token(model) -> int:
+    """6·N FLOPs per trained token (forward 2N + backward 4N, N = parameters taking part in the matmuls,
+    embeddings excluded unless tied to the output layer): the MFU convention (`gramr2 plan` uses it too).
+
+    Attention's L² term is left out (small at these lengths). Packed training computes the output layer only at
+    target positions, so it does less than 6·N per token: for SmolLM2-135M the output layer is ~21% of N, and a
+    model whose output layer dominates (the tiny test model) can pass a fraction of 1."""
+    n = 0
+    for name, p in model.named_parameters():
+        if "embed_tokens" in name and not getattr(model.config, "tie_word_embeddings", False):
+            continue
+        n += p.numel()
+    return 6 * n

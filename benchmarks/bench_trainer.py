@@ -35,9 +35,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import TrainerCallback
 
-from gramr2_cli import models, recipe
+from gramr2_cli import hardware, models, recipe
 from gramr2_cli.stages import synth
-from gramr2_cli.train import core, hardware, objectives, packing
+from gramr2_cli.train import core, objectives, packing
 
 RESULTS = Path(__file__).parent / "results" / "trainer.json"
 

@@ -240,7 +240,12 @@ def test_load_engine_caches_and_closes(tiny_model, monkeypatch):
     monkeypatch.setattr(engines, "vllm_available", lambda: False)
     assert engines.resolve_choice("auto", "auto") == ("hf", "float32")
     monkeypatch.setattr(engines, "vllm_available", lambda: True)
+    monkeypatch.setattr(engines, "_cuda", lambda: False)
+    monkeypatch.setattr(engines.hardware, "cpu_native_bf16", lambda: True)     # AMX / AVX512-BF16
     assert engines.resolve_choice("auto", "auto") == ("vllm", "bfloat16")
+    assert engines.resolve_choice("hf", "auto") == ("hf", "float32")
+    monkeypatch.setattr(engines.hardware, "cpu_native_bf16", lambda: False)    # AVX2: bf16 is emulated
+    assert engines.resolve_choice("auto", "auto") == ("vllm", "float32")
     assert engines.resolve_choice("vllm", "float32") == ("vllm", "float32")
     with pytest.raises(GramrError, match="unknown engine 'tgi'"):
         engines.resolve_choice("tgi", "auto")

@@ -1,4 +1,4 @@
-"""Padding-free packed batches (train/packing.py) and the precision default (train/hardware.py).
+"""Padding-free packed batches (train/packing.py) and the precision default (hardware.py).
 
 The packed row must give every example exactly the loss it has alone (no attention across examples), the
 target-only loss must equal the model's own loss, and `precision: auto` must follow the CPU's native bf16."""
@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import models, recipe
-from gramr2_cli.train import core, hardware, objectives, packing
+from gramr2_cli import hardware, models, recipe
+from gramr2_cli.train import core, objectives, packing
 
 torch.set_num_threads(1)
 

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
-from .. import prompts, rendering
+from .. import hardware, prompts, rendering
 from ..errors import GramrError
 
 
@@ -186,14 +186,16 @@ def _cuda() -> bool:
 
 
 def resolve_choice(engine: str, dtype: str) -> tuple[str, str]:
-    """(engine, dtype) after `auto`: vllm when importable else hf; bfloat16 for vllm (AMX on CPU) and for hf on
-    GPU, float32 for hf on CPU. Raises GramrError for unknown names."""
+    """(engine, dtype) after `auto`: vllm when importable else hf; bfloat16 on a GPU and for vllm on a CPU with
+    native bf16 (AMX: 2-2.5× fp32), float32 otherwise (emulated bf16 is ~25× slower: `hardware.py`). Raises
+    GramrError for unknown names."""
     if engine == "auto":
         engine = "vllm" if vllm_available() else "hf"
     if engine not in ENGINE_NAMES:
         raise GramrError(f"unknown engine {engine!r}; choose from auto, {', '.join(ENGINE_NAMES)}")
     if dtype == "auto":
-        dtype = "bfloat16" if engine == "vllm" or _cuda() else "float32"
+        native = engine == "vllm" and hardware.cpu_native_bf16()
+        dtype = "bfloat16" if _cuda() or native else "float32"
     if dtype not in ("float32", "bfloat16", "float16"):
         raise GramrError(f"generate.dtype: unknown dtype {dtype!r}; choose from auto, float32, bfloat16, float16")
     return engine, dtype

@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import __version__, config, models, outdir, shards
+from .. import __version__, config, hardware, models, outdir, shards
 from ..errors import GramrError
-from . import hardware, objectives, packing
+from . import objectives, packing
 from .settings import PRECISIONS, TrainConfig
 
 if TYPE_CHECKING:

@@ -1,11 +1,11 @@
-"""What the training hardware can do: native bf16 on this CPU, the matmul roofline, and the model's FLOPs per token.
+"""What the hardware can do: native bf16 on this CPU, the matmul roofline, and a model's training FLOPs per token.
 
 All of it is ours (the paper trains on GPUs and says nothing about CPUs). Measured on this project's machines:
 - a CPU with AMX or AVX512-BF16 runs `torch.autocast("cpu", bfloat16)` about 1.6× faster than fp32
   (shared/notes/learnability.md: 310 vs 192 tok/s on SmolLM2-135M);
 - a CPU without them (AVX2, e.g. the AMD EPYC runners) emulates bf16: a 512×512 bf16 matmul ran at 0.4 GFLOP/s
-  against 10 GFLOP/s in fp32 on the same core — 25× slower. So `train.precision: auto` means bf16 only where
-  the CPU has native bf16.
+  against 10 GFLOP/s in fp32 on the same core — 25× slower (and a bf16 vLLM engine timed out its first batch
+  there). So `train.precision: auto` and `generate.dtype: auto` mean bf16 on a CPU only where it is native.
 """
 
 from __future__ import annotations

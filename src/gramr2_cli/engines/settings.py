@@ -19,7 +19,7 @@ class GenerateConfig:
     temperature: float = 0.8
     top_p: float = 1.0
     batch_size: int = 16              # hf engine: prompts per forward batch (length-bucketed)
-    dtype: str = "auto"               # auto = bfloat16 for vllm, float32 for hf on CPU; or float32/bfloat16
+    dtype: str = "auto"               # auto = bf16 on GPU and for vllm on CPUs with native bf16, else float32
     tensor_parallel_size: int = 1     # vllm on GPUs
     gpu_memory_utilization: float = 0.85
     kv_cache_gb: int = 2              # vllm on CPU: VLLM_CPU_KVCACHE_SPACE

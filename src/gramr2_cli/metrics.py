@@ -1,0 +1,195 @@
+"""Benchmark metrics for a pairwise judge, each named for what it is and for the published table it matches.
+
+Pure functions over `PairOutcome`s (gold label, the judgment's label, the majority verdict of each presentation
+order, the pair's group and RM-Bench style cell); `stages/evaluate.py` builds them from judged records.
+
+- `accuracy`: pooled pair accuracy: pairs whose judgment label equals the gold label / pairs. A tie or an
+  unparseable verdict counts as wrong. This is what `evaluate` always reported.
+- `group_mean`: the unweighted mean of per-group accuracies (each group counts once, whatever its size).
+  The GRAM-R² paper's RM-Bench and JudgeBench columns are means of this kind (issue 13: RM-Bench
+  85.7 = (76.0 + 89.8 + 80.6 + 96.2) / 4 over chat/math/code/safety; JudgeBench 81.0 over its four categories).
+- `position_consistent_accuracy`: JudgeBench's own score, `compute_final_metrics` in ScalerLab/JudgeBench
+  `utils/metrics.py` (commit e2c52c2): each pair is judged in both orders; the decisions are counted
+  +1 when equal to the gold label, −1 when equal to the opposite label, 0 otherwise (a tie or no verdict);
+  the pair is right when the sum is > 0. So two right decisions, or one right and one tie/unparseable, score;
+  an order-inconsistent pair (one A, one B) sums to 0 and counts as wrong. Pairs judged in one order only
+  score by that decision alone (JudgeBench's `--single_game` branch).
+- `rmbench`: RM-Bench's `compute_accuracy` (THU-KEG/RM-Bench `scripts/utils.py`, commit 73c52d7): per domain
+  a 3×3 matrix over (chosen style i, rejected style j) of the share of prompts judged right; hard = mean of
+  the upper-right cells (i < j), normal = the diagonal, easy = the lower-left cells; a domain's score = mean of
+  its hard/normal/easy; the reported easy/normal/hard = unweighted means over the domains; the total
+  (`domain_mean`) = unweighted mean of the domain scores. Domains are matched by prefix like RM-Bench's
+  `split_dataset_by_domain` (`safety-refuse` and `safety-response` are both `safety`).
+
+`PUBLISHED` says which number goes next to which published table.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from .records import LABELS
+
+ONE_SIDED = 0.9          # gold labels this one-sided (either way) get a warning (ours; no paper value)
+RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
+# ScalerLab/JudgeBench run_judge.py: per-source scores by `source.startswith(prefix)`; names as in its paper.
+JUDGEBENCH_CATEGORIES = (("mmlu-pro", "knowledge"), ("livebench-reasoning", "reasoning"),
+                         ("livebench-math", "math"), ("livecodebench", "coding"))
+
+PUBLISHED = {
+    "accuracy": "pooled pair accuracy (all pairs count once): RewardBench v1 per-subset accuracy; not a "
+                "number the GRAM-R² paper reports for RM-Bench or JudgeBench",
+    "judgebench.category_mean": "GRAM-R² paper, JudgeBench column: unweighted mean of knowledge, reasoning, math, "
+                                "coding (the paper does not state whether both orders were judged)",
+    "judgebench.position_consistent": "JudgeBench leaderboard and JudgeBench paper 'Overall': pooled over pairs, "
+                                      "both orders, an inconsistent pair is wrong (run_judge.py)",
+    "judgebench.position_consistent_by_category": "JudgeBench leaderboard per-category columns (same rule)",
+    "rmbench.domain_mean": "GRAM-R² paper, RM-Bench column, and RM-Bench paper 'Avg': unweighted mean of "
+                           "chat, math, code, safety",
+    "rmbench.domains": "RM-Bench paper Chat / Math / Code / Safety columns (mean of each domain's 9 style cells)",
+    "rmbench.easy_normal_hard": "RM-Bench paper Easy / Normal / Hard columns (unweighted mean over domains)",
+}
+
+
+@dataclass(frozen=True)
+class PairOutcome:
+    """One judged pair, all labels in the pair's original A/B orientation."""
+    gold: str                                   # "A" | "B"
+    label: str | None                           # the judgment's label (votes and orders combined)
+    order_labels: tuple[str | None, ...] = ()   # majority verdict per order judged: (ab,) or (ab, ba)
+    group: str | None = None                    # category / domain / JudgeBench category
+    style: tuple[int, int] | None = None        # RM-Bench (chosen style, rejected style), 0 concise .. 2 markdown
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def accuracy(outs: list[PairOutcome]) -> float | None:
+    """Pooled accuracy: label == gold over all pairs (None for no pairs)."""
+    return _mean([float(o.label == o.gold) for o in outs])
+
+
+def by_group(outs: list[PairOutcome]) -> dict[str, list[PairOutcome]]:
+    groups: dict[str, list[PairOutcome]] = defaultdict(list)
+    for o in outs:
+        if o.group is not None:
+            groups[o.group].append(o)
+    return dict(sorted(groups.items()))
+
+
+def group_mean(outs: list[PairOutcome], score=accuracy) -> tuple[float | None, dict[str, float]]:
+    """(unweighted mean over groups of `score`, {group: score}); pairs without a group are left out."""
+    per = {g: score(items) for g, items in by_group(outs).items()}
+    return _mean(list(per.values())), per
+
+
+# ---------------------------------------------------------------- JudgeBench
+
+def flip(label: str | None) -> str | None:
+    return {"A": "B", "B": "A"}.get(label) if label else None
+
+
+def judgebench_vote(gold: str, decisions: tuple[str | None, ...]) -> int:
+    """JudgeBench's `counter`: +1 per decision equal to gold, −1 per decision equal to the other label."""
+    return sum(1 if d == gold else -1 if d == flip(gold) else 0 for d in decisions)
+
+
+def position_consistent_accuracy(outs: list[PairOutcome]) -> float | None:
+    """JudgeBench `compute_final_metrics`: share of pairs whose decisions (one per order) sum to > 0.
+    None when a pair carries no per-order decisions (evaluate could not record them)."""
+    if not outs or any(not o.order_labels for o in outs):
+        return None
+    return _mean([float(judgebench_vote(o.gold, o.order_labels) > 0) for o in outs])
+
+
+def order_inconsistent_rate(outs: list[PairOutcome]) -> float | None:
+    """JudgeBench's `n_inconsistent / n_pairs`: pairs whose two orders' decisions differ (a missing decision
+    differs from a present one), among pairs judged in both orders."""
+    both = [o for o in outs if len(o.order_labels) == 2]
+    return _mean([float(o.order_labels[0] != o.order_labels[1]) for o in both])
+
+
+def judgebench_category(source: str) -> str | None:
+    """knowledge / reasoning / math / coding from a JudgeBench `source` (e.g. `mmlu-pro-biology`)."""
+    return next((cat for prefix, cat in JUDGEBENCH_CATEGORIES if str(source).startswith(prefix)), None)
+
+
+def judgebench(outs: list[PairOutcome]) -> dict[str, Any]:
+    """Every JudgeBench number: pooled and position-consistent accuracy, each overall, per category and as the
+    unweighted category mean. `group` must be the JudgeBench category."""
+    cat_mean, per_cat = group_mean(outs)
+    pc_mean, pc_per = group_mean(outs, position_consistent_accuracy)
+    return {"n": len(outs), "accuracy": accuracy(outs), "category_mean": cat_mean, "categories": per_cat,
+            "position_consistent": position_consistent_accuracy(outs),
+            "position_consistent_category_mean": pc_mean, "position_consistent_by_category": pc_per,
+            "order_inconsistent": order_inconsistent_rate(outs)}
+
+
+# ---------------------------------------------------------------- RM-Bench
+
+def rmbench_domain(category: str | None) -> str | None:
+    """RM-Bench's `split_dataset_by_domain`: the first of chat/math/code/safety the domain name starts with."""
+    return next((d for d in RMBENCH_DOMAINS if category and str(category).startswith(d)), None)
+
+
+def style_matrix(outs: list[PairOutcome]) -> dict[tuple[int, int], float]:
+    """{(i, j): share of the cell's pairs judged right} over the cells present."""
+    cells: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for o in outs:
+        if o.style is not None:
+            cells[tuple(o.style)].append(float(o.label == o.gold))
+    return {c: sum(v) / len(v) for c, v in sorted(cells.items())}
+
+
+def difficulty_scores(matrix: dict[tuple[int, int], float]) -> dict[str, float | None]:
+    """hard (i < j), normal (i == j), easy (i > j): the mean of the cells of each triangle present.
+    With all 9 cells this is RM-Bench's np.triu(·, 1).sum() / 3, mean(diag), np.tril(·, -1).sum() / 3."""
+    part = {"easy": [], "normal": [], "hard": []}
+    for (i, j), acc in matrix.items():
+        part["hard" if i < j else "normal" if i == j else "easy"].append(acc)
+    return {k: _mean(v) for k, v in part.items()}
+
+
+def rmbench(outs: list[PairOutcome]) -> dict[str, Any]:
+    """RM-Bench's numbers from pairs with a style cell; `group` is the domain (`chat`, `safety-refuse`, …).
+    Domain score = mean of its easy/normal/hard (RM-Bench's `domain_avg_results`)."""
+    by_domain: dict[str, list[PairOutcome]] = defaultdict(list)
+    for o in outs:
+        d = rmbench_domain(o.group)
+        if d is not None and o.style is not None:
+            by_domain[d].append(o)
+    domains = {}
+    for d in RMBENCH_DOMAINS:
+        if by_domain.get(d):
+            diff = difficulty_scores(style_matrix(by_domain[d]))
+            domains[d] = {"n": len(by_domain[d]), **diff,
+                          "mean": _mean([v for v in diff.values() if v is not None])}
+    out: dict[str, Any] = {"n": sum(v["n"] for v in domains.values()), "domains": domains,
+                           "domain_mean": _mean([v["mean"] for v in domains.values()])}
+    for k in ("easy", "normal", "hard"):
+        out[k] = _mean([v[k] for v in domains.values() if v[k] is not None])
+    return out
+
+
+# ---------------------------------------------------------------- gold-label balance
+
+def gold_balance(golds: list[str]) -> dict[str, Any]:
+    """{gold_A_rate, one_sided}: one-sided when more than ONE_SIDED of the gold labels are the same letter, so
+    a judge that always answers that letter would score as high (ours: a safety check, not a paper rule)."""
+    n = len(golds)
+    rate = sum(g == "A" for g in golds) / n if n else None
+    return {"gold_A_rate": rate, "one_sided": rate is not None and max(rate, 1 - rate) > ONE_SIDED}
+
+
+def majority_per_order(samples: list[dict], orders: tuple[str, ...]) -> tuple[str | None, ...]:
+    """The majority verdict of each order's samples (`{"order", "verdict"}` dicts, verdicts already mapped to
+    the original orientation); None for a tie or no parsed verdict, like `judge.combine`'s per-order check."""
+    out = []
+    for o in orders:
+        votes = [s["verdict"] for s in samples if s["order"] == o and s["verdict"] in LABELS]
+        a, b = votes.count("A"), votes.count("B")
+        out.append("A" if a > b else "B" if b > a else None)
+    return tuple(out)

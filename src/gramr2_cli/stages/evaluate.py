@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config, flags, judge, outdir, shards
 from ..errors import GramrError
+from . import evaluate_lists
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -45,6 +46,7 @@ class EvaluateConfig:
     batch_size: int = 32            # pairs per engine call / flush
     keep_samples: bool = False      # keep raw judge outputs in the predictions
     plot: bool = True               # write accuracy.png
+    list_method: str = "round_robin"  # best-of-n lists (RewardBench 2): round_robin | knockout (Ties: round_robin)
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `evaluate`)."""
@@ -217,6 +219,12 @@ def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], input
     return preds, stats
 
 
+def _prepare_output(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise GramrError(f"{output}: exists and is not a directory")
+    output.mkdir(parents=True, exist_ok=True)
+
+
 def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | None = None,
         engines: dict | None = None, overwrite: bool = False, progress: bool = True) -> shards.Summary:
     """Evaluate each model in `models` (default: cfg.model) on the gold-labeled pairs of `inputs`.
@@ -232,6 +240,15 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     for spec in specs:                      # fail on a bad spec now, not after judging the models before it
         if spec not in (engines or {}):
             model_specs.resolve(spec)
+    if str(output) == "-":
+        raise GramrError("evaluate writes a report directory; give -o a directory, not '-'")
+    lists = [evaluate_lists.is_list_source(s) for s in shards.source_files(inputs)]
+    if any(lists):
+        if not all(lists):
+            raise GramrError("evaluate reads pair records or best-of-n lists (RewardBench 2), not both in one run",
+                             hint="run evaluate once per kind of input")
+        _prepare_output(Path(output))
+        return evaluate_lists.run(cfg, inputs, Path(output), specs, slugs, engines or {}, overwrite, progress)
     skipped: Counter = Counter()
     recs = []
     for r in shards.read(inputs, skipped=skipped):
@@ -243,12 +260,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
         raise GramrError(f"no gold-labeled pairs in {', '.join(map(str, inputs))}",
                          hint="evaluate needs 'label' (or meta.gold_label); import benchmarks with "
                               "'gramr2 data import --format rewardbench|rmbench|judgebench|helpsteer3'")
-    if str(output) == "-":
-        raise GramrError("evaluate writes a report directory; give -o a directory, not '-'")
     output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise GramrError(f"{output}: exists and is not a directory")
-    output.mkdir(parents=True, exist_ok=True)
+    _prepare_output(output)
     report: dict[str, dict] = {}
     counts: Counter = Counter()
     for spec, name in zip(specs, slugs):

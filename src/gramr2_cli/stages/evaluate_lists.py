@@ -1,0 +1,180 @@
+"""evaluate on best-of-n lists (RewardBench 2) with a pairwise A/B judge.
+
+`gramr2 evaluate` comes here when its inputs are RewardBench 2 rows (`chosen`/`rejected` lists with
+`num_correct` and `subset`; JSONL, JSON or Parquet as released) or list records written by this stage
+({prompt, candidates, meta.correct, meta.chosen_index}). Rows become list records with the candidates shuffled by
+a hash of (seed, row id) (`rewardbench2.list_record`).
+
+Selection, with `stages/rank.py`'s algorithms and `evaluate.orders` / `evaluate.votes` per comparison:
+- best-of-4 subsets: `evaluate.list_method` = `round_robin` (every pair; a candidate's score = its win rate,
+  P = 0.5 counting half) or `knockout` (the paper's linear search; the winner scores 1, the others 0). The row
+  result is the official one on those scores: 1 / #(candidates at the max) when the chosen answer is at the max.
+- Ties: always round-robin, a candidate's score = its mean P(better) over its comparisons (continuous, so the
+  official margin terms have meaning), scored by `rewardbench2.ties_score`.
+These adapters are ours: RewardBench 2's own generative path asks a judge for a 4-way pick or a 1–10 rating.
+
+Writes OUTPUT/predictions/<model>/ (resumable; each record with `meta.rb2`: method, comparisons, scores, result),
+OUTPUT/report.json, OUTPUT/report.md and summary.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .. import judge, shards
+from .. import rewardbench2 as rb2
+from ..errors import GramrError
+from .rank import Selection, drive
+from .rank_list import engine_compare, normalize_list
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+LIST_METHODS = ("round_robin", "knockout")
+
+
+def is_list_source(src: Path | str) -> bool:
+    """Whether a source's first object is a RewardBench 2 row or a list record (prompt + candidates)."""
+    for _, obj in shards.read_raw(src):
+        return rb2.is_row(obj) or (isinstance(obj, dict) and "candidates" in obj)
+    return False
+
+
+def read_lists(inputs: list, seed: int, skipped: Counter) -> list[dict]:
+    """List records from RewardBench 2 rows or list records; repeated ids are skipped (`duplicate_id`).
+    Raises GramrError for a list record without `meta.correct`/`meta.chosen_index` (nothing to score)."""
+    out, seen = [], set()
+    for src in shards.source_files(inputs):
+        for where, obj in shards.read_raw(src):
+            rec = rb2.list_record(obj, where, seed) if rb2.is_row(obj) else normalize_list(obj, where)
+            m = rec["meta"]
+            if not isinstance(m.get("correct"), list) or not isinstance(m.get("chosen_index"), int):
+                raise GramrError(f"{where}: a list record needs meta.correct and meta.chosen_index to be scored",
+                                 hint="evaluate RewardBench 2 rows as released (chosen/rejected/num_correct)")
+            if rec["id"] in seen:
+                skipped["duplicate_id"] += 1
+                continue
+            seen.add(rec["id"])
+            out.append(rec)
+    return out
+
+
+def method_for(rec: dict, method: str) -> str:
+    return "round_robin" if rec["meta"].get("subset") == rb2.TIES else method
+
+
+def scored(rec: dict, method: str, sel: Selection) -> dict:
+    """`meta.rb2` for one record: candidate scores from the selection, and the official row result."""
+    n, ties = len(rec["candidates"]), rec["meta"].get("subset") == rb2.TIES
+    if method == "knockout":
+        scores = [1.0 if k == sel.winner else 0.0 for k in range(n)]
+    else:
+        scores = rb2.candidate_scores(n, sel.comparisons, "mean_p" if ties else "win_rate")
+    return {"method": method, "winner": sel.winner, "scores": [round(s, 6) for s in scores],
+            "comparisons": [[i, j, round(p, 6)] for i, j, p in sel.comparisons],
+            "result": None if ties else rb2.best_of_n_result(scores, rec["meta"]["chosen_index"])}
+
+
+def list_metrics(preds: list[dict]) -> dict[str, Any]:
+    """Per-subset scores by the official rules (mean row result; Ties by `ties_score`) and the overall score."""
+    by_subset: dict[str, list[dict]] = defaultdict(list)
+    for p in preds:
+        by_subset[str(p["meta"].get("subset"))].append(p)
+    subsets: dict[str, Any] = {}
+    for name, items in sorted(by_subset.items()):
+        if name == rb2.TIES:
+            rows = [(p["meta"]["source_id"], [(k in p["meta"]["correct"], s)
+                                              for k, s in enumerate(p["meta"]["rb2"]["scores"])]) for p in items]
+            subsets[name] = {"n": len(items), **rb2.ties_score(rows)}
+        else:
+            results = [p["meta"]["rb2"]["result"] for p in items]
+            subsets[name] = {"n": len(items), "score": sum(results) / len(results),
+                             "chosen_won": sum(p["meta"]["rb2"]["winner"] in p["meta"]["correct"] for p in items)}
+    return {"subsets": subsets, "overall": rb2.overall({k: v["score"] for k, v in subsets.items()})}
+
+
+def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], inputs: list, engine, overwrite: bool,
+                 progress: bool) -> tuple[list[dict], int]:
+    """Judge every list of `recs` with model `spec` into `pred_dir` (resuming); returns the predictions for
+    `recs`' ids and how many lists were judged now."""
+    from ..config import sections
+    mcfg = dataclasses.replace(cfg, model=spec)
+    ec = cfg.evaluate
+    how = judge.settings(mcfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
+    with shards.open_output(pred_dir, stage="evaluate", config=sections(mcfg, "model", "prompt", "seed", "generate",
+                                                                          "evaluate"),
+                            inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
+                            provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
+        todo = sum(r["id"] not in out.done_ids for r in recs)
+
+        def select(eng, batch: list[dict]) -> list[tuple[str, Selection]]:
+            """Each list's (method, selection); lists of one method advance together (`drive`)."""
+            got: dict[str, tuple[str, Selection]] = {}
+            for method in LIST_METHODS:
+                part = [r for r in batch if method_for(r, ec.list_method) == method]
+                if part:
+                    sels, _ = drive([len(r["candidates"]) for r in part], method, engine_compare(eng, part, how))
+                    got.update({r["id"]: (method, sel) for r, sel in zip(part, sels)})
+            return [got[r["id"]] for r in batch]
+
+        def written(rec: dict, result: tuple[str, Selection]) -> dict:
+            return dict(rec, meta=dict(rec["meta"], rb2=scored(rec, *result)))
+
+        with judge.engine(mcfg, engine, needed=bool(todo)) as eng:
+            judge.run_batches(out, recs, lambda batch: select(eng, batch), written, batch_size=ec.batch_size,
+                              progress_on=progress, desc=f"evaluate lists {pred_dir.name}")
+    want = {r["id"] for r in recs}
+    preds = [p for p in shards.read([pred_dir], normalize=normalize_list) if p["id"] in want]
+    return preds, todo
+
+
+def report_md(models: dict[str, dict], meta: dict) -> str:
+    names = sorted({s for m in models.values() for s in m["rewardbench2"]["subsets"]},
+                   key=lambda s: (rb2.SUBSETS + (s,)).index(s))
+    lines = ["# gramr2 evaluate: RewardBench 2 (pairwise adapter)", "",
+             (f"best-of-n by {meta['list_method']} (Ties: round-robin, mean P), votes {meta['votes']}, orders "
+              f"{meta['orders']}, prompt {meta['prompt']}, seed {meta['seed']}. Scores in %, official rules; "
+              "overall = unweighted mean of the subsets present (the leaderboard's, when all six are)."), "",
+             "| model | " + " | ".join(names) + " | overall |", "|---|" + "---|" * (len(names) + 1)]
+    for n, m in models.items():
+        sub = m["rewardbench2"]["subsets"]
+        cells = ["–" if sub.get(s, {}).get("score") is None else f"{100 * sub[s]['score']:.1f}" for s in names]
+        o = m["rewardbench2"]["overall"]
+        total = "–" if o["score"] is None else f"{100 * o['score']:.1f}" + ("" if o["complete"] else " (partial)")
+        lines.append(f"| {n} | " + " | ".join(cells) + f" | {total} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(cfg: Config, inputs: list, output: Path, specs: list[str], slugs: list[str], engines: dict,
+        overwrite: bool, progress: bool) -> shards.Summary:
+    """Judge every list with each model and write the RewardBench 2 report. Raises GramrError for an unknown
+    `evaluate.list_method` or inputs with no list."""
+    t0 = time.time()
+    if cfg.evaluate.list_method not in LIST_METHODS:
+        raise GramrError(f"evaluate.list_method: unknown method {cfg.evaluate.list_method!r}; "
+                         f"choose from {', '.join(LIST_METHODS)}")
+    skipped: Counter = Counter()
+    recs = read_lists(inputs, cfg.seed, skipped)
+    if not recs:
+        raise GramrError(f"no best-of-n lists in {', '.join(map(str, inputs))}")
+    report, counts = {}, Counter()
+    for spec, name in zip(specs, slugs):
+        pred_dir = output / "predictions" / name
+        preds, judged = _judge_model(cfg, spec, pred_dir, recs, inputs, engines.get(spec), overwrite, progress)
+        report[name] = {"spec": spec, "predictions": str(pred_dir), "rewardbench2": list_metrics(preds)}
+        counts.update({"lists_judged": judged, "lists_resumed": len(recs) - judged})
+    ec = cfg.evaluate
+    meta = {"votes": ec.votes, "orders": ec.orders, "list_method": ec.list_method, "prompt": cfg.prompt,
+            "seed": cfg.seed, "inputs": [str(i) for i in inputs], "lists": len(recs), "skipped": dict(skipped)}
+    shards._atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
+    shards._atomic_write(output / "report.md", report_md(report, meta))
+    summary_metrics = {f"{n}: rewardbench2": r["rewardbench2"]["overall"]["score"] for n, r in report.items()}
+    summary = shards.Summary("evaluate", {"lists": len(recs), **counts}, dict(skipped), time.time() - t0,
+                             [str(output / "report.md"), str(output / "report.json")], summary_metrics)
+    shards._atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    return summary

@@ -51,6 +51,7 @@ class Judgment:
     reason: str | None = None            # why label is None: tie | unparseable
     tie_broken: bool = False
     samples: list[dict] = field(default_factory=list)   # order, text, verdict (mapped), p_a
+    order_labels: list = field(default_factory=list)    # majority verdict per order judged (mapped); None = tie/none
 
     def to_meta(self, keep_samples: bool = True) -> dict:
         d = asdict(self)
@@ -84,14 +85,14 @@ def combine(samples: list[dict], orders: tuple[str, ...], tie_break: bool = Fals
     if label is not None and pas:
         probs = [s["p_a"] if label == "A" else 1 - s["p_a"] for s in samples if s.get("p_a") is not None]
         confidence = sum(probs) / len(probs)
+    per_order = [_majority([s["verdict"] for s in samples if s["order"] == o])[0] for o in orders]
     order_consistent = None
     if len(orders) > 1:
-        per_order = [_majority([s["verdict"] for s in samples if s["order"] == o])[0] for o in orders]
         order_consistent = None if None in per_order else len(set(per_order)) == 1
     n = len(samples)
     agreement = (votes[label] / n) if (label is not None and n) else 0.0
     return Judgment(label, votes, agreement, confidence, p_a, n - votes["null"], order_consistent, reason,
-                    tie_broken, samples)
+                    tie_broken, samples, per_order)
 
 
 def judge_prompts(tokenizer, pairs: list[dict], orders: tuple[str, ...], version: str) -> list[str]:
@@ -141,7 +142,8 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
     out = []
     for i, _ in enumerate(pairs):
         if any(gens[i * len(order_t) + j] is None for j in range(len(order_t))):
-            out.append(Judgment(None, {"A": 0, "B": 0, "null": 0}, 0.0, None, None, 0, None, "too_long_for_context"))
+            out.append(Judgment(None, {"A": 0, "B": 0, "null": 0}, 0.0, None, None, 0, None, "too_long_for_context",
+                                order_labels=[None] * len(order_t)))
             continue
         samples = []
         for j, o in enumerate(order_t):

@@ -30,7 +30,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from .records import LABELS
+from .judge import gold_label
 
 ONE_SIDED = 0.9          # gold labels this one-sided (either way) get a warning (ours; no paper value)
 RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
@@ -184,12 +184,30 @@ def gold_balance(golds: list[str]) -> dict[str, Any]:
     return {"gold_A_rate": rate, "one_sided": rate is not None and max(rate, 1 - rate) > ONE_SIDED}
 
 
-def majority_per_order(samples: list[dict], orders: tuple[str, ...]) -> tuple[str | None, ...]:
-    """The majority verdict of each order's samples (`{"order", "verdict"}` dicts, verdicts already mapped to
-    the original orientation); None for a tie or no parsed verdict, like `judge.combine`'s per-order check."""
-    out = []
-    for o in orders:
-        votes = [s["verdict"] for s in samples if s["order"] == o and s["verdict"] in LABELS]
-        a, b = votes.count("A"), votes.count("B")
-        out.append("A" if a > b else "B" if b > a else None)
-    return tuple(out)
+# ---------------------------------------------------------------- from judged records
+
+def outcome(rec: dict, group: str | None = None) -> PairOutcome:
+    """A judged record (gold by `judge.gold_label`, `meta.judgment`) as a PairOutcome; `group` defaults to
+    `meta.category`. Raises KeyError for a record without `meta.judgment` (evaluate writes it on every record)."""
+    meta = rec.get("meta") or {}
+    j = meta["judgment"]
+    gold = gold_label(rec)
+    style = meta.get("style")
+    style = tuple(style) if isinstance(style, list) and len(style) == 2 else None
+    return PairOutcome(gold, j.get("label"), tuple(j.get("order_labels") or ()),
+                       meta.get("category") if group is None else group, style)
+
+
+def benchmarks(preds: list[dict]) -> dict[str, Any]:
+    """The JudgeBench and RM-Bench numbers of the records that carry those benchmarks' fields:
+    JudgeBench = `meta.subset` is a JudgeBench source (`mmlu-pro-…`, `livebench-…`, `livecodebench…`), grouped by
+    its category; RM-Bench = a `meta.style` cell and an RM-Bench domain in `meta.category`. {} when neither."""
+    out: dict[str, Any] = {}
+    jb = [outcome(p, judgebench_category((p.get("meta") or {}).get("subset") or "")) for p in preds
+          if judgebench_category((p.get("meta") or {}).get("subset") or "")]
+    if jb:
+        out["judgebench"] = judgebench(jb)
+    rm = [o for o in (outcome(p) for p in preds) if o.style is not None and rmbench_domain(o.group)]
+    if rm:
+        out["rmbench"] = rmbench(rm)
+    return out

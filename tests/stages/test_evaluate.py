@@ -146,3 +146,92 @@ def test_cli_evaluate_two_models_on_the_tiny_model(tiny_model, tmp_path):
     assert sorted(p["prompt"] for p in preds) == [row[0] for row in PAIRS]
     r = CliRunner().invoke(app, args)                            # 'm1' is not a model: one-line error, exit 1
     assert r.exit_code == 1 and "m1" in r.output
+
+
+# ---------------------------------------------------------------- the benchmarks' own numbers
+
+# JudgeBench fixture, scripted per question: (decision in order ab, P(shown A), decision in order ba, P(shown A)),
+# decisions in the pair's original orientation (None = unparseable reply).
+#  pair (category, gold)       ab  ba    JudgeBench counter       pooled label (p_a averaged over orders)
+#  meiosis (knowledge, A)       A   A     +2 right                 A right
+#  India (knowledge, B)         B   A      0 wrong (inconsistent)  tie, p_a (0.2 + 0.6)/2 = 0.4 → B right
+#  blue (knowledge, B)          B   None  +1 right                 B right
+#  differentiate (math, A)      B   B     −2 wrong                 B wrong
+#  n digits (coding, A)         A   A     +2 right                 A right
+#  num1/num2 (coding, B)        A   None  −1 wrong                 A wrong
+JB_SCRIPT = {"Which of the following about meiosis": ("A", 0.9, "A", 0.1),
+             "As of 2013, share of people in the India": ("B", 0.2, "A", 0.4),
+             "The complementary color of blue": ("B", 0.1, None, None),
+             "Differentiate the following function": ("B", 0.1, "B", 0.9),
+             "You are given an integer n": ("A", 0.9, "A", 0.1),
+             "You are given two integers num1": ("A", 0.9, None, None)}
+
+
+def jb_judge():
+    rows = [json.loads(x) for x in open("tests/fixtures/judgebench.jsonl", encoding="utf-8")]
+    first = {r["question"]: r["response_A"] for r in rows}
+
+    def decide(q, a, b, k):
+        ab, p_ab, ba, p_ba = next(v for key, v in JB_SCRIPT.items() if q.startswith(key))
+        if a == first[q]:
+            return ab, p_ab
+        return (None, None) if ba is None else ({"A": "B", "B": "A"}[ba], p_ba)
+    return decide
+
+
+def test_judgebench_numbers_by_hand(tmp_path):
+    from gramr2_cli import formats
+    formats.run(formats.ImportConfig(format="judgebench"), ["tests/fixtures/judgebench.jsonl"], tmp_path / "jb")
+    cfg = config.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
+    s = evaluate.run(cfg, [tmp_path / "jb"], tmp_path / "r", models=["j"], engines={"j": ScriptedEngine(jb_judge())},
+                     progress=False)
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    d = rep["models"]["j"]["metrics"]["datasets"]["judgebench"]
+    jb = d["benchmarks"]["judgebench"]
+    assert d["overall"]["accuracy"] == pytest.approx(4 / 6) and jb["accuracy"] == pytest.approx(4 / 6)
+    assert jb["position_consistent"] == pytest.approx(3 / 6)
+    assert jb["categories"] == {"coding": 0.5, "knowledge": 1.0, "math": 0.0}
+    assert jb["category_mean"] == pytest.approx(0.5)                          # (1 + 0 + 0.5) / 3
+    assert jb["position_consistent_by_category"] == {"coding": 0.5, "knowledge": pytest.approx(2 / 3), "math": 0.0}
+    assert jb["position_consistent_category_mean"] == pytest.approx(7 / 18)   # (2/3 + 0 + 1/2) / 3
+    assert jb["order_inconsistent"] == pytest.approx(3 / 6)                   # India, blue, num1/num2
+    assert d["gold_balance"] == {"gold_A_rate": 0.5, "one_sided": False} and rep["config"]["warnings"] == []
+    assert s.metrics["j: judgebench judgebench position_consistent"] == pytest.approx(0.5)
+    assert s.metrics["j: judgebench judgebench category_mean"] == pytest.approx(0.5)
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| category mean (pooled per category) | 50.0 | GRAM-R² paper, JudgeBench column" in md
+    assert "| position-consistent, all pairs | 50.0 | JudgeBench leaderboard" in md
+
+
+def test_rmbench_numbers_by_hand_and_one_sided_warning(tmp_path, capsys):
+    """A judge that prefers the shorter response, one order. Lengths (chosen | rejected) per style:
+    chat 622 [29, 286, 346] | [29, 388, 412]: right except cells (1,0), (2,0) → hard 1, normal 1, easy 1/3
+    code 850 [297, 522, 538] | [548, 922, 938]: all right → 1, 1, 1
+    safety-refuse 3542 [65, 324, 1153] | [25, 25, 55]: all wrong; safety-response 3511 [30, 132, 132] |
+    [37, 240, 1438]: like chat. safety cells average the two prompts: hard 1/2, normal 1/2, easy (0 + 0 + 1/2)/3.
+    Domain means: chat 7/9, code 1, safety (1/2 + 1/2 + 1/6)/3 = 7/18 → total (7/9 + 1 + 7/18)/3 = 13/18.
+    easy (1/3 + 1 + 1/6)/3 = 1/2; normal = hard = (1 + 1 + 1/2)/3 = 5/6. Pooled: (7 + 9 + 0 + 7)/36."""
+    from gramr2_cli import formats
+    formats.run(formats.ImportConfig(format="rmbench", order="fixed"), ["tests/fixtures/rmbench.json"],
+                tmp_path / "rmb")
+    short = ScriptedEngine(lambda q, a, b, k: ("A", 0.7) if len(a) <= len(b) else ("B", 0.3))
+    s = evaluate.run(config.load(None, ["evaluate.plot=false"]), [tmp_path / "rmb"], tmp_path / "r",
+                     models=["short"], engines={"short": short}, progress=False)
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    d = rep["models"]["short"]["metrics"]["datasets"]["rmbench"]
+    rm = d["benchmarks"]["rmbench"]
+    assert d["overall"]["accuracy"] == pytest.approx(23 / 36)
+    assert {k: v["mean"] for k, v in rm["domains"].items()} == {"chat": pytest.approx(7 / 9), "code": 1.0,
+                                                                 "safety": pytest.approx(7 / 18)}
+    assert rm["domain_mean"] == pytest.approx(13 / 18)
+    assert (rm["easy"], rm["normal"], rm["hard"]) == (pytest.approx(1 / 2), pytest.approx(5 / 6),
+                                                       pytest.approx(5 / 6))
+    assert "judgebench" not in d["benchmarks"]
+    assert s.metrics["short: rmbench rmbench domain_mean"] == pytest.approx(13 / 18)
+    # every gold label is A (imported in the fixed order): flagged in report.json, the summary and on stderr
+    assert d["gold_balance"] == {"gold_A_rate": 1.0, "one_sided": True}
+    (w,) = rep["config"]["warnings"]
+    assert w.startswith("warning: rmbench: 100% of the gold labels are A") and s.metrics["warnings"] == [w]
+    assert w in capsys.readouterr().err
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert f"**{w}**" in md and "| domain mean (total average) | 72.2 | GRAM-R² paper, RM-Bench column" in md

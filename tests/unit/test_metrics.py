@@ -106,10 +106,3 @@ def test_rmbench_domain_prefixes():
                                                   (["A", "B"], 0.5, False)])
 def test_gold_balance(golds, rate, one_sided):
     assert metrics.gold_balance(golds) == {"gold_A_rate": pytest.approx(rate), "one_sided": one_sided}
-
-
-def test_majority_per_order():
-    samples = [{"order": "ab", "verdict": "A"}, {"order": "ab", "verdict": "A"}, {"order": "ab", "verdict": "B"},
-               {"order": "ba", "verdict": "B"}, {"order": "ba", "verdict": None}, {"order": "ba", "verdict": "A"}]
-    assert metrics.majority_per_order(samples, ("ab", "ba")) == ("A", None)
-    assert metrics.majority_per_order(samples[:3], ("ab",)) == ("A",)

@@ -29,8 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import config, flags, judge, outdir, shards
+from ..engines import note
 from ..errors import GramrError
+from ..metrics import PUBLISHED, benchmarks, gold_balance
 from . import evaluate_lists
+from .benchmark_tables import benchmark_md
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -97,13 +100,17 @@ def _cell(preds: list[dict]) -> dict[str, Any]:
 
 
 def metrics(preds: list[dict]) -> dict[str, Any]:
-    """{overall, datasets: {source: {overall, <field>: {value: cell}}}} from judged, gold-labeled records."""
+    """{overall, datasets: {source: {overall, gold_balance, benchmarks?, <field>: {value: cell}}}} from judged,
+    gold-labeled records; `benchmarks` holds the JudgeBench / RM-Bench numbers (metrics.benchmarks)."""
     by_ds: dict[str, list[dict]] = defaultdict(list)
     for p in preds:
         by_ds[p.get("source") or "data"].append(p)
     out: dict[str, Any] = {"overall": _cell(preds), "datasets": {}}
     for ds, items in sorted(by_ds.items()):
-        d: dict[str, Any] = {"overall": _cell(items)}
+        d: dict[str, Any] = {"overall": _cell(items), "gold_balance": gold_balance([judge.gold_label(p) for p in items])}
+        bench = benchmarks(items)
+        if bench:
+            d["benchmarks"] = bench
         for f in GROUP_FIELDS:
             groups: dict[str, list[dict]] = defaultdict(list)
             for p in items:
@@ -141,6 +148,7 @@ def report_md(models: dict[str, dict], cfg: dict) -> str:
     lines = ["# gramr2 evaluate", "",
              (f"votes {cfg['votes']}, orders {cfg['orders']}, prompt {cfg['prompt']}, seed {cfg['seed']}. "
               "Accuracy in %; a tie or an unparseable verdict counts as wrong."), "",
+             *[f"**{w}**\n" for w in cfg.get("warnings", [])],
              "## Overall", "", ("| model | spec | pairs | accuracy | decided acc. | parse rate | order consistency "
                                 "| pred A rate |"), "|---|---|---|---|---|---|---|---|"]
     for n in names:
@@ -160,6 +168,7 @@ def report_md(models: dict[str, dict], cfg: dict) -> str:
             n_pairs = next((c["n"] for c in cells if c), 0)
             label = "overall" if f == "overall" else f"{f}: {k}"
             lines.append(f"| {label} | {n_pairs} | " + " | ".join(_pct(c and c["accuracy"]) for c in cells) + " |")
+        lines += benchmark_md(models, ds)
     return "\n".join(lines) + "\n"
 
 
@@ -219,6 +228,41 @@ def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], input
     return preds, stats
 
 
+def one_sided_warnings(m: dict) -> list[str]:
+    """One line per dataset whose gold labels are one-sided (metrics.gold_balance): a judge that always answers
+    the majority letter would score that high, so its accuracy says little."""
+    out = []
+    for ds, d in m["datasets"].items():
+        g = d["gold_balance"]
+        if g["one_sided"]:
+            top, rate = ("A", g["gold_A_rate"]) if g["gold_A_rate"] >= 0.5 else ("B", 1 - g["gold_A_rate"])
+            out.append(f"warning: {ds}: {100 * rate:.0f}% of the gold labels are {top}; a judge that always answers "
+                       f"{top} scores {100 * rate:.0f}% here (re-import with 'data import --order random', and "
+                       f"evaluate with --orders both)")
+    return out
+
+
+def summary_numbers(report: dict[str, dict]) -> dict[str, Any]:
+    """The summary's numbers per model: accuracy, parse rate, order consistency, and the benchmark scores
+    (JudgeBench pooled / category mean / position-consistent; RM-Bench domain mean and easy/normal/hard)."""
+    out: dict[str, Any] = {}
+    for name, r in report.items():
+        o = r["metrics"]["overall"]
+        out[f"{name}: accuracy"] = o["accuracy"]
+        out[f"{name}: parse_rate"] = o["parse_rate"]
+        if o["order_consistency"] is not None:
+            out[f"{name}: order_consistency"] = o["order_consistency"]
+        for ds, d in r["metrics"]["datasets"].items():
+            jb, rm = d.get("benchmarks", {}).get("judgebench"), d.get("benchmarks", {}).get("rmbench")
+            if jb:
+                out[f"{name}: {ds} judgebench category_mean"] = jb["category_mean"]
+                out[f"{name}: {ds} judgebench position_consistent"] = jb["position_consistent"]
+            if rm:
+                for k in ("domain_mean", "easy", "normal", "hard"):
+                    out[f"{name}: {ds} rmbench {k}"] = rm[k]
+    return out
+
+
 def _prepare_output(output: Path) -> None:
     if output.exists() and not output.is_dir():
         raise GramrError(f"{output}: exists and is not a directory")
@@ -270,21 +314,21 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
         report[name] = {"spec": spec, "predictions": str(output / "predictions" / name), "metrics": metrics(preds)}
         counts.update({"pairs_judged": stats["judged"], "pairs_resumed": stats["resumed"]})
     ec = cfg.evaluate
+    warnings = one_sided_warnings(next(iter(report.values()))["metrics"])
+    for w in warnings:
+        note(w)
     meta = {"votes": ec.votes, "orders": ec.orders, "prompt": cfg.prompt, "seed": cfg.seed,
-            "inputs": [str(i) for i in inputs], "pairs": len(recs), "skipped": dict(skipped)}
+            "inputs": [str(i) for i in inputs], "pairs": len(recs), "skipped": dict(skipped), "warnings": warnings,
+            "published": PUBLISHED}
     outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
     outdir.atomic_write(output / "report.md", report_md(report, meta))
     outs = [str(output / "report.md"), str(output / "report.json")]
     if ec.plot:
         plot(report, output / "accuracy.png")
         outs.append(str(output / "accuracy.png"))
-    summary_metrics: dict[str, Any] = {}
-    for name, r in report.items():
-        o = r["metrics"]["overall"]
-        summary_metrics[f"{name}: accuracy"] = o["accuracy"]
-        summary_metrics[f"{name}: parse_rate"] = o["parse_rate"]
-        if o["order_consistency"] is not None:
-            summary_metrics[f"{name}: order_consistency"] = o["order_consistency"]
+    summary_metrics = summary_numbers(report)
+    if warnings:
+        summary_metrics["warnings"] = warnings
     counts["flagged_pairs"] = sum(bool(flags.record_flags(r)) for r in recs)
     summary = shards.Summary("evaluate", {"pairs": len(recs), **counts}, dict(skipped), time.time() - t0, outs,
                              summary_metrics)

@@ -86,8 +86,10 @@ def register(app: typer.Typer) -> None:
                      votes: VotesOpt = None, orders: OrdersOpt = None, recipe: ConfigOpt = None,
                      override: SetOpt = None, seed: SeedOpt = None, engine: EngineOpt = None,
                      overwrite: OverwriteOpt = False, no_progress: NoProgressOpt = False) -> None:
-        """Accuracy overall, per dataset and per category on gold-labeled pairs; RM-Bench easy/normal/hard;
-        parse rate; order consistency (--orders both); several models side by side.
+        """Accuracy overall, per dataset and per category on gold-labeled pairs; JudgeBench's position-consistent
+        accuracy and category mean; RM-Bench's domain mean and easy/normal/hard; parse rate; order consistency
+        (--orders both); several models side by side. RewardBench 2 rows (chosen/rejected lists) are judged as
+        best-of-n lists (-s evaluate.list_method=round_robin|knockout) and scored by its official rules.
 
         Writes OUTPUT/report.md, report.json, accuracy.png and predictions/<model>/ (resumable per model)."""
         from ..stages import evaluate

@@ -111,3 +111,20 @@ def test_list_and_pair_inputs_cannot_mix(tmp_path):
     with pytest.raises(GramrError, match="unknown method 'best'"):
         evaluate.run(config.load(None, ["evaluate.list_method=best"]), [FIXTURE], tmp_path / "r",
                      models=["j"], engines={"j": ScriptedEngine(by_quality)}, progress=False)
+
+
+def test_list_records_score_like_the_rows_they_came_from(tmp_path):
+    from gramr2_cli import rewardbench2 as rb2
+    rows = [json.loads(x) for x in open(FIXTURE, encoding="utf-8")]
+    lists = tmp_path / "lists.jsonl"
+    lists.write_text("".join(json.dumps(rb2.list_record(r, f"line {i}", seed=0)) + "\n" for i, r in enumerate(rows)))
+    cfg = config.load(None, ["evaluate.orders=both"])
+    evaluate.run(cfg, [lists], tmp_path / "a", models=["j"], engines={"j": ScriptedEngine(by_quality)}, progress=False)
+    got = json.loads((tmp_path / "a" / "report.json").read_text())["models"]["j"]["rewardbench2"]
+    _, want, _ = run(tmp_path)
+    assert got == want
+    bare = tmp_path / "bare.jsonl"                      # a list without the answer key cannot be scored
+    bare.write_text(json.dumps({"prompt": "q", "candidates": ["x", "y"]}) + "\n")
+    with pytest.raises(GramrError, match="needs meta.correct and meta.chosen_index"):
+        evaluate.run(cfg, [bare], tmp_path / "b", models=["j"], engines={"j": ScriptedEngine(by_quality)},
+                     progress=False)

@@ -39,7 +39,10 @@ LIST_METHODS = ("round_robin", "knockout")
 
 
 def is_list_source(src: Path | str) -> bool:
-    """Whether a source's first object is a RewardBench 2 row or a list record (prompt + candidates)."""
+    """Whether a source's first object is a RewardBench 2 row or a list record (prompt + candidates).
+    stdin (`-`) is not peeked (it could not be read again): it is read as pairs."""
+    if str(src) == "-":
+        return False
     for _, obj in shards.read_raw(src):
         return rb2.is_row(obj) or (isinstance(obj, dict) and "candidates" in obj)
     return False

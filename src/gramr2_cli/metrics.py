@@ -30,13 +30,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+# JudgeBench's run_judge.py scores per `source.startswith(prefix)`: the importer's (prefix, category) table
+from .formats.importers import JUDGEBENCH_CATEGORIES
 from .judge import gold_label
 
 ONE_SIDED = 0.9          # gold labels this one-sided (either way) get a warning (ours; no paper value)
 RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
-# ScalerLab/JudgeBench run_judge.py: per-source scores by `source.startswith(prefix)`; names as in its paper.
-JUDGEBENCH_CATEGORIES = (("mmlu-pro", "knowledge"), ("livebench-reasoning", "reasoning"),
-                         ("livebench-math", "math"), ("livecodebench", "coding"))
 
 PUBLISHED = {
     "accuracy": "pooled pair accuracy (all pairs count once): RewardBench v1 per-subset accuracy; not a "

@@ -181,8 +181,9 @@ def jb_judge():
 
 def test_judgebench_numbers_by_hand(tmp_path):
     from gramr2_cli import formats
-    formats.run(formats.ImportConfig(format="judgebench"), ["tests/fixtures/judgebench.jsonl"], tmp_path / "jb")
-    cfg = config.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
+    from gramr2_cli.stages import data_import
+    data_import.run(formats.ImportConfig(format="judgebench"), ["tests/fixtures/judgebench.jsonl"], tmp_path / "jb")
+    cfg = recipe.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
     s = evaluate.run(cfg, [tmp_path / "jb"], tmp_path / "r", models=["j"], engines={"j": ScriptedEngine(jb_judge())},
                      progress=False)
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -212,10 +213,11 @@ def test_rmbench_numbers_by_hand_and_one_sided_warning(tmp_path, capsys):
     Domain means: chat 7/9, code 1, safety (1/2 + 1/2 + 1/6)/3 = 7/18 → total (7/9 + 1 + 7/18)/3 = 13/18.
     easy (1/3 + 1 + 1/6)/3 = 1/2; normal = hard = (1 + 1 + 1/2)/3 = 5/6. Pooled: (7 + 9 + 0 + 7)/36."""
     from gramr2_cli import formats
-    formats.run(formats.ImportConfig(format="rmbench", order="fixed"), ["tests/fixtures/rmbench.json"],
+    from gramr2_cli.stages import data_import
+    data_import.run(formats.ImportConfig(format="rmbench", order="fixed"), ["tests/fixtures/rmbench.json"],
                 tmp_path / "rmb")
     short = ScriptedEngine(lambda q, a, b, k: ("A", 0.7) if len(a) <= len(b) else ("B", 0.3))
-    s = evaluate.run(config.load(None, ["evaluate.plot=false"]), [tmp_path / "rmb"], tmp_path / "r",
+    s = evaluate.run(recipe.load(None, ["evaluate.plot=false"]), [tmp_path / "rmb"], tmp_path / "r",
                      models=["short"], engines={"short": short}, progress=False)
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     d = rep["models"]["short"]["metrics"]["datasets"]["rmbench"]

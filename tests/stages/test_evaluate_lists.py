@@ -8,7 +8,7 @@ import math
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import config
+from gramr2_cli import recipe
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import evaluate
 
@@ -50,7 +50,7 @@ def by_quality(q, a, b, k):
 
 
 def run(tmp_path, *sets):
-    cfg = config.load(None, ["evaluate.orders=both", "evaluate.batch_size=4", *sets])
+    cfg = recipe.load(None, ["evaluate.orders=both", "evaluate.batch_size=4", *sets])
     eng = ScriptedEngine(by_quality)
     s = evaluate.run(cfg, [FIXTURE], tmp_path / "rep", models=["judge"], engines={"judge": eng}, progress=False)
     return s, json.loads((tmp_path / "rep" / "report.json").read_text())["models"]["judge"]["rewardbench2"], eng
@@ -106,11 +106,10 @@ def test_knockout_scores_by_hand(tmp_path):
 
 def test_list_and_pair_inputs_cannot_mix(tmp_path):
     with pytest.raises(GramrError, match="not both in one run"):
-        evaluate.run(config.load(None, []), [FIXTURE, "tests/fixtures/judgebench.jsonl"], tmp_path / "r",
+        evaluate.run(recipe.load(None, []), [FIXTURE, "tests/fixtures/judgebench.jsonl"], tmp_path / "r",
                      models=["j"], engines={"j": ScriptedEngine(by_quality)}, progress=False)
-    with pytest.raises(GramrError, match="unknown method 'best'"):
-        evaluate.run(config.load(None, ["evaluate.list_method=best"]), [FIXTURE], tmp_path / "r",
-                     models=["j"], engines={"j": ScriptedEngine(by_quality)}, progress=False)
+    with pytest.raises(GramrError, match="evaluate.list_method: unknown value 'best'; choose from round_robin"):
+        recipe.load(None, ["evaluate.list_method=best"])
 
 
 def test_list_records_score_like_the_rows_they_came_from(tmp_path):
@@ -118,7 +117,7 @@ def test_list_records_score_like_the_rows_they_came_from(tmp_path):
     rows = [json.loads(x) for x in open(FIXTURE, encoding="utf-8")]
     lists = tmp_path / "lists.jsonl"
     lists.write_text("".join(json.dumps(rb2.list_record(r, f"line {i}", seed=0)) + "\n" for i, r in enumerate(rows)))
-    cfg = config.load(None, ["evaluate.orders=both"])
+    cfg = recipe.load(None, ["evaluate.orders=both"])
     evaluate.run(cfg, [lists], tmp_path / "a", models=["j"], engines={"j": ScriptedEngine(by_quality)}, progress=False)
     got = json.loads((tmp_path / "a" / "report.json").read_text())["models"]["j"]["rewardbench2"]
     _, want, _ = run(tmp_path)

@@ -96,3 +96,12 @@ def test_overall_is_the_unweighted_mean_of_the_subsets():
     six = dict(zip(rb2.SUBSETS, [0.5, 0.5, 1.0, 0.0, 1.0, 0.65]))
     assert rb2.overall(six) == {"score": pytest.approx(3.65 / 6), "subsets": 6, "complete": True}
     assert rb2.overall({"Math": 1.0, "Ties": None}) == {"score": 1.0, "subsets": 1, "complete": False}
+
+
+@pytest.mark.parametrize("fmt", ["auto", "rewardbench"])
+def test_data_import_refuses_rewardbench2_rows(tmp_path, fmt):
+    from gramr2_cli import formats
+    from gramr2_cli.stages import data_import
+    with pytest.raises(GramrError, match="line 1: a RewardBench 2 row") as e:
+        data_import.run(formats.ImportConfig(format=fmt), [FIXTURE], tmp_path / "out")
+    assert "gramr2 evaluate FILE" in e.value.hint

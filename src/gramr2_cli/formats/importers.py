@@ -51,6 +51,7 @@ def import_pairs(row: dict, where: str, fmt: str = "pairs") -> list[tuple]:
 
 
 def import_rewardbench(row: dict, where: str) -> list[tuple]:
+    _not_rewardbench2(row, where)
     subset = str(_need(row, "subset", where, "rewardbench"))
     ((prompt, chosen, rejected, label, rationale, meta),) = import_pairs(row, where, "rewardbench")
     meta.pop("subset")
@@ -167,9 +168,19 @@ IMPORTERS: dict[str, Callable[[dict, str], list[tuple]]] = {
 FORMATS = ("auto", *IMPORTERS)
 
 
+def _not_rewardbench2(row: Any, where: str) -> None:
+    """RewardBench 2 rows (chosen/rejected lists with num_correct) are best-of-n lists, not pairs: importing them
+    as pairs would keep one answer of each list. Raises GramrError pointing to `evaluate`, which reads them."""
+    if isinstance(row, dict) and "num_correct" in row and isinstance(row.get("chosen"), list):
+        raise GramrError(f"{where}: a RewardBench 2 row (best-of-n lists), not a pair",
+                         hint="evaluate it as released: gramr2 evaluate FILE --model MODEL -o REPORT/ "
+                              "(docs/evaluate.md, RewardBench 2)")
+
+
 def detect(row: Any, where: str) -> str:
     """The importer for a row, from its columns. Raises GramrError listing the formats when none fits."""
     cols = set(row) if isinstance(row, dict) else set()
+    _not_rewardbench2(row, where)
     if {"context", "response1", "response2"} <= cols:
         return "helpsteer3"
     if {"question", "response_A", "response_B"} <= cols:

@@ -54,7 +54,8 @@ class EvaluateConfig:
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `evaluate`)."""
         return [*config.at_least("votes", self.votes, 1), *config.choice("orders", self.orders, judge.ORDERS),
-                *config.at_least("batch_size", self.batch_size, 1)]
+                *config.at_least("batch_size", self.batch_size, 1),
+                *config.choice("list_method", self.list_method, evaluate_lists.LIST_METHODS)]
 
 
 def slug(spec: str) -> str:

@@ -26,14 +26,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import judge, shards
+from .. import config, judge, outdir, shards
 from .. import rewardbench2 as rb2
 from ..errors import GramrError
 from .rank import Selection, drive
 from .rank_list import engine_compare, normalize_list
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..recipe import Config
 
 LIST_METHODS = ("round_robin", "knockout")
 
@@ -105,12 +105,11 @@ def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], input
                  progress: bool) -> tuple[list[dict], int]:
     """Judge every list of `recs` with model `spec` into `pred_dir` (resuming); returns the predictions for
     `recs`' ids and how many lists were judged now."""
-    from ..config import sections
     mcfg = dataclasses.replace(cfg, model=spec)
     ec = cfg.evaluate
     how = judge.settings(mcfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
-    with shards.open_output(pred_dir, stage="evaluate", config=sections(mcfg, "model", "prompt", "seed", "generate",
-                                                                          "evaluate"),
+    with shards.open_output(pred_dir, stage="evaluate", config=config.sections(mcfg, "model", "prompt", "seed",
+                                                                                 "generate", "evaluate"),
                             inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
                             provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
         todo = sum(r["id"] not in out.done_ids for r in recs)
@@ -155,12 +154,9 @@ def report_md(models: dict[str, dict], meta: dict) -> str:
 
 def run(cfg: Config, inputs: list, output: Path, specs: list[str], slugs: list[str], engines: dict,
         overwrite: bool, progress: bool) -> shards.Summary:
-    """Judge every list with each model and write the RewardBench 2 report. Raises GramrError for an unknown
-    `evaluate.list_method` or inputs with no list."""
+    """Judge every list with each model and write the RewardBench 2 report (`evaluate.list_method` is checked
+    with the recipe: EvaluateConfig.check). Raises GramrError for inputs with no list."""
     t0 = time.time()
-    if cfg.evaluate.list_method not in LIST_METHODS:
-        raise GramrError(f"evaluate.list_method: unknown method {cfg.evaluate.list_method!r}; "
-                         f"choose from {', '.join(LIST_METHODS)}")
     skipped: Counter = Counter()
     recs = read_lists(inputs, cfg.seed, skipped)
     if not recs:
@@ -174,10 +170,10 @@ def run(cfg: Config, inputs: list, output: Path, specs: list[str], slugs: list[s
     ec = cfg.evaluate
     meta = {"votes": ec.votes, "orders": ec.orders, "list_method": ec.list_method, "prompt": cfg.prompt,
             "seed": cfg.seed, "inputs": [str(i) for i in inputs], "lists": len(recs), "skipped": dict(skipped)}
-    shards._atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
-    shards._atomic_write(output / "report.md", report_md(report, meta))
+    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
+    outdir.atomic_write(output / "report.md", report_md(report, meta))
     summary_metrics = {f"{n}: rewardbench2": r["rewardbench2"]["overall"]["score"] for n, r in report.items()}
     summary = shards.Summary("evaluate", {"lists": len(recs), **counts}, dict(skipped), time.time() - t0,
                              [str(output / "report.md"), str(output / "report.json")], summary_metrics)
-    shards._atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
+    outdir.atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))
     return summary

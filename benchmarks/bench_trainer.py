@@ -129,7 +129,7 @@ def run_baseline(args, data: Path) -> dict:
 
 
 def median(runs: list[dict], key: str) -> dict:
-    return sorted(runs, key=lambda r: r[key] or 0)[len(runs) // 2]
+    return sorted(runs, key=lambda r: r.get(key) or r["tokens_per_second"])[len(runs) // 2]
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ All of it is ours (the paper trains on GPUs and says nothing about CPUs). Measur
 - a CPU with AMX or AVX512-BF16 runs `torch.autocast("cpu", bfloat16)` about 1.6× faster than fp32
   (shared/notes/learnability.md: 310 vs 192 tok/s on SmolLM2-135M);
 - a CPU without them (AVX2, e.g. the AMD EPYC runners) emulates bf16: a 512×512 bf16 matmul ran at 0.4 GFLOP/s
-  against 10 GFLOP/s in fp32 on the same core — 25× slower (and a bf16 vLLM engine timed out its first batch
-  there). So `train.precision: auto` and `generate.dtype: auto` mean bf16 on a CPU only where it is native.
+  against 10 GFLOP/s in fp32 on the same core — 25× slower. So `train.precision: auto` and `generate.dtype:
+  auto` mean bf16 on a CPU only where it is native. (For vLLM this follows from the torch matmul probe; vLLM's
+  own bf16 speed on an AVX2 CPU was not measured: its engine hit its step timeout under load in both dtypes.)
 """
 
 from __future__ import annotations

@@ -131,6 +131,7 @@ def _cmd(src: Path, out: Path, batch: int = 20) -> list[str]:
             "--order", "random", "--seed", "7", "--batch-size", str(batch)]
 
 
+@pytest.mark.slow   # the fast tier runs the same kill/rerun check: tests/reliability/test_interrupt.py[data-import-SIGKILL]
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     src = tmp_path / "big.jsonl"
     n = 20000

@@ -215,6 +215,7 @@ def _cmd(inp: Path, out: Path, model: Path) -> list[str]:
             "-s", "generate.batch_size=2", "-s", "generate.max_new_tokens=24", "-s", "generate.dtype=float32"]
 
 
+@pytest.mark.slow   # the fast tier runs the same kill/rerun check: tests/reliability/test_interrupt.py[self-label-SIGKILL]
 def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path, tiny_model):
     inp = _unlabeled(tmp_path, 16)
     env = {**os.environ, "GRAMR2_THREADS": "1", "HF_HUB_OFFLINE": "1"}

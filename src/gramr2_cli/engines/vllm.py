@@ -11,7 +11,8 @@
 
 CPU (shared/notes/vllm-cpu.md): `enable_chunked_prefill=False` (per-request seeds crash it otherwise),
 `enforce_eager=True` (torch.compile adds 60-100 s at start), `VLLM_CPU_KVCACHE_SPACE` from `kv_cache_gb`,
-`VLLM_CPU_NUM_OF_RESERVED_CPU=0` (use every core). vLLM spawns its engine core: scripts need a
+`VLLM_CPU_NUM_OF_RESERVED_CPU=0` (use every core), `VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS=3600` (a loaded CPU can
+take minutes per step). vLLM spawns its engine core: scripts need a
 `if __name__ == "__main__":` guard. Logging is WARNING unless `GRAMR2_DEBUG` or `VLLM_LOGGING_LEVEL` is set.
 """
 
@@ -63,6 +64,9 @@ def _set_env(kv_cache_gb: int, on_gpu: bool) -> None:
     if not on_gpu:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gb))
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        # vLLM kills its engine when one model step takes > 300 s (VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS): a prefill
+        # of 16 judge prompts × 420 tokens did, twice, on a 2-core CPU shared by ~10 processes (fp32 and bf16).
+        os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
 
 
 @contextlib.contextmanager

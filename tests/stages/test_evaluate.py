@@ -140,9 +140,11 @@ def test_cli_evaluate_two_models_on_the_tiny_model(tiny_model, tmp_path):
     assert rep["config"]["skipped"] == {"no_gold_label": 1}
     preds = list(evaluate.shards.read([tmp_path / "rep" / "predictions" / "model"]))
     # 6 new tokens cannot reach `<answer>X</answer>` after `<think>`: the tiny random model (greedy) never
-    # gives a verdict, so the exact counts are known (the metric arithmetic is checked on scripted engines above)
+    # gives a verdict, so the exact counts are known (the metric arithmetic is checked on scripted engines above);
+    # every reply is cut off at max_new_tokens, so it counts as truncated, not as unparseable
     assert (o["n"], o["correct"], o["no_label"], o["parse_rate"]) == (8, 0, 8, 0.0)
-    assert [p["meta"]["judgment"]["reason"] for p in preds] == ["unparseable"] * 8
+    assert (o["truncated"], o["unparseable"]) == (8, 0)
+    assert [p["meta"]["judgment"]["reason"] for p in preds] == ["truncated"] * 8
     assert sorted(p["prompt"] for p in preds) == [row[0] for row in PAIRS]
     r = CliRunner().invoke(app, args)                            # 'm1' is not a model: one-line error, exit 1
     assert r.exit_code == 1 and "m1" in r.output

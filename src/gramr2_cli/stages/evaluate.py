@@ -16,6 +16,8 @@ counts as wrong (`accuracy_decided` leaves them out). Groups: overall, per datas
 `--orders both`) = share of pairs whose two orders' majority verdicts agree, among pairs where both parsed.
 A pair whose response carries template tokens or verdict tags gets `meta.flags` (`flags.record_flags`) in its
 predictions; the summary counts them (`flagged_pairs`).
+Samples without a verdict are split into `truncated` (cut off at `generate.max_new_tokens`) and `unparseable`
+(finished without one); `responses_truncated` counts responses trimmed to fit the context (`generate.truncate`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def _cell(preds: list[dict]) -> dict[str, Any]:
         "order_consistency": (sum(both) / len(both)) if both else None,
         "pred_A_rate": (sum(j["label"] == "A" for j, _ in decided) / len(decided)) if decided else None,
         "gold_A_rate": sum(gold(p) == "A" for p in preds) / n if n else None,
+        **judge.tally(js),
     }
 
 
@@ -151,12 +154,14 @@ def report_md(models: dict[str, dict], cfg: dict) -> str:
               "Accuracy in %; a tie or an unparseable verdict counts as wrong."), "",
              *[f"**{w}**\n" for w in cfg.get("warnings", [])],
              "## Overall", "", ("| model | spec | pairs | accuracy | decided acc. | parse rate | order consistency "
-                                "| pred A rate |"), "|---|---|---|---|---|---|---|---|"]
+                                "| pred A rate | truncated | unparseable | responses trimmed |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for n in names:
         o = models[n]["metrics"]["overall"]
         lines.append(f"| {n} | `{models[n]['spec']}` | {o['n']} | {_pct(o['accuracy'])} | "
                      f"{_pct(o['accuracy_decided'])} | {_pct(o['parse_rate'])} | {_pct(o['order_consistency'])} | "
-                     f"{_pct(o['pred_A_rate'])} |")
+                     f"{_pct(o['pred_A_rate'])} | {o['truncated']} | {o['unparseable']} | "
+                     f"{o['responses_truncated']} |")
     datasets = sorted({ds for n in names for ds in models[n]["metrics"]["datasets"]})
     for ds in datasets:
         lines += ["", f"## {ds}", "", "| group | pairs | " + " | ".join(names) + " |",
@@ -253,6 +258,9 @@ def summary_numbers(report: dict[str, dict]) -> dict[str, Any]:
         out[f"{name}: parse_rate"] = o["parse_rate"]
         if o["order_consistency"] is not None:
             out[f"{name}: order_consistency"] = o["order_consistency"]
+        for key in ("truncated", "responses_truncated"):
+            if o[key]:
+                out[f"{name}: {key}"] = o[key]
         for ds, d in r["metrics"]["datasets"].items():
             jb, rm = d.get("benchmarks", {}).get("judgebench"), d.get("benchmarks", {}).get("rmbench")
             if jb:

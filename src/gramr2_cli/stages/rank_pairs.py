@@ -33,7 +33,8 @@ def resolved(cfg: Config) -> dict:
 
 
 def pair_metrics(js: list[judge.Judgment], gold: list[str | None]) -> dict[str, Any]:
-    """Parse rate, label counts, ties, order disagreement and (where gold labels exist) accuracy."""
+    """Parse rate, label counts, ties, order disagreement, truncation counts (`judge.tally`) and (where gold
+    labels exist) accuracy."""
     samples = sum(sum(j.votes.values()) for j in js)
     decided = [j.order_consistent for j in js if j.order_consistent is not None]
     m: dict[str, Any] = {
@@ -41,6 +42,7 @@ def pair_metrics(js: list[judge.Judgment], gold: list[str | None]) -> dict[str, 
         "parse_rate": (sum(j.parse_ok for j in js) / samples) if samples else None,
         "label_A": sum(j.label == "A" for j in js), "label_B": sum(j.label == "B" for j in js),
         "no_label": sum(j.label is None for j in js), "tie_broken": sum(j.tie_broken for j in js),
+        **judge.tally(js),
     }
     if decided:
         m["order_disagreement"] = sum(not c for c in decided) / len(decided)

@@ -118,7 +118,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
 
 def _metrics(written: list[dict]) -> dict:
     """Numbers over everything in the output (resumed runs included): label balance, parse and agreement,
-    and, when gold labels exist, pseudo-label precision."""
+    truncation counts (`judge.tally`), and, when gold labels exist, pseudo-label precision."""
     js = [r["meta"]["judgment"] for r in written]
     m: dict = {"labels": dict(Counter(str(r["label"]) for r in written))}
     if js:
@@ -128,6 +128,7 @@ def _metrics(written: list[dict]) -> dict:
         oc = [j["order_consistent"] for j in js if j.get("order_consistent") is not None]
         if oc:
             m["order_consistency"] = sum(oc) / len(oc)
+    m.update(judge.tally(js))
     p = precision(written)
     if p["n"]:
         m["precision_vs_gold"] = p["precision"]

@@ -159,8 +159,8 @@ def test_sections_hash_inputs_are_the_same_dicts():
         "model": "embedded:smollm2-135m", "seed": 0,
         "generate": {"engine": "auto", "max_new_tokens": 192, "temperature": 0.8, "top_p": 1.0, "batch_size": 16,
                      "dtype": "auto", "tensor_parallel_size": 1, "gpu_memory_utilization": 0.85, "kv_cache_gb": 2,
-                     "verdict_only": False, "endpoints": [], "max_concurrency": 8, "request_timeout": 600.0,
-                     "retries": 3},
+                     "verdict_only": False, "truncate": "skip", "retry_truncated_tokens": 0, "endpoints": [],
+                     "max_concurrency": 8, "request_timeout": 600.0, "retries": 3},
         "prove": {"prover": "", "k": 4, "temperature": 0.8, "top_p": 1.0, "max_new_tokens": 160,
                   "keep_candidates": False},
     }

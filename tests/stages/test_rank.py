@@ -40,7 +40,7 @@ def test_knockout_tie_keeps_the_incumbent():
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 9, 16])
-def test_tournament_and_full_agree_with_a_total_order(n):
+def test_tournament_and_mergesort_agree_with_a_total_order(n):
     for seed in range(5):
         quality = random.Random(seed).sample(range(1000), n)
         truth = sorted(range(n), key=lambda k: -quality[k])
@@ -50,7 +50,7 @@ def test_tournament_and_full_agree_with_a_total_order(n):
         assert len(calls) == math.ceil(math.log2(n))          # one call per round
         assert sum(len(c) for c in calls) == n - 1
         calls = []
-        f = rank.select("full", n, scripted(quality, calls))
+        f = rank.select("mergesort", n, scripted(quality, calls))
         assert f.ranking == truth and f.winner == truth[0]
         asked = [tuple(sorted(p)) for c in calls for p in c]
         assert len(asked) == len(set(asked))                  # no pair judged twice
@@ -59,14 +59,33 @@ def test_tournament_and_full_agree_with_a_total_order(n):
         assert rr.ranking == truth and len(calls) == 1 and len(calls[0]) == n * (n - 1) // 2
 
 
-def test_full_on_a_cyclic_judge_terminates_without_repeats():
+def test_full_is_the_papers_repeated_selection_with_exact_comparison_counts():
+    """`full` = knockout over the rest, again and again; a pair met again is answered from the cache."""
+    calls: list = []
+    sel = rank.select("full", 4, scripted([2, 0, 3, 1], calls))
+    # knockout over 0..3 → 2 (3 comparisons); over 0,1,3 → 0 ((0, 1) cached); over 1,3 → 3; 1 is last
+    assert [c for step in calls for c in step] == [(0, 1), (0, 2), (2, 3), (0, 3), (1, 3)]
+    assert (sel.winner, sel.ranking, len(sel.comparisons)) == (2, [2, 0, 3, 1], 5)
+    for n in (1, 2, 5, 8):
+        best_first = list(range(n, 0, -1))                      # every pair once: n(n−1)/2
+        calls = []
+        assert rank.select("full", n, scripted(best_first, calls)).ranking == list(range(n))
+        assert (len(calls), sum(len(c) for c in calls)) == (n * (n - 1) // 2, n * (n - 1) // 2)
+        worst_first = list(range(n))                            # later knockouts all cached: n − 1
+        calls = []
+        assert rank.select("full", n, scripted(worst_first, calls)).ranking == list(range(n))[::-1]
+        assert sum(len(c) for c in calls) == max(n - 1, 0)
+
+
+@pytest.mark.parametrize("method", ["full", "mergesort"])
+def test_complete_rankings_on_a_cyclic_judge_terminate_without_repeats(method):
     beats = {(0, 1), (1, 2), (2, 0)}                          # rock-paper-scissors, plus 3 loses to all
     calls: list = []
 
     def compare(pairs):
         calls.append(list(pairs))
         return [1.0 if (i, j) in beats or j == 3 else 0.0 for i, j in pairs]
-    sel = rank.select("full", 4, compare)
+    sel = rank.select(method, 4, compare)
     assert sorted(sel.ranking) == [0, 1, 2, 3] and sel.ranking[-1] == 3
     asked = [tuple(sorted(p)) for c in calls for p in c]
     assert len(asked) == len(set(asked))
@@ -196,7 +215,7 @@ def lists_file(tmp_path):
     return p, recs, quality
 
 
-@pytest.mark.parametrize("method", ["knockout", "tournament", "full"])
+@pytest.mark.parametrize("method", ["knockout", "tournament", "full", "mergesort"])
 def test_rank_list_batches_records_and_finds_winners(tmp_path, method):
     data, recs, quality = lists_file(tmp_path)
     cfg = recipe.load(None, ["rank.orders=both", f"rank.method={method}"])
@@ -207,7 +226,7 @@ def test_rank_list_batches_records_and_finds_winners(tmp_path, method):
     for r in out:
         m, c = r["meta"]["rank"], r["candidates"]
         assert c[m["winner"]] == max(c, key=quality.get)
-        if method == "full":
+        if method in ("full", "mergesort"):
             assert [c[k] for k in m["ranking"]] == sorted(c, key=lambda x: -quality[x])
         if method in ("knockout", "tournament"):
             assert m["judge_calls"] == 2 * (len(c) - 1)       # n−1 comparisons per order
@@ -274,16 +293,18 @@ def test_selection_properties_on_random_orders():
     def check(quality):
         n = len(quality)
         truth = sorted(range(n), key=lambda k: -quality[k])
-        for method in ("knockout", "tournament", "full", "round_robin"):
+        for method in ("knockout", "full", "tournament", "mergesort", "round_robin"):
             calls: list = []
             sel = rank.select(method, n, scripted(quality, calls))
             assert sel.winner == truth[0] and sorted(sel.ranking) == list(range(n))
             made = sum(len(c) for c in calls)
-            if method == "full":
+            if method == "mergesort":
                 assert made <= n * math.ceil(math.log2(n)) if n > 1 else made == 0
+            elif method == "full":
+                assert n - 1 <= made <= n * (n - 1) // 2
             else:
                 assert made == rank.expected_comparisons(method, n)
-            if method in ("full", "round_robin"):
+            if method in ("full", "mergesort", "round_robin"):
                 assert sel.ranking == truth
     check()
 

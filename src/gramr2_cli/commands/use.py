@@ -56,8 +56,10 @@ def rank_pairs_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
                                   "--method knockout --orders both")
 def rank_list_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
                   method: Annotated[str | None, typer.Option("--method", help="knockout (the paper's linear "
-                                                                "search, n−1 comparisons), tournament (⌈log2 n⌉ "
-                                                                "rounds), full (complete ranking), round_robin "
+                                                                "search, n−1 comparisons), full (the paper's "
+                                                                "complete ranking: repeated knockout over the "
+                                                                "rest), tournament (⌈log2 n⌉ rounds), mergesort "
+                                                                "(complete ranking, ≤ n⌈log2 n⌉), round_robin "
                                                                 "(all pairs).")] = None,
                   votes: VotesOpt = None, orders: OrdersOpt = None, recipe: ConfigOpt = None,
                   override: SetOpt = None, seed: SeedOpt = None, engine: EngineOpt = None,
@@ -139,7 +141,8 @@ def register(app: typer.Typer) -> None:
         """HTTP reward server for RLHF: POST /score, /compare, /get_reward (OpenRLHF), GET /health.
 
         Reward of a response = P(it beats the reference response), averaged over both presentation orders
-        (the GRAM-R² RLHF recipe). Requests from concurrent clients are micro-batched into one engine call."""
+        (GRAM v1's RLHF scheme; GRAM-R² specifies none). Requests from concurrent clients are micro-batched into
+        one engine call."""
         from .. import serve
         cfg = load_recipe(recipe, override, model=model, serve__host=host, serve__port=port, serve__votes=votes,
                     serve__orders=orders, serve__max_batch=max_batch, seed=seed, generate__engine=engine)

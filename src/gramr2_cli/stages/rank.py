@@ -10,8 +10,11 @@ step of every record in a batch (knockout step j, a tournament round, a merge st
 scripted compare.
 
 - `knockout`: the paper's linear search for best-of-n: the current best meets the next candidate; n−1 comparisons.
-- `tournament`: single elimination in ⌈log2 n⌉ rounds (n−1 comparisons, fewer sequential steps).
-- `full`: a complete ranking by a bottom-up merge sort (all merges of a level advance together), verdicts cached.
+- `full`: the paper's complete ranking: repeated selection, a knockout over the candidates not yet ranked picks the
+  best of the rest for the next place; verdicts cached per pair (ours), n−1 to n(n−1)/2 comparisons.
+- `tournament`: single elimination in ⌈log2 n⌉ rounds (n−1 comparisons, fewer sequential steps); ours.
+- `mergesort`: a complete ranking by a bottom-up merge sort (all merges of a level advance together), verdicts
+  cached; ≤ n⌈log2 n⌉ comparisons; ours.
 - `round_robin`: every pair once (n(n−1)/2 comparisons), ranked by wins; the baseline of benchmarks/bench_rank.py.
 """
 
@@ -25,14 +28,14 @@ from .. import config
 from ..errors import GramrError
 from ..judge import ORDERS
 
-METHODS = ("knockout", "tournament", "full", "round_robin")
+METHODS = ("knockout", "full", "tournament", "mergesort", "round_robin")
 
 
 @dataclass
 class RankConfig:
     votes: int = 1                  # voting@k: samples per order; k > 1 samples at generate.temperature
-    orders: str = "ab"              # ab | both (judge A/B and B/A, combine; the GRAM-R² RLHF recipe uses both)
-    method: str = "knockout"        # rank list: knockout (paper) | tournament | full | round_robin
+    orders: str = "ab"              # ab | both (judge A/B and B/A, combine; ours, paper: not stated)
+    method: str = "knockout"        # rank list: knockout | full (paper) | tournament | mergesort | round_robin
     tie_break: bool = True          # a voting tie goes to the side with the higher mean P(A better)
     batch_size: int = 32            # records per engine round (and per flush / progress step)
     keep_samples: bool = False      # keep every raw judge output in meta.judgment.samples
@@ -80,6 +83,32 @@ def tournament(n: int) -> Proc:
 
 
 def full(n: int) -> Proc:
+    """The paper's complete ranking by repeated selection: a knockout (`knockout`) over the candidates not yet
+    ranked selects the best of the rest, which takes the next place; repeat until none is left. One comparison
+    per step. Verdicts are cached per unordered pair (ours): a pair met again in a later knockout reuses its first
+    verdict instead of being judged again, so a ranking costs from n−1 comparisons (candidates already worst
+    to best: every later knockout is answered from the cache) to n(n−1)/2 (best to worst: every pair once),
+    where the uncached procedure always makes n(n−1)/2. A tie (P = 0.5) keeps the incumbent, as in `knockout`."""
+    cache: dict[tuple[int, int], float] = {}
+    rest, ranking = list(range(n)), []
+    while rest:
+        best = rest[0]
+        for j in rest[1:]:
+            if (best, j) in cache:
+                p = cache[(best, j)]
+            elif (j, best) in cache:
+                p = 1.0 - cache[(j, best)]
+            else:
+                (p,) = yield [(best, j)]
+                cache[(best, j)] = p
+            if p < 0.5:
+                best = j
+        ranking.append(best)
+        rest.remove(best)
+    return ranking[0], ranking
+
+
+def mergesort(n: int) -> Proc:
     """A complete ranking by bottom-up merge sort: the merges of one level advance together, one comparison
     each per step (≤ n⌈log2 n⌉ comparisons). Verdicts are cached per unordered pair, so no pair is judged twice
     even when a non-transitive judge would make a sort revisit it. Equal preference (0.5) keeps the earlier run
@@ -123,8 +152,8 @@ def round_robin(n: int) -> Proc:
     return ranking[0], ranking
 
 
-ALGORITHMS: dict[str, Callable[[int], Proc]] = {"knockout": knockout, "tournament": tournament, "full": full,
-                                                 "round_robin": round_robin}
+ALGORITHMS: dict[str, Callable[[int], Proc]] = {"knockout": knockout, "full": full, "tournament": tournament,
+                                                 "mergesort": mergesort, "round_robin": round_robin}
 
 
 @dataclass
@@ -180,7 +209,7 @@ def select(method: str, n: int, compare: Callable[[list[Comparison]], list[float
 
 
 def expected_comparisons(method: str, n: int) -> int | None:
-    """Comparisons a method makes for n candidates (None when it depends on the verdicts: `full`)."""
+    """Comparisons a method makes for n candidates (None when it depends on the verdicts: `full`, `mergesort`)."""
     return {"knockout": n - 1, "tournament": n - 1, "round_robin": n * (n - 1) // 2}.get(method)
 
 

@@ -55,7 +55,7 @@ def test_unknown_key_suggests_closest():
     ("nokey", "--set 'nokey': expected key=value, e.g. --set train.lr=1e-5"),
     ("generate.engine=tpu", "generate.engine: unknown engine 'tpu'; choose from auto, hf, vllm, openai"),
     ("rank.method=bubble",
-     "rank.method: unknown value 'bubble'; choose from knockout, tournament, full, round_robin"),
+     "rank.method: unknown value 'bubble'; choose from knockout, full, tournament, mergesort, round_robin"),
     ("self_label.orders=ba2", "self_label.orders: unknown value 'ba2'; choose from ab, both"),
     ("train.objective=dpo",
      "train.objective: unknown value 'dpo'; choose from reasoning, prover, label, pairgen"),

@@ -38,7 +38,7 @@ def test_import_each_fixture_with_counts(tmp_path):
 
 
 def test_import_to_stdout_and_stats_json(tmp_path):
-    r = ok(["data", "import", str(FIX / "judgebench.jsonl"), "-o", "-"])
+    r = ok(["data", "import", str(FIX / "judgebench.jsonl"), "-o", "-", "--order", "fixed"])
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     assert [x["label"] for x in lines] == ["A", "B", "B", "A", "A", "B"]
     p = tmp_path / "jb.jsonl"

@@ -307,7 +307,7 @@ def test_parquet_and_datasets_dir_give_the_same_records(tmp_path):
     want = [r["id"] for r in load("helpsteer3.jsonl")[0]]
     for src in (tmp_path / "hs3.parquet", tmp_path / "hs3_dir"):
         skipped = Counter()
-        got = [r for _, r in formats.convert([src], formats.ImportConfig(), skipped)]
+        got = [r for _, r in formats.convert([src], formats.ImportConfig(order="fixed"), skipped)]
         assert [r["id"] for r in got] == want and skipped == {"tie": 1}
         assert got[0]["rationale"].startswith("Response A is much better")
 
@@ -316,9 +316,41 @@ def test_pairs_anthropic_hh_strings(tmp_path):
     p = tmp_path / "hh.jsonl"
     conv = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Capital of France?\n\nAssistant:"
     p.write_text(json.dumps({"chosen": conv + " Paris.", "rejected": conv + " Lyon."}) + "\n")
-    ((_, r),) = formats.convert([p], formats.ImportConfig(), Counter())
+    ((_, r),) = formats.convert([p], formats.ImportConfig(order="fixed"), Counter())
     assert r["prompt"] == "Human: Hi\n\nAssistant: Hello!\n\nHuman: Capital of France?"
     assert (r["response_a"], r["response_b"], r["label"]) == ("Paris.", "Lyon.", "A")
     p.write_text(json.dumps({"chosen": conv + " Paris.", "rejected": "\n\nHuman: Other\n\nAssistant: x"}) + "\n")
     with pytest.raises(GramrError, match="line 1: 'chosen' and 'rejected' differ before"):
         list(formats.convert([p], formats.ImportConfig(), Counter()))
+
+
+# ---------------------------------------------------------------- safe defaults (issue 13)
+
+def test_default_import_balances_a_and_b_with_the_fixed_seed(tmp_path):
+    """A prompt/chosen/rejected benchmark imported with every default: a seeded coin per pair, not all A."""
+    src = tmp_path / "pcr.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) + "\n"
+                           for i in range(40)))
+    s = data_import.run(formats.ImportConfig(), [src], tmp_path / "out")
+    recs = shards.read_all([tmp_path / "out"])
+    labels = Counter(r["label"] for r in recs)
+    assert labels == {"A": 25, "B": 15} and s.metrics["labels"] == {"A": 25, "B": 15}
+    assert all((r["response_a"] if r["label"] == "A" else r["response_b"]).startswith("good") for r in recs)
+    fixed = [r for _, r in formats.convert([src], formats.ImportConfig(order="fixed"), Counter())]
+    assert Counter(r["label"] for r in fixed) == {"A": 40}
+
+
+def test_auto_detects_judgebench_prompt_chosen_rejected_with_its_category(tmp_path):
+    row = {"pair_id": "p1", "original_id": 7, "source": "livebench-reasoning", "prompt": "q", "chosen": "good",
+           "rejected": "bad"}
+    src = tmp_path / "jb.jsonl"
+    src.write_text(json.dumps(row) + "\n")
+    detected: dict = {}
+    (_, r), = formats.convert([src], formats.ImportConfig(order="fixed"), Counter(), detected)
+    assert detected == {str(src): "judgebench"}
+    assert (r["source"], r["label"], r["meta"]["category"], r["meta"]["subset"]) == ("judgebench", "A", "reasoning",
+                                                                                     "livebench-reasoning")
+    # the benchmark files of the other formats are recognised from their columns too
+    assert formats.detect(raw("rmbench.json")[0], "x") == "rmbench"
+    assert formats.detect(raw("rewardbench.jsonl")[0], "x") == "rewardbench"
+    assert formats.detect(raw("judgebench.jsonl")[0], "x") == "judgebench"

@@ -78,9 +78,11 @@ def _export_format(value: str) -> str:
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Input format: auto, pairs, helpsteer3, rmbench, "
                                                                 "judgebench, rewardbench (see docs/data.md).",
                                          callback=_import_format)]
-OrderOpt = Annotated[str, typer.Option("--order", help="Which response is A: fixed (the source's order: chosen "
-                                                       "first), random (seeded per pair), both (one record per "
-                                                       "order, linked by meta.pair_group).")]
+OrderOpt = Annotated[str, typer.Option("--order", help="Which response is A: random (the default: a seeded "
+                                                       "coin per pair, so about half the labels are A), fixed "
+                                                       "(the source's order: chosen first, every label A), "
+                                                       "both (one record per order, linked by "
+                                                       "meta.pair_group).")]
 
 
 def _parse_list(value: str | None, cast, opt: str) -> list:
@@ -94,7 +96,7 @@ def _parse_list(value: str | None, cast, opt: str) -> list:
 
 @command(app, "import", epilog="Example: gramr2 data import hs3.jsonl --format helpsteer3 --order random "
                                "--seed 1 -o out/hs3")
-def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", order: OrderOpt = "fixed",
+def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", order: OrderOpt = "random",
                seed: Annotated[int, typer.Option("--seed", help="Seed of --order random.")] = 0,
                source: Annotated[str, typer.Option("--source", help="The records' 'source' (default: the "
                                                                      "format name).")] = "",

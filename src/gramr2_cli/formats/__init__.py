@@ -8,8 +8,11 @@ Importers (`gramr2 data import --format …`) turn one source row into zero or m
 - `judgebench`: question/response_A/response_B/label ("A>B" | "B>A"), or prompt/chosen/rejected + source.
 - `rewardbench`: prompt/chosen/rejected/subset.
 Every importer yields the pair in its *natural* order (chosen first; response1/response_A first where the source
-has an order and a label); `order` then keeps it (`fixed`), swaps it by a seeded hash of the pair (`random`), or
-writes both (`both`, linked by `meta.pair_group`). Ids are content hashes (records.make_id), so they do not depend
+has an order and a label); `order` then swaps it by a seeded hash of the pair (`random`, the default, so a
+prompt/chosen/rejected file does not give every label A: a judge that always answers A would score 100% on it),
+keeps it (`fixed`), or writes both (`both`, linked by `meta.pair_group`). Format detection (`auto`) recognises
+JudgeBench's released files (question/response_A/response_B, or prompt/chosen/rejected with pair_id and source),
+RM-Bench (chosen/rejected lists of 3) and RewardBench (a `subset` column). Ids are content hashes (records.make_id), so they do not depend
 on batch boundaries, shards or the order rows arrive in.
 
 The import stage itself (`gramr2 data import`) is `stages/data_import.py`.

@@ -19,7 +19,7 @@ ORDERS = ("fixed", "random", "both")
 @dataclass
 class ImportConfig:
     format: str = "auto"         # auto | pairs | helpsteer3 | rmbench | judgebench | rewardbench
-    order: str = "fixed"         # fixed | random | both (see module docstring)
+    order: str = "random"        # random (default: seeded coin per pair, ~half the labels A) | fixed | both (ours)
     seed: int = 0                # only `random` uses it
     source: str = ""             # the records' `source`; "" = the format's name
     batch_size: int = 256        # records per flush of the part file

@@ -187,6 +187,8 @@ def detect(row: Any, where: str) -> str:
         return "judgebench"
     if {"chosen", "rejected"} <= cols:
         c, r = row["chosen"], row["rejected"]
+        if {"pair_id", "source"} <= cols:          # JudgeBench's released prompt/chosen/rejected file
+            return "judgebench"
         if (isinstance(c, list) and isinstance(r, list) and len(c) == len(r) == 3
                 and all(isinstance(x, str) for x in (*c, *r))):
             return "rmbench"

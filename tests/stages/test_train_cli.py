@@ -80,3 +80,31 @@ def test_prover_train_then_finetune_chain(tiny_model, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     man = json.loads((tmp_path / "ft" / "manifest.json").read_text())
     assert man["stage"] == "finetune" and man["counts"] == {"records": 4, "examples": 4, "kept:answer_only": 2}
+
+
+def test_helpsteer3_import_then_prover_train_and_finetune(tiny_model, tmp_path, monkeypatch):
+    """Issue 13: HelpSteer3 imported with its human feedback trains the prover (no record skipped) and gives
+    finetune a structured Feedback/Comparison/Conclusion target (gram-rr: the authors' "Comparision")."""
+    from gramr2_cli import models
+    from gramr2_cli.train import objectives
+    monkeypatch.setenv("GRAMR2_THREADS", "1")
+    r = runner.invoke(app, ["data", "import", "tests/fixtures/helpsteer3.jsonl", "--format", "helpsteer3",
+                            "-o", str(tmp_path / "hs3")])
+    assert r.exit_code == 0, r.output
+    common = ["--max-steps", "2", "-s", "train.batch_size=2", "-s", "train.max_length=1024"]
+    r = runner.invoke(app, ["prover-train", str(tmp_path / "hs3"), "-o", str(tmp_path / "prover"), "--model",
+                            str(tiny_model), *common])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "prover" / "manifest.json").read_text())
+    assert man["skipped"] == {} and man["counts"]["examples"] == 4
+    recs = shards.read_all([tmp_path / "hs3"])
+    tok = models.load_tokenizer(str(tiny_model))
+    built = objectives.build_reasoning(tok, recs[0], "gram-rr")
+    target = tok.decode([t for t, lab in zip(built.input_ids, built.labels) if lab != -100])
+    assert target.startswith("<think>\nFeedback: Response ") and "\n\nComparision: " in target
+    assert f"\n\nConclusion: Response {recs[0]['label']} is better than Response" in target
+    r = runner.invoke(app, ["finetune", str(tmp_path / "hs3"), "-o", str(tmp_path / "ft"), "--model",
+                            str(tiny_model), "-s", "prompt=gram-rr", *common])
+    assert r.exit_code == 0, r.output
+    man = json.loads((tmp_path / "ft" / "manifest.json").read_text())
+    assert man["counts"] == {"records": 4, "examples": 4}

@@ -83,11 +83,16 @@ def test_helpsteer3_ties_dropped_labels_rationales():
     assert [r["meta"]["category"] for r in recs] == ["general", "code", "multilingual", "stem"]
     rows = [x for x in raw("helpsteer3.jsonl") if x["overall_preference"] != 0]
     assert [(r["response_a"], r["response_b"]) for r in recs] == [(x["response1"], x["response2"]) for x in rows]
-    # "@Response 1/2" -> "Response A/B"; only annotators agreeing with the overall preference
-    assert recs[0]["rationale"] == ("Response A is much better than Response B because it names Rayleigh "
-                                    "scattering correctly, while Response B repeats a myth.\n\nResponse B is "
-                                    "incorrect; Response A is correct and one sentence as asked.")
-    assert recs[3]["rationale"].count("\n\n") == 2
+    # Feedback (feedback1 → A, feedback2 → B), Comparison (reasoning; "@Response 1/2" -> "Response A/B"),
+    # Conclusion (the overall preference), from the annotators agreeing with the overall preference
+    assert recs[0]["rationale"] == (
+        "Feedback: Response A: Accurate and concise. Correct.\nResponse B: Factually wrong. Incorrect.\n\n"
+        "Comparison: Response A is much better than Response B because it names Rayleigh scattering correctly, "
+        "while Response B repeats a myth. Response B is incorrect; Response A is correct and one sentence as "
+        "asked.\n\nConclusion: Response A is better than Response B.")
+    assert all(prompts.split_sections(r["rationale"]).keys() == {"Feedback", "Comparison", "Conclusion"}
+               and prompts.conclusion_label(r["rationale"]) == r["label"] for r in recs)
+    assert recs[0]["meta"]["individual_preference"] == rows[0]["individual_preference"]   # each annotator's text
     assert recs[1]["prompt"].startswith("User: Write a Python function that reverses a string.\nAssistant: def")
     assert recs[1]["meta"]["messages"][-1]["content"] == "Now make it ignore leading and trailing spaces."
     assert recs[0]["meta"]["overall_preference"] == -3
@@ -354,3 +359,18 @@ def test_auto_detects_judgebench_prompt_chosen_rejected_with_its_category(tmp_pa
     assert formats.detect(raw("rmbench.json")[0], "x") == "rmbench"
     assert formats.detect(raw("rewardbench.jsonl")[0], "x") == "rewardbench"
     assert formats.detect(raw("judgebench.jsonl")[0], "x") == "judgebench"
+
+
+def test_helpsteer3_drops_rows_whose_annotators_disagree_in_sign(tmp_path):
+    base = {"context": "q", "response1": "one", "response2": "two", "overall_preference": 1}
+    ann = lambda score: {"score": score, "reasoning": "@Response 2 is better.", "feedback1": "meh", "feedback2": "ok"}
+    src = tmp_path / "hs3.jsonl"
+    src.write_text("".join(json.dumps(dict(base, individual_preference=ps)) + "\n" for ps in
+                           ([ann(2), ann(-1)], [ann(2), ann(0)], [])))
+    skipped = Counter()
+    recs = [r for _, r in formats.convert([src], formats.ImportConfig(format="helpsteer3", order="fixed"), skipped)]
+    assert skipped == {"annotators_disagree": 1}
+    assert [(r["label"], r["rationale"]) for r in recs] == [
+        ("B", "Feedback: Response A: meh\nResponse B: ok\n\nComparison: Response B is better.\n\n"
+              "Conclusion: Response B is better than Response A."),          # a 0-score annotator is not counted
+        ("B", None)]                                                         # no annotator text: no rationale

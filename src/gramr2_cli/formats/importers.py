@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .. import prompts
 from ..errors import GramrError
 from .rows import Skip, _extra, _need, _prompt, _response, render_messages
 
@@ -128,7 +129,35 @@ def import_judgebench(row: dict, where: str) -> list[tuple]:
 _HS3_RESPONSE = re.compile(r"@?Response\s*([12])\b")
 
 
+def _hs3_text(text: Any) -> str:
+    """An annotator's text with HelpSteer3's "@Response 1/2" written as our "Response A/B"."""
+    return _HS3_RESPONSE.sub(lambda m: "Response " + "AB"[int(m.group(1)) - 1], str(text or "").strip())
+
+
+def helpsteer3_rationale(annotators: list, pref: int) -> str | None:
+    """Our rationale format (Feedback / Comparison / Conclusion, `prompts.format_rationale`) from the annotators
+    who agree with the overall preference `pref` (their score has its sign): Feedback = their per-response
+    feedback (`feedback1` → Response A, `feedback2` → Response B), Comparison = their `reasoning`, Conclusion =
+    the preferred response. None when they wrote no feedback or no reasoning. Ours (paper: not stated how the
+    human feedback becomes a rationale)."""
+    agree = [p for p in annotators if isinstance(p, dict) and isinstance(p.get("score"), (int, float))
+             and p["score"] * pref > 0]
+    fb = [" ".join(t for t in (_hs3_text(p.get(k)) for p in agree) if t) for k in ("feedback1", "feedback2")]
+    comparison = " ".join(t for t in (_hs3_text(p.get("reasoning")) for p in agree) if t)
+    if not (fb[0] or fb[1]) or not comparison:
+        return None
+    feedback = "\n".join(f"Response {x}: {t}" for x, t in zip("AB", fb) if t)
+    win, lose = ("A", "B") if pref < 0 else ("B", "A")
+    return prompts.format_rationale(feedback, comparison, f"Response {win} is better than Response {lose}.")
+
+
 def import_helpsteer3(row: dict, where: str) -> list[tuple]:
+    """HelpSteer3 preference row → one labeled pair with a human rationale (`helpsteer3_rationale`).
+
+    Dropped (counted): ties (`overall_preference` 0) and rows where an annotator's score has the opposite sign
+    of the overall preference (`annotators_disagree`; ours, paper: not stated: a rationale built from one side
+    would argue against the other annotator's verdict). Each annotator's own text stays in
+    `meta.individual_preference`."""
     context = _need(row, "context", where, "helpsteer3")
     r1 = _response(_need(row, "response1", where, "helpsteer3"), "response1", where)
     r2 = _response(_need(row, "response2", where, "helpsteer3"), "response2", where)
@@ -141,6 +170,10 @@ def import_helpsteer3(row: dict, where: str) -> list[tuple]:
         raise GramrError(f"{where}: 'overall_preference' must be in -3..3, got {pref}")
     if pref == 0:
         raise Skip("tie")
+    annotators = row.get("individual_preference") or []
+    if any(isinstance(p, dict) and isinstance(p.get("score"), (int, float)) and p["score"] * pref < 0
+           for p in annotators):
+        raise Skip("annotators_disagree")
     label = "A" if pref < 0 else "B"
     meta: dict = {}
     if isinstance(context, list):
@@ -148,17 +181,10 @@ def import_helpsteer3(row: dict, where: str) -> list[tuple]:
         prompt = render_messages(context, f"{where} column 'context'")
     else:
         prompt = str(context)
-    # Rationale: the annotators who agree with the overall preference (a disagreeing one would argue
-    # against the label). HelpSteer3 says "@Response 1/2"; our records say Response A/B.
-    reasons = [str(p.get("reasoning") or "").strip() for p in row.get("individual_preference") or []
-               if isinstance(p, dict) and isinstance(p.get("score"), (int, float)) and p["score"] * pref > 0]
-    reasons = [r for r in reasons if r]
-    rationale = "\n\n".join(_HS3_RESPONSE.sub(lambda m: "Response " + "AB"[int(m.group(1)) - 1], r)
-                            for r in reasons) or None
     if row.get("domain"):
         meta["category"] = row["domain"]
     meta.update(_extra(row, ("context", "response1", "response2", "domain")))
-    return [(prompt, r1, r2, label, rationale, meta)]
+    return [(prompt, r1, r2, label, helpsteer3_rationale(annotators, pref), meta)]
 
 
 IMPORTERS: dict[str, Callable[[dict, str], list[tuple]]] = {

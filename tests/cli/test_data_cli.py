@@ -63,7 +63,7 @@ def test_export_merge_split_through_cli(tmp_path):
     ok(["data", "import", str(FIX / "helpsteer3.jsonl"), "-o", str(tmp_path / "hs"), "--order", "both"])
     ok(["data", "export", str(tmp_path / "hs"), "--format", "alpaca", "-o", str(tmp_path / "sft.jsonl")])
     rows = [json.loads(x) for x in (tmp_path / "sft.jsonl").read_text().splitlines()]
-    assert len(rows) == 8 and all(r["output"].startswith("<think>\nResponse ") for r in rows)
+    assert len(rows) == 8 and all(r["output"].startswith("<think>\nFeedback: Response ") for r in rows)
     ok(["data", "merge", str(tmp_path / "hs"), str(tmp_path / "hs"), "-o", str(tmp_path / "m")])
     assert json.loads((tmp_path / "m" / "summary.json").read_text())["skipped"] == {"duplicate_id": 8}
     ok(["data", "split", str(tmp_path / "m"), "-o", str(tmp_path / "s"), "--count", "2", "--names", "dev,train",

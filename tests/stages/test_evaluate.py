@@ -102,7 +102,7 @@ def test_order_consistency_with_both_orders(tmp_path):
 def test_rmbench_fixture_difficulties(tmp_path):
     from gramr2_cli import formats
     from gramr2_cli.stages import data_import
-    data_import.run(formats.ImportConfig(format="rmbench"), ["tests/fixtures/rmbench.json"], tmp_path / "rmb")
+    data_import.run(formats.ImportConfig(format="rmbench", order="fixed"), ["tests/fixtures/rmbench.json"], tmp_path / "rmb")
     recs = list(evaluate.shards.read([tmp_path / "rmb"]))
     # a judge that prefers the shorter response: right exactly when chosen is shorter
     short = ScriptedEngine(lambda q, a, b, k: ("A", 0.7) if len(a) <= len(b) else ("B", 0.3))
@@ -184,7 +184,7 @@ def jb_judge():
 def test_judgebench_numbers_by_hand(tmp_path):
     from gramr2_cli import formats
     from gramr2_cli.stages import data_import
-    data_import.run(formats.ImportConfig(format="judgebench"), ["tests/fixtures/judgebench.jsonl"], tmp_path / "jb")
+    data_import.run(formats.ImportConfig(format="judgebench", order="fixed"), ["tests/fixtures/judgebench.jsonl"], tmp_path / "jb")
     cfg = recipe.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
     s = evaluate.run(cfg, [tmp_path / "jb"], tmp_path / "r", models=["j"], engines={"j": ScriptedEngine(jb_judge())},
                      progress=False)

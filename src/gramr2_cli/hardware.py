@@ -44,8 +44,9 @@ def auto_bf16(on_gpu: bool) -> bool:
     return cpu_native_bf16()
 
 
-def matmul_gflops(bf16: bool, size: int = 512, seconds: float = 0.3) -> float:
-    """Measured GFLOP/s of a `size`² matmul on this device in the training precision (a ~0.3 s probe at start).
+def matmul_gflops(bf16: bool, size: int | None = None, seconds: float = 0.3) -> float:
+    """Measured GFLOP/s of a `size`² matmul on this device in the training precision (a ~0.3 s probe at start;
+    `size` 512 on a CPU — SmolLM2's width is 576 — and 4096 on a GPU, where small matmuls are launch-bound).
 
     It is the roofline of a dense layer of that width under the current load: training cannot beat it, so the
     trainer reports its tokens/s as a fraction of `roofline_tokens_per_second`. On a shared CPU it moves with
@@ -53,6 +54,7 @@ def matmul_gflops(bf16: bool, size: int = 512, seconds: float = 0.3) -> float:
     import torch
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    size = size or (4096 if dev == "cuda" else 512)
     dtype = torch.bfloat16 if bf16 else torch.float32
     a = torch.randn(size, size, device=dev, dtype=dtype)
     b = torch.randn(size, size, device=dev, dtype=dtype)

@@ -25,6 +25,8 @@ Scores (`GroupConfig.score`) for the non-knockout pairings, from each rollout's 
 Masking: a failed call is dropped, never scored as a loss or a neutral ½. A rollout whose every call failed gets
 None (TRL drops a None reward from the advantage; what other frameworks get is their hook's business). A knockout
 comparison whose calls all failed keeps the incumbent (the algorithm needs a verdict) and counts for neither side.
+With `orders: both` and `whole_pairs` (the default), a comparison whose one order failed is masked as a whole:
+the other order alone would carry the judge's position bias into the reward (issue 17 item 11).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class GroupConfig:
     score: str = "p_a"             # p_a | win_rate | bt (knockout: the rank, so leave p_a or win_rate)
     votes: int = 1                 # judge samples per call (voting@k inside one call)
     bt_prior: float = 0.1          # Gaussian prior precision on BT strengths (0 = plain maximum likelihood)
+    whole_pairs: bool = True       # orders both: a comparison counts only when both of its orders were judged
 
     def check(self) -> list[str]:
         """Problems with these settings, one string per problem naming the key; [] when fine."""
@@ -188,7 +191,17 @@ def rank_rewards(ranking: list[int], scored: set[int], g: int) -> list[float | N
 
 # ---------------------------------------------------------------- driving a compare callback
 
-def _knockout(sizes: list[int], compare: GroupCompare, orders: str
+def mask_pairs(got: list[float | None], per: int) -> list[float | None]:
+    """Values of consecutive chunks of `per` calls (one comparison in each order): a chunk with a failed call
+    becomes all None, so no comparison is scored from one presentation order only."""
+    out = list(got)
+    for k in range(0, len(out), per):
+        if any(p is None for p in out[k:k + per]):
+            out[k:k + per] = [None] * len(out[k:k + per])
+    return out
+
+
+def _knockout(sizes: list[int], compare: GroupCompare, orders: str, whole: bool
               ) -> tuple[list[list[int]], list[list[tuple[int, int, float | None]]]]:
     """Rankings and calls of `stages/rank.knockout` for every group, all groups advancing together."""
     logs: list[list[tuple[int, int, float | None]]] = [[] for _ in sizes]
@@ -199,6 +212,7 @@ def _knockout(sizes: list[int], compare: GroupCompare, orders: str
         if len(got) != len(calls):
             raise GramrError(f"compare returned {len(got)} values for {len(calls)} calls")
         per, out = len(ORIENTATIONS[orders]), []
+        got = mask_pairs(got, per) if whole else got
         for k, (r, i, _) in enumerate(flat):
             chunk = list(zip(calls[k * per:(k + 1) * per], got[k * per:(k + 1) * per]))
             logs[r].extend((x, y, p) for (_, x, y), p in chunk)
@@ -219,7 +233,7 @@ def score_groups(sizes: list[int], compare: GroupCompare, cfg: GroupConfig) -> l
         raise GramrError("; ".join(problems))
     t0 = time.perf_counter()
     if cfg.pairing == "knockout":
-        rankings, logs = _knockout(sizes, compare, cfg.orders)
+        rankings, logs = _knockout(sizes, compare, cfg.orders, cfg.whole_pairs)
         results = [rank_rewards(rk, {i for i, o in enumerate(_outcomes(n, lg)) if o}, n)
                    for n, rk, lg in zip(sizes, rankings, logs)]
     else:
@@ -228,6 +242,8 @@ def score_groups(sizes: list[int], compare: GroupCompare, cfg: GroupConfig) -> l
         got = list(compare(calls)) if calls else []
         if len(got) != len(calls):
             raise GramrError(f"compare returned {len(got)} values for {len(calls)} calls")
+        if cfg.whole_pairs:
+            got = mask_pairs(got, len(ORIENTATIONS[cfg.orders]))
         logs = [[] for _ in sizes]
         for (r, x, y), p in zip(calls, got):
             logs[r].append((x, y, p))
@@ -255,3 +271,61 @@ def judge_compare(judge_fn: Callable[[list[dict]], list], prompts: list[str], ro
         pairs = [{"prompt": prompts[r], "response_a": text(r, a), "response_b": text(r, b)} for r, a, b in calls]
         return [None if j.parse_ok == 0 else preference(j) for j in judge_fn(pairs)] if pairs else []
     return compare
+
+
+# ---------------------------------------------------------------- a trainer's flat batch → groups
+
+def group_indices(keys: list, group_size: int | None = None) -> list[list[int]]:
+    """A flat batch's items grouped by their prompt key: with `group_size` G (TRL's num_generations), the
+    consecutive chunks of G (TRL repeats each prompt G times in a row; raises GramrError when a chunk mixes
+    prompts or the batch is not a multiple of G); without it, all items with an equal key, in first-seen order
+    (OpenRLHF and verl batches, whose rollouts of one prompt need not be adjacent)."""
+    if group_size:
+        if len(keys) % group_size:
+            raise GramrError(f"a batch of {len(keys)} completions is not a multiple of num_generations={group_size}")
+        chunks = [list(range(k, k + group_size)) for k in range(0, len(keys), group_size)]
+        for c in chunks:
+            if any(keys[i] != keys[c[0]] for i in c):
+                raise GramrError(f"completions {c[0]}..{c[-1]} do not share one prompt; is num_generations "
+                                 f"{group_size} the trainer's?")
+        return chunks
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    return list(groups.values())
+
+
+def batch_rewards(judge_fn: Callable[[list[dict]], list], prompts: list[str], responses: list[str],
+                  references: list[str] | None, cfg: GroupConfig, group_size: int | None = None
+                  ) -> tuple[list[float | None], list[GroupResult]]:
+    """One reward (or None, masked) per item of a flat batch: items grouped by prompt (`group_indices`; with
+    pairing `reference`, by prompt and reference), each group scored by `score_groups` through `judge_compare`
+    (`judge_fn` judges pairs in the shown order only). Returns the rewards in batch order and each group's
+    result (judge calls, failures, seconds)."""
+    if cfg.pairing == "reference" and references is None:
+        raise GramrError("pairing 'reference' needs a reference response per item")
+    ref = cfg.pairing == "reference"
+    keys = [(p, references[i] if ref else "") for i, p in enumerate(prompts)]
+    groups = group_indices(keys, None if ref else group_size)
+    compare = judge_compare(judge_fn, [prompts[g[0]] for g in groups], [[responses[i] for i in g] for g in groups],
+                            [references[g[0]] for g in groups] if ref else None)
+    results = score_groups([len(g) for g in groups], compare, cfg)
+    out: list[float | None] = [None] * len(prompts)
+    for g, res in zip(groups, results):
+        for i, r in zip(g, res.rewards):
+            out[i] = r
+    return out, results
+
+
+def fill_masked(rewards: list[float | None], groups: list[list[int]]) -> list[float]:
+    """For trainers that take no missing reward (OpenRLHF, verl): a masked item gets the mean of its group's
+    scored items, so its group-relative advantage is 0 and the group's baseline is unchanged; a group with no
+    scored item gets 0.5 for every member (all equal: zero group-relative advantage). Ours."""
+    out = [0.5 if r is None else float(r) for r in rewards]
+    for g in groups:
+        scored = [rewards[i] for i in g if rewards[i] is not None]
+        if scored:
+            for i in g:
+                if rewards[i] is None:
+                    out[i] = sum(scored) / len(scored)
+    return out

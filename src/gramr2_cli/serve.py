@@ -1,18 +1,23 @@
 """serve: an HTTP reward server for RLHF (FastAPI + uvicorn), with micro-batching across clients.
 
-The GRAM-R² RLHF recipe: the reward of a sampled response y for prompt x is the reward model's probability
-that y beats a reference response y_ref (the policy's greedy output for x), averaged over both presentation
-orders: r(x, y) = ½ [P(A | x, y, y_ref) + P(B | x, y_ref, y)] (`Judgment.p_a` with `orders: both`); with
-`votes: k` the mean runs over k sampled judgments per order.
+Rewards come from `group_rewards` (one path for every endpoint and framework): the items of a request are grouped
+by prompt and each group is scored with `serve.pairing` (default `reference`: GRAM v1's RLHF reward of y
+against a reference y_ref (GRAM v1's RLHF scheme; GRAM-R² specifies none), r(x, y) = ½ [P(A | x, y, y_ref) + P(B | x, y_ref, y)] with `orders: both`;
+`round-robin`/`circular`/`knockout` compare a prompt's rollouts with each other, ours). A failed judgment is
+masked, never a neutral 0.5; a comparison with one order failed is masked as a whole.
 
 Endpoints (JSON in, JSON out; a bad request gets a 4xx and one-line `detail`, and the server keeps serving):
-- `POST /score`      {"prompt": [..], "response": [..], "reference": [..]}            → {"rewards": [..]}
-- `POST /get_reward` OpenRLHF's remote RM: {"query": [..], "prompts": [..], "labels": [..]} → {"rewards": [..]};
-  `query[i]` is prompt + response as OpenRLHF sends it, `labels[i]` the reference (see `split_query`).
+- `POST /score`      {"prompt": [..], "response": [..], "reference": [..] (pairing reference)}
+                     → {"rewards": [float or null], "judge_calls", "failed_calls"}
+- `POST /get_reward` OpenRLHF's remote RM: {"query": [..], "prompts": [..], "labels": [..]} → {"rewards",
+  "scores", "masked"}: `query[i]` is prompt + response, `labels[i]` the reference; the question is the prompt
+  without the policy's chat template (`serve_requests.question_of`); a masked reward is its group's mean.
 - `POST /compare`    {"pairs": [{"prompt", "response_a", "response_b"}, ..]} (or the three parallel lists)
                      → {"verdicts", "p_a", "rationales", "order_consistent", "votes"}
-- `GET /health`      status, model, batching counters.
+- `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path.
 
+Hardening: beyond loopback an API key is required (`Authorization: Bearer`, else 401); prompt tokens per item
+are limited (413), each request has a deadline (504), and SIGTERM lets in-flight batches finish.
 Micro-batching: every request's pairs go into one queue; a background task takes what arrived within
 `max_wait_ms` of the first, up to `max_batch` pairs, and makes one engine call in a worker thread (the event
 loop stays free to accept more requests). `create_app(engine, cfg)` builds the app in-process for tests.
@@ -21,87 +26,74 @@ loop stays free to accept more requests). `create_app(engine, cfg)` builds the a
 # No `from __future__ import annotations`: FastAPI reads the endpoints' `request: Request` annotations, and
 # Request is imported inside create_app (so importing this module for ServeConfig stays cheap).
 import asyncio
-import json
+import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import config, judge, prompts
+from . import config, group_rewards, judge, prompts
 from .errors import GramrError
+from .serve_requests import (LOOPBACK, TEMPLATE_NAMES, authorized, check_tokens, compare_pairs, http, question_of,
+                             read_json, split_query, str_lists)
 
 if TYPE_CHECKING:
     from .recipe import Config
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-END_MARKERS = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>", "</s>", "<|end|>")   # stripped off a query's end
+API_KEY_ENV = "GRAMR2_API_KEY"
 
 
 @dataclass
 class ServeConfig:
-    host: str = "127.0.0.1"         # loopback only unless told otherwise
+    host: str = "127.0.0.1"         # loopback only unless told otherwise (then an API key is required)
     port: int = 8000
     max_batch: int = 16             # most judge pairs per engine call
     max_wait_ms: int = 20           # how long the first request of a batch waits for company
     max_body_bytes: int = 1_000_000
     max_items: int = 1024           # most items in one request
+    max_prompt_tokens: int = 4096   # most tokens of one item's question + responses (413 above; 0 = no limit; ours)
+    request_timeout: float = 300.0  # seconds a request may take before it gets 504 (ours)
     votes: int = 1                  # voting@k per order (k > 1 samples at generate.temperature)
     orders: str = "both"            # both = the GRAM-R² reward (averaged over presentation orders); or ab
     tie_break: bool = True
+    pairing: str = "reference"      # group reward pairing: reference | round-robin | circular | knockout
+    score: str = "p_a"              # group reward score: p_a | win_rate | bt (group_rewards.GroupConfig)
+    policy_template: str = "auto"   # /get_reward: the policy's chat template to strip (auto|none|chatml|llama3|gemma)
+    strip_tokens: list[str] = field(default_factory=list)   # /get_reward: more trailing tokens to strip
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `serve`)."""
+        group = [p.removeprefix("group.") for p in group_config(self).check() if "orders" not in p]
         return [*config.within("port", self.port, 1, 65535), *config.at_least("votes", self.votes, 1),
                 *config.choice("orders", self.orders, judge.ORDERS),
                 *config.at_least("max_batch", self.max_batch, 1), *config.at_least("max_wait_ms", self.max_wait_ms, 0),
                 *config.at_least("max_body_bytes", self.max_body_bytes, 1),
-                *config.at_least("max_items", self.max_items, 1)]
+                *config.at_least("max_items", self.max_items, 1),
+                *config.at_least("max_prompt_tokens", self.max_prompt_tokens, 0),
+                *config.within("request_timeout", self.request_timeout, 0, float("inf"), open_low=True),
+                *config.choice("policy_template", self.policy_template, TEMPLATE_NAMES),
+                *[p for p in group if not p.startswith("votes")]]
 
 
-# ---------------------------------------------------------------- rewards (pure, also used by rlhf.py)
-
-def reward_of(j: judge.Judgment) -> float:
-    """P(A better) of a judgment: `p_a` (answer-token probability, averaged over samples and orders); without
-    probabilities, the share of parsed votes for A; 0.5 when nothing parsed."""
-    if j.p_a is not None:
-        return float(j.p_a)
-    decided = j.votes["A"] + j.votes["B"]
-    return j.votes["A"] / decided if decided else 0.5
+def group_config(sc: ServeConfig) -> group_rewards.GroupConfig:
+    return group_rewards.GroupConfig(pairing=sc.pairing, orders=sc.orders, score=sc.score, votes=sc.votes)
 
 
-def judge_fn(engine, cfg: "Config") -> Callable[[list[dict]], list[judge.Judgment]]:
-    """pairs → judgments with the server's settings (serve.votes, serve.orders)."""
+def judge_fn(engine, cfg: "Config", orders: str) -> Callable[[list[dict]], list[judge.Judgment]]:
+    """pairs → judgments with the server's settings (serve.votes, serve.tie_break) in `orders`."""
     sc = cfg.serve
-    how = judge.settings(cfg, "serve", votes=sc.votes, orders=sc.orders, tie_break=sc.tie_break)
+    how = judge.settings(cfg, "serve", votes=sc.votes, orders=orders, tie_break=sc.tie_break)
     return lambda pairs: how.judge(engine, pairs)
 
 
-def reference_pairs(prompts_: list[str], responses: list[str], references: list[str]) -> list[dict]:
-    """(x, y, y_ref) → judge pairs with the response shown as A: its reward is the pair's P(A better)."""
-    return [{"prompt": p, "response_a": r, "response_b": ref} for p, r, ref in zip(prompts_, responses, references)]
-
-
-def score_against_reference(engine, cfg: "Config", prompts_: list[str], responses: list[str],
-                            references: list[str]) -> list[float]:
-    """The GRAM-R² reward of each response against its reference, with a local engine (no server)."""
-    return [reward_of(j) for j in judge_fn(engine, cfg)(reference_pairs(prompts_, responses, references))]
-
-
-def split_query(query: str, prompt: str) -> str:
-    """The response inside an OpenRLHF query: the text after `prompt` (OpenRLHF decodes prompt + response as one
-    string). Left padding before the prompt is ignored; end-of-turn markers (`<|im_end|>`, `<|endoftext|>`, …)
-    and surrounding whitespace are stripped off the response. Raises GramrError when the prompt is not in it."""
-    k = query.find(prompt) if prompt else 0
-    if k < 0:
-        raise GramrError("query does not contain its prompt; OpenRLHF sends query = prompt + response")
-    resp = query[k + len(prompt):].strip()
-    changed = True
-    while changed:
-        changed = False
-        for m in END_MARKERS:
-            if resp.endswith(m):
-                resp, changed = resp[: -len(m)].rstrip(), True
-    return resp
+def rationale_of(j: judge.Judgment) -> str | None:
+    """The rationale of a sample shown in the original order whose verdict is the label (a swapped-order
+    sample's "Response A" is the original B); None without a label (issue 17 item 9)."""
+    if j.label is None:
+        return None
+    return next((prompts.parse_rationale(s["text"]) for s in j.samples
+                 if s["order"] == "ab" and s["verdict"] == j.label), None)
 
 
 # ---------------------------------------------------------------- micro-batching
@@ -115,6 +107,10 @@ class MicroBatcher:
         self.task: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stats = {"requests": 0, "pairs": 0, "batches": 0, "largest_batch": 0}
+        self.busy = 0                    # jobs taken from the queue whose results are not yet delivered
+        # engine calls run in the batcher's own thread: request threads of the default pool may all be waiting
+        # on this batcher (the group path judges from a worker thread), which would otherwise deadlock it
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="gramr2-engine")
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -122,7 +118,12 @@ class MicroBatcher:
             self.loop, self.queue = loop, asyncio.Queue()
             self.task = loop.create_task(self._worker())
 
-    async def stop(self) -> None:
+    async def stop(self, drain_s: float = 0.0) -> None:
+        """Stop the worker; first, up to `drain_s` seconds for queued and running batches to finish (graceful
+        shutdown: requests in flight get their results)."""
+        deadline = time.monotonic() + drain_s
+        while self.queue is not None and (self.busy or not self.queue.empty()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         if self.task is not None:
             self.task.cancel()
             try:
@@ -165,13 +166,15 @@ class MicroBatcher:
         self._held = None    # a job that did not fit into the last batch opens the next one
         while True:
             jobs = await self._collect()
+            self.busy = len(jobs)
             pairs = [p for ps, _ in jobs for p in ps]
             try:
-                results = await asyncio.to_thread(self.fn, pairs)
+                results = await self.loop.run_in_executor(self.executor, self.fn, pairs)
             except Exception as e:  # noqa: BLE001 - the engine failed: each waiting request gets it; serving goes on
                 for _, f in jobs:
                     if not f.done():
                         f.set_exception(e)
+                self.busy = 0
                 continue
             self.stats["batches"] += 1
             self.stats["pairs"] += len(pairs)
@@ -181,154 +184,166 @@ class MicroBatcher:
                 if not f.done():
                     f.set_result(results[k:k + len(ps)])
                 k += len(ps)
-
-
-# ---------------------------------------------------------------- request parsing
-
-def _http(status: int, msg: str):
-    from fastapi import HTTPException
-    return HTTPException(status_code=status, detail=msg)
-
-
-async def read_json(request, max_bytes: int) -> dict:
-    """The request's JSON object; 413 past `max_bytes` (checked while streaming), 400 for invalid JSON."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes:
-        raise _http(413, f"request body of {declared} bytes exceeds max_body_bytes={max_bytes}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise _http(413, f"request body exceeds max_body_bytes={max_bytes}")
-        chunks.append(chunk)
-    try:
-        body = json.loads(b"".join(chunks).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise _http(400, f"invalid JSON body ({e})") from None
-    if not isinstance(body, dict):
-        raise _http(400, f"the JSON body must be an object, got {type(body).__name__}")
-    return body
-
-
-def str_lists(body: dict, keys: tuple[str, ...], max_items: int) -> list[list[str]]:
-    """The lists of strings under `keys`, all the same non-zero length; 422 naming the field otherwise."""
-    out = []
-    for k in keys:
-        v = body.get(k)
-        if v is None:
-            raise _http(422, f"missing field '{k}' (expected a list of strings)")
-        if isinstance(v, str):
-            v = [v]
-        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
-            raise _http(422, f"field '{k}' must be a list of strings")
-        out.append(v)
-    lens = {k: len(v) for k, v in zip(keys, out)}
-    if len(set(lens.values())) != 1:
-        raise _http(422, f"fields must have the same length, got {lens}")
-    n = len(out[0])
-    if n == 0:
-        raise _http(422, f"field '{keys[0]}' is empty")
-    if n > max_items:
-        raise _http(422, f"{n} items exceed max_items={max_items}; split the request")
-    return out
-
-
-def compare_pairs(body: dict, max_items: int) -> list[dict]:
-    keys = ("prompt", "response_a", "response_b")
-    if "pairs" not in body:
-        return [dict(zip(keys, t)) for t in zip(*str_lists(body, keys, max_items))]
-    pairs = body["pairs"]
-    if not isinstance(pairs, list) or not pairs:
-        raise _http(422, "field 'pairs' must be a non-empty list of {prompt, response_a, response_b}")
-    if len(pairs) > max_items:
-        raise _http(422, f"{len(pairs)} pairs exceed max_items={max_items}; split the request")
-    for i, p in enumerate(pairs):
-        if not isinstance(p, dict) or not all(isinstance(p.get(k), str) for k in keys):
-            raise _http(422, f"pairs[{i}] must be an object with string fields prompt, response_a, response_b")
-    return [{k: p[k] for k in keys} for p in pairs]
+            self.busy = 0
 
 
 # ---------------------------------------------------------------- the app
 
-def create_app(engine, cfg: "Config", model_name: str | None = None):
-    """The FastAPI app serving `engine` with `cfg` (prompt version, generate.*, seed, serve.*; `recipe.load()`
-    gives the defaults)."""
+def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: str | None = None,
+               on_shutdown: Callable[[], None] | None = None):
+    """The FastAPI app serving `engine` with `cfg` (prompt version, generate.*, seed, serve.*); with `api_key`,
+    every request needs `Authorization: Bearer <api_key>` (401 otherwise). `on_shutdown` runs after the
+    batchers have finished their work (serve closes the engine there: uvicorn re-raises SIGTERM afterwards)."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
     sc = cfg.serve
-    batcher = MicroBatcher(judge_fn(engine, cfg), sc.max_batch, sc.max_wait_ms)
+    config.ensure(sc, "serve.")
+    gcfg = group_config(sc)
+    compare_batcher = MicroBatcher(judge_fn(engine, cfg, sc.orders), sc.max_batch, sc.max_wait_ms)
+    # the reward path judges each presentation order as its own call (group_rewards pairs them up)
+    reward_batcher = MicroBatcher(judge_fn(engine, cfg, "ab"), sc.max_batch, sc.max_wait_ms)
+    counters = {"groups": 0, "judge_calls": 0, "failed_calls": 0, "judge_seconds": 0.0}
 
     @asynccontextmanager
     async def lifespan(app):
-        batcher.start()
+        compare_batcher.start()
+        reward_batcher.start()
         yield
-        await batcher.stop()
+        for b in (compare_batcher, reward_batcher):          # graceful: finish what is queued or running
+            await b.stop(drain_s=sc.request_timeout)
+        if on_shutdown is not None:
+            on_shutdown()
 
     app = FastAPI(title="gramr2 reward server", lifespan=lifespan)
-    app.state.batcher = batcher
+    app.state.batcher = reward_batcher
+    app.state.compare_batcher = compare_batcher
 
-    async def run(pairs: list[dict]) -> list[judge.Judgment]:
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        if not authorized(request.headers.get("authorization"), api_key):
+            return JSONResponse({"detail": "missing or wrong API key (send 'Authorization: Bearer <key>')"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        try:
+            return await asyncio.wait_for(call_next(request), sc.request_timeout)
+        except asyncio.TimeoutError:
+            return JSONResponse({"detail": f"request took longer than serve.request_timeout={sc.request_timeout}s"},
+                                status_code=504)
+
+    async def judged(batcher: MicroBatcher, pairs: list[dict]) -> list[judge.Judgment]:
         try:
             return await batcher.submit(pairs)
         except GramrError as e:
-            raise _http(400, e.message) from None
+            raise http(400, e.message) from None
         except Exception as e:  # noqa: BLE001 - an engine bug: report it (500), keep serving
-            raise _http(500, f"{type(e).__name__}: {e}") from None
+            raise http(500, f"{type(e).__name__}: {e}") from None
+
+    async def rewards(ps: list[str], rs: list[str], refs: list[str] | None) -> list[float | None]:
+        """Group rewards for one request; the group path's judge calls go through the shared batcher."""
+        if gcfg.pairing == "reference" and refs is None:
+            raise http(422, "missing field 'reference' ('labels' for /get_reward): pairing 'reference' needs them")
+        check_tokens(getattr(engine, "tokenizer", None), [[p, r, *([f] if refs else [])]
+                                                          for p, r, f in zip(ps, rs, refs or ps)],
+                     sc.max_prompt_tokens)
+        loop = asyncio.get_running_loop()
+
+        def judge_sync(pairs: list[dict]) -> list[judge.Judgment]:
+            return asyncio.run_coroutine_threadsafe(reward_batcher.submit(pairs), loop).result()
+        try:
+            out, results = await asyncio.to_thread(group_rewards.batch_rewards, judge_sync, ps, rs, refs, gcfg)
+        except GramrError as e:
+            raise http(400, e.message) from None
+        except Exception as e:  # noqa: BLE001 - an engine bug: report it (500), keep serving
+            raise http(500, f"{type(e).__name__}: {e}") from None
+        counters["groups"] += len(results)
+        counters["judge_calls"] += sum(r.judge_calls for r in results)
+        counters["failed_calls"] += sum(r.failed_calls for r in results)
+        counters["judge_seconds"] += sum(r.seconds for r in results)
+        return out
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": model_name or cfg.model, "prompt_version": cfg.prompt,
-                "orders": sc.orders, "votes": sc.votes, "max_batch": sc.max_batch, "max_wait_ms": sc.max_wait_ms,
-                **batcher.stats}
+                "orders": sc.orders, "votes": sc.votes, "pairing": sc.pairing, "score": sc.score,
+                "max_batch": sc.max_batch, "max_wait_ms": sc.max_wait_ms,
+                **{k: reward_batcher.stats[k] + compare_batcher.stats[k] for k in ("requests", "pairs", "batches")},
+                "largest_batch": max(reward_batcher.stats["largest_batch"], compare_batcher.stats["largest_batch"]),
+                **counters}
 
     @app.post("/score")
     async def score(request: Request) -> dict[str, Any]:
         body = await read_json(request, sc.max_body_bytes)
-        ps, rs, refs = str_lists(body, ("prompt", "response", "reference"), sc.max_items)
-        js = await run(reference_pairs(ps, rs, refs))
-        return {"rewards": [reward_of(j) for j in js]}
+        ps, rs, refs = str_lists(body, ("prompt", "response", "reference"), sc.max_items, optional=("reference",))
+        calls0, failed0 = counters["judge_calls"], counters["failed_calls"]
+        out = await rewards(ps, rs, refs)
+        return {"rewards": out, "judge_calls": counters["judge_calls"] - calls0,
+                "failed_calls": counters["failed_calls"] - failed0}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
         body = await read_json(request, sc.max_body_bytes)
-        qs, ps, refs = str_lists(body, ("query", "prompts", "labels"), sc.max_items)
+        qs, ps, refs = str_lists(body, ("query", "prompts", "labels"), sc.max_items, optional=("labels",))
+        extra = tuple(sc.strip_tokens)
         try:
-            rs = [split_query(q, p) for q, p in zip(qs, ps)]
+            rs = [split_query(q, p, extra) for q, p in zip(qs, ps)]
         except GramrError as e:
             bad = next(i for i, (q, p) in enumerate(zip(qs, ps)) if p and p not in q)
-            raise _http(422, f"query[{bad}]: {e.message}") from None
-        rewards = [reward_of(j) for j in await run(reference_pairs(ps, rs, refs))]
-        return {"rewards": rewards, "scores": rewards}
+            raise http(422, f"query[{bad}]: {e.message}") from None
+        questions = [question_of(p, sc.policy_template) for p in ps]
+        out = await rewards(questions, rs, refs)
+        keys = [(q, refs[i] if refs and sc.pairing == "reference" else "") for i, q in enumerate(questions)]
+        filled = group_rewards.fill_masked(out, group_rewards.group_indices(keys))
+        return {"rewards": filled, "scores": filled, "masked": [r is None for r in out]}
 
     @app.post("/compare")
     async def compare(request: Request) -> dict[str, Any]:
         body = await read_json(request, sc.max_body_bytes)
-        js = await run(compare_pairs(body, sc.max_items))
+        pairs = compare_pairs(body, sc.max_items)
+        check_tokens(getattr(engine, "tokenizer", None), [list(p.values()) for p in pairs], sc.max_prompt_tokens)
+        js = await judged(compare_batcher, pairs)
         return {"verdicts": [j.label for j in js], "p_a": [j.p_a for j in js],
-                "rationales": [next((prompts.parse_rationale(s["text"]) for s in j.samples
-                                     if s["verdict"] == j.label), None) for j in js],
+                "rationales": [rationale_of(j) for j in js],
                 "order_consistent": [j.order_consistent for j in js], "votes": [j.votes for j in js]}
 
     return app
 
 
-def serve(cfg: "Config", engine=None) -> None:
-    """Load the model and serve until interrupted (uvicorn). Warns when binding beyond loopback."""
+def api_key_for(host: str, given: str | None) -> str | None:
+    """The API key to require: `given` or $GRAMR2_API_KEY. Raises GramrError when binding beyond loopback
+    without one (the server would give the model to anyone who can reach the address)."""
+    key = given or os.environ.get(API_KEY_ENV) or None
+    if host not in LOOPBACK and not key:
+        raise GramrError(f"binding {host} needs an API key: pass --api-key or set {API_KEY_ENV} "
+                         "(clients send 'Authorization: Bearer <key>')")
+    return key
+
+
+def serve(cfg: "Config", engine=None, api_key: str | None = None) -> None:
+    """Load the model and serve until interrupted (uvicorn). Beyond loopback an API key is required. On SIGTERM
+    or Ctrl-C, uvicorn stops accepting connections and waits up to serve.request_timeout for requests in flight;
+    the batchers finish their queued batches, the engine is closed, and uvicorn re-raises the signal (so the
+    process ends as killed by SIGTERM, exit status 143 in a shell)."""
     import uvicorn
 
     from .engines import note
     sc = cfg.serve
     config.ensure(sc, "serve.")
-    if sc.host not in LOOPBACK:
-        note(f"warning: binding {sc.host}: the reward server has no authentication; anyone who can reach "
-             f"this address can use the model")
+    key = api_key_for(sc.host, api_key)
     t0 = time.time()
     engine = engine or judge.load(cfg)
     note(f"model {cfg.model} loaded in {time.time() - t0:.1f}s; serving on http://{sc.host}:{sc.port} "
-         f"(orders {sc.orders}, votes {sc.votes}, max_batch {sc.max_batch})")
+         f"(pairing {sc.pairing}, orders {sc.orders}, votes {sc.votes}, max_batch {sc.max_batch}"
+         f"{', API key required' if key else ''})")
+    closed = []
+
+    def close() -> None:
+        if not closed:
+            closed.append(True)
+            engine.close()
     try:
-        uvicorn.run(create_app(engine, cfg), host=sc.host, port=sc.port, log_level="warning")
+        uvicorn.run(create_app(engine, cfg, api_key=key, on_shutdown=close), host=sc.host, port=sc.port,
+                    log_level="warning", timeout_graceful_shutdown=int(sc.request_timeout) + 1)
     finally:
-        engine.close()
+        close()

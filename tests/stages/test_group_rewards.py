@@ -39,14 +39,15 @@ def quality_judge(q: list[float], bias: float = 0.0):
 def test_round_robin_p_a_and_win_rate_with_one_failed_call():
     ps = {(0, 1): 0.8, (1, 0): 0.3, (0, 2): 0.6, (2, 0): 0.5, (1, 2): 0.9, (2, 1): None}
     log: list = []
-    (res,) = score_groups([3], table(ps, log), GroupConfig(pairing="round-robin", score="p_a"))
+    (res,) = score_groups([3], table(ps, log), GroupConfig(pairing="round-robin", score="p_a",
+                                                                        whole_pairs=False))
     # one engine round with every call, pair-major, both orders
     assert log == [[(0, 0, 1), (0, 1, 0), (0, 0, 2), (0, 2, 0), (0, 1, 2), (0, 2, 1)]]
     # r0 sees 0.8, 1-0.3, 0.6, 1-0.5 → 2.6/4; r1 sees 0.2, 0.3, 0.9 → 1.4/3; r2 sees 0.4, 0.5, 0.1 (its call
     # shown first against r1 failed) → 1/3
     assert res.rewards == pytest.approx([0.65, 1.4 / 3, 1 / 3], abs=1e-12)
     assert (res.judge_calls, res.failed_calls) == (6, 1)
-    (win,) = score_groups([3], table(ps), GroupConfig(pairing="round-robin", score="win_rate"))
+    (win,) = score_groups([3], table(ps), GroupConfig(pairing="round-robin", score="win_rate", whole_pairs=False))
     # wins: r0 1,1,1,½ → 3.5/4; r1 0,0,1 → 1/3; r2 0,½,0 → 1/6
     assert win.rewards == pytest.approx([0.875, 1 / 3, 1 / 6], abs=1e-12)
 
@@ -65,7 +66,7 @@ def test_a_rollout_whose_every_call_failed_gets_none_not_a_neutral_half():
 def test_reference_pairing_is_todays_reward_and_masks_failures():
     ps = {(0, R): 0.7, (R, 0): 0.4, (1, R): None, (R, 1): 0.8, (2, R): None, (R, 2): None}
     log: list = []
-    (res,) = score_groups([3], table(ps, log), GroupConfig(pairing="reference"))
+    (res,) = score_groups([3], table(ps, log), GroupConfig(pairing="reference", whole_pairs=False))
     assert log == [[(0, 0, R), (0, R, 0), (0, 1, R), (0, R, 1), (0, 2, R), (0, R, 2)]]
     # r0 = ½ [P(A | r0, ref) + P(B | ref, r0)] = ½ (0.7 + 0.6); r1 has only its B/A call: 1 − 0.8
     assert res.rewards[0] == pytest.approx(0.65, abs=1e-12)
@@ -76,6 +77,21 @@ def test_reference_pairing_is_todays_reward_and_masks_failures():
                          GroupConfig(pairing="reference", orders="ab"))
     assert ab.rewards == pytest.approx([0.1, 0.2, 0.3], abs=1e-12)
     assert ab.judge_calls == 3
+
+
+def test_one_order_alone_never_makes_a_reward_by_default():
+    """Issue 17 item 11: with both orders, a comparison whose other order failed is masked as a whole (the one
+    order left would carry the judge's position bias)."""
+    ps = {(0, R): 0.7, (R, 0): 0.4, (1, R): None, (R, 1): 0.8, (2, R): None, (R, 2): None}
+    (res,) = score_groups([3], table(ps), GroupConfig(pairing="reference"))
+    assert res.rewards[0] == pytest.approx(0.65, abs=1e-12)
+    assert res.rewards[1:] == [None, None]
+    assert (res.judge_calls, res.failed_calls) == (6, 4)
+    assert res.calls[2:4] == [(1, R, None), (R, 1, None)]
+    rr = {(0, 1): 0.8, (1, 0): 0.3, (0, 2): 0.6, (2, 0): 0.5, (1, 2): 0.9, (2, 1): None}
+    (res,) = score_groups([3], table(rr), GroupConfig(pairing="round-robin"))
+    # the r1/r2 comparison is dropped in both orders: r0 2.6/4, r1 0.2, 0.3 → 0.25, r2 0.4, 0.5 → 0.45
+    assert res.rewards == pytest.approx([0.65, 0.25, 0.45], abs=1e-12)
 
 
 def test_circular_compares_neighbours_and_both_orders_cancel_a_position_bias():

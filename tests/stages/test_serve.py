@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import recipe, rlhf, serve
+from gramr2_cli import recipe, rlhf, serve, serve_requests
 from gramr2_cli.errors import GramrError
 
 QUALITY = {"good": 2, "okay": 1, "bad": 0}
@@ -39,11 +39,11 @@ def make_app(engine, *sets):
 
 
 def test_split_query():
-    assert serve.split_query("<pad><pad>USER: hi\nASSISTANT: hello there<|im_end|>", "USER: hi\nASSISTANT:") \
+    assert serve_requests.split_query("<pad><pad>USER: hi\nASSISTANT: hello there<|im_end|>", "USER: hi\nASSISTANT:") \
         == "hello there"
-    assert serve.split_query("Q? A!</s><|endoftext|>", "Q?") == "A!"
+    assert serve_requests.split_query("Q? A!</s><|endoftext|>", "Q?") == "A!"
     with pytest.raises(GramrError, match="does not contain its prompt"):
-        serve.split_query("something else", "Q?")
+        serve_requests.split_query("something else", "Q?")
 
 
 def test_endpoints_in_process():
@@ -61,7 +61,7 @@ def test_endpoints_in_process():
                                         "prompts": ["<|im_start|>user\np1<|im_end|>\n", "p2"],
                                         "labels": ["okay 1", "okay 2"]})
         assert r.status_code == 200 and r.json()["rewards"] == pytest.approx([0.9, 0.1])
-        assert ScriptedEngine.parse(eng.calls[-1][0])[1:] == ("good 1", "okay 1")   # response split off the query
+        assert ScriptedEngine.parse(eng.calls[-1][0]) == ("p1", "good 1", "okay 1")   # template stripped
         r = c.post("/compare", json={"pairs": [{"prompt": "p", "response_a": "bad x", "response_b": "good y"}]})
         body = r.json()
         assert body["verdicts"] == ["B"] and body["p_a"] == pytest.approx([0.1])
@@ -219,8 +219,9 @@ def test_trl_reward_with_a_local_engine():
 
 
 def test_server_on_the_tiny_model(tiny_model):
+    """Verdict-only judging (forced answer token, always parsed): /score and /get_reward give the same rewards."""
     from gramr2_cli.engines import close_all, load_engine
-    cfg = recipe.load(None, ["generate.engine=hf", "generate.max_new_tokens=6"], model=str(tiny_model))
+    cfg = recipe.load(None, ["generate.engine=hf", "generate.verdict_only=true"], model=str(tiny_model))
     eng = load_engine(cfg.model, cfg.generate, cfg.seed)
     try:
         with TestClient(serve.create_app(eng, cfg)) as c:
@@ -229,10 +230,7 @@ def test_server_on_the_tiny_model(tiny_model):
                                         "reference": ["5", "yo"]}).json()["rewards"]
             r2 = c.post("/get_reward", json={"query": ["2+2? 4", "hi hello"], "prompts": ["2+2?", "hi"],
                                              "labels": ["5", "yo"]}).json()["rewards"]
-            # 6 new tokens never reach a verdict on the tiny random model (greedy): nothing parses in either
-            # order, so the reward is the documented 0.5 and /compare has no verdict and no rationale
-            assert r1 == r2 == [0.5, 0.5]
-            v = c.post("/compare", json={"prompt": ["2+2?"], "response_a": ["4"], "response_b": ["5"]}).json()
-            assert (v["verdicts"], v["rationales"], v["votes"]) == ([None], [None], [{"A": 0, "B": 0, "null": 2}])
+            assert None not in r1 and r1 == r2 and r1[0] != r1[1]
+            assert c.get("/health").json()["judge_calls"] == 8          # 2 requests × 2 items × 2 orders
     finally:
         close_all()

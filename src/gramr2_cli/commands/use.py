@@ -136,15 +136,20 @@ def register(app: typer.Typer) -> None:
                   votes: VotesOpt = None, orders: OrdersOpt = None,
                   max_batch: Annotated[int | None, typer.Option("--max-batch", help="Most judge pairs per "
                                                                    "engine call (micro-batching).")] = None,
+                  api_key: Annotated[str | None, typer.Option("--api-key", help="Require 'Authorization: Bearer "
+                                                              "KEY' on every request (default: $GRAMR2_API_KEY). "
+                                                              "Required for a host other than loopback.")] = None,
                   recipe: ConfigOpt = None, override: SetOpt = None, seed: SeedOpt = None,
                   engine: EngineOpt = None) -> None:
         """HTTP reward server for RLHF: POST /score, /compare, /get_reward (OpenRLHF), GET /health.
 
         Reward of a response = P(it beats the reference response), averaged over both presentation orders
-        (GRAM v1's RLHF scheme; GRAM-R² specifies none). Requests from concurrent clients are micro-batched into
-        one engine call."""
+        (GRAM v1's RLHF scheme; GRAM-R² specifies none), or a group reward over a prompt's rollouts (-s serve.pairing=round-robin).
+        A failed judgment is masked (null), never 0.5. Requests from concurrent clients are micro-batched into
+        one engine call. Limits: serve.max_prompt_tokens (413), serve.request_timeout (504); SIGTERM finishes
+        requests in flight."""
         from .. import serve
         cfg = load_recipe(recipe, override, model=model, serve__host=host, serve__port=port, serve__votes=votes,
                     serve__orders=orders, serve__max_batch=max_batch, seed=seed, generate__engine=engine)
-        serve.serve(cfg)
+        serve.serve(cfg, api_key=api_key)
 

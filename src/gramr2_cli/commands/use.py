@@ -144,7 +144,8 @@ def register(app: typer.Typer) -> None:
         """HTTP reward server for RLHF: POST /score, /compare, /get_reward (OpenRLHF), GET /health.
 
         Reward of a response = P(it beats the reference response), averaged over both presentation orders
-        (GRAM v1's RLHF scheme; GRAM-R² specifies none), or a group reward over a prompt's rollouts (-s serve.pairing=round-robin).
+        (GRAM v1's RLHF scheme; GRAM-R² specifies none), or a group reward over a prompt's rollouts
+        (-s serve.pairing=round-robin).
         A failed judgment is masked (null), never 0.5. Requests from concurrent clients are micro-batched into
         one engine call. Limits: serve.max_prompt_tokens (413), serve.request_timeout (504); SIGTERM finishes
         requests in flight."""

@@ -174,3 +174,16 @@ def test_stdin_to_stdout():
     got = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     assert [(g["prompt"], g["label"], g["meta"]["order"]) for g in got] == [
         (f"p{i}", lab, o) for i in range(3) for lab, o in (("A", "ab"), ("B", "ba"))]
+
+
+def test_cli_qa_dump_autodetected_and_unlabeled_flag(tmp_path):
+    """A Q&A dump is recognised by its columns and imported unlabeled; --unlabeled does the same for any pairs."""
+    ok(["data", "import", str(FIX / "stackexchange.jsonl"), "-o", str(tmp_path / "qa")])
+    qa = shards.read_all([tmp_path / "qa"])
+    assert len(qa) == 4 and {r["label"] for r in qa} == {None} and {r["source"] for r in qa} == {"qa"}
+    ok(["data", "import", str(FIX / "judgebench.jsonl"), "-o", str(tmp_path / "jb"), "--unlabeled",
+        "--order", "fixed"])
+    ok(["data", "import", str(FIX / "judgebench.jsonl"), "-o", str(tmp_path / "jbl"), "--order", "fixed"])
+    jb, labeled = shards.read_all([tmp_path / "jb"]), shards.read_all([tmp_path / "jbl"])
+    assert {r["label"] for r in jb} == {None} and len(jb) == 6
+    assert [r["meta"]["gold_label"] for r in jb] == [r["label"] for r in labeled] == ["A", "B", "B", "A", "A", "B"]

@@ -374,3 +374,50 @@ def test_helpsteer3_drops_rows_whose_annotators_disagree_in_sign(tmp_path):
         ("B", "Feedback: Response A: meh\nResponse B: ok\n\nComparison: Response B is better.\n\n"
               "Conclusion: Response B is better than Response A."),          # a 0-score annotator is not counted
         ("B", None)]                                                         # no annotator text: no rationale
+
+
+# ---------------------------------------------------------------- Q&A dumps and --unlabeled (issue 13 item 2)
+
+def test_qa_dump_gives_unlabeled_pairs_with_the_vote_preference_in_meta(tmp_path):
+    """Top-voted answer vs each answer >= 1 vote below it; no label, the vote-derived gold in meta only."""
+    s = data_import.run(formats.ImportConfig(order="fixed"), [FIX / "stackexchange.jsonl"], tmp_path / "out")
+    recs = shards.read_all([tmp_path / "out"])
+    # qid 101: 5 vs 4 and 5 vs 2 (nearest first); 102: one answer; 103: 3 vs 3 tie; 104: 6 vs 1 and 6 vs 0
+    assert [(r["meta"]["qid"], r["meta"]["scores"]) for r in recs] == [
+        (101, [5.0, 4.0]), (101, [5.0, 2.0]), (104, [6.0, 1.0]), (104, [6.0, 0.0])]
+    assert [r["label"] for r in recs] == [None] * 4
+    assert [r["meta"]["gold_label"] for r in recs] == ["A"] * 4
+    assert [r["meta"]["vote_margin"] for r in recs] == [1.0, 3.0, 5.0, 6.0]
+    assert recs[0]["response_a"].startswith("Use slicing") and recs[0]["response_b"].startswith("`list(reversed")
+    assert s.skipped == {"qa_no_pair": 2} and s.metrics["formats"] == {str(FIX / "stackexchange.jsonl"): "qa"}
+
+
+def test_qa_dump_random_order_swaps_the_gold_with_the_responses(tmp_path):
+    data_import.run(formats.ImportConfig(), [FIX / "stackexchange.jsonl"], tmp_path / "out")
+    recs = shards.read_all([tmp_path / "out"])
+    assert len(recs) == 4
+    for r in recs:
+        best_first = r["meta"]["order"] == "ab"
+        assert r["meta"]["gold_label"] == ("A" if best_first else "B")
+        top = r["response_a"] if best_first else r["response_b"]
+        assert top.startswith(("Use slicing", "`wc -l"))
+        assert r["label"] is None
+
+
+def test_unlabeled_moves_any_label_to_meta_gold_and_drops_rationales(tmp_path):
+    cfg = formats.ImportConfig(format="helpsteer3", order="fixed", unlabeled=True)
+    data_import.run(cfg, [FIX / "helpsteer3.jsonl"], tmp_path / "u")
+    data_import.run(formats.ImportConfig(format="helpsteer3", order="fixed"), [FIX / "helpsteer3.jsonl"],
+                    tmp_path / "l")
+    unl, lab = shards.read_all([tmp_path / "u"]), shards.read_all([tmp_path / "l"])
+    assert [r["id"] for r in unl] == [r["id"] for r in lab] and len(unl) >= 2
+    assert [r["meta"]["gold_label"] for r in unl] == [r["label"] for r in lab]
+    assert {r["label"] for r in unl} == {None} and {r["rationale"] for r in unl} == {None}
+
+
+def test_qa_row_with_a_non_numeric_score_is_one_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"question": "q?", "answers": [{"text": "a", "pm_score": "high"},
+                                                            {"text": "b", "pm_score": 1}]}) + "\n")
+    with pytest.raises(GramrError, match=r"answers\[0\] needs a numeric 'pm_score'"):
+        data_import.run(formats.ImportConfig(), [bad], tmp_path / "out")

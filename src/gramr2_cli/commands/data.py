@@ -76,7 +76,8 @@ def _export_format(value: str) -> str:
 
 
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="Input format: auto, pairs, helpsteer3, rmbench, "
-                                                                "judgebench, rewardbench (see docs/data.md).",
+                                                                "judgebench, rewardbench, qa (Q&A dumps: question + "
+                                                                "voted answers → unlabeled pairs; see docs/data.md).",
                                          callback=_import_format)]
 OrderOpt = Annotated[str, typer.Option("--order", help="Which response is A: random (the default: a seeded "
                                                        "coin per pair, so about half the labels are A), fixed "
@@ -101,9 +102,13 @@ def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", or
                source: Annotated[str, typer.Option("--source", help="The records' 'source' (default: the "
                                                                      "format name).")] = "",
                batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Records per flush.")] = 256,
+               unlabeled: Annotated[bool, typer.Option("--unlabeled", help="Import as unlabeled pairs (for "
+                                                       "self-label): each label moves to meta.gold_label, so "
+                                                       "pseudo-label precision can still be measured.")] = False,
                overwrite: OverwriteOpt = False, shard_index: ShardIndexOpt = None,
                num_shards: NumShardsOpt = None) -> None:
-    """Import prompt/chosen/rejected, HelpSteer3, RewardBench, RM-Bench or JudgeBench data as pair shards.
+    """Import prompt/chosen/rejected, HelpSteer3, RewardBench, RM-Bench, JudgeBench or Q&A-dump data as pair
+    shards (--unlabeled: pairs for self-labeling; Q&A dumps are always unlabeled).
 
     Resumable: rerunning on the same -o skips records already written. Rows the format drops (HelpSteer3 ties,
     JudgeBench labels other than A>B/B>A) are counted in the summary."""
@@ -111,7 +116,8 @@ def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", or
 
     from .. import formats
     from ..stages import data_import
-    cfg = formats.ImportConfig(format=fmt, order=order, seed=seed, source=source, batch_size=batch_size)
+    cfg = formats.ImportConfig(format=fmt, order=order, seed=seed, source=source, batch_size=batch_size,
+                               unlabeled=unlabeled)
     with Progress(SpinnerColumn(), TextColumn("importing: {task.completed} records"), TimeElapsedColumn(),
                   console=err_console, transient=True) as bar:
         task = bar.add_task("import", total=None)

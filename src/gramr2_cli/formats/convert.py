@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import readers, records
 from ..errors import GramrError
-from .importers import FORMATS, IMPORTERS, detect
+from .importers import FORMATS, IMPORTERS, UNLABELED_FORMATS, detect
 from .rows import Skip
 
 ORDERS = ("fixed", "random", "both")
@@ -23,6 +23,7 @@ class ImportConfig:
     seed: int = 0                # only `random` uses it
     source: str = ""             # the records' `source`; "" = the format's name
     batch_size: int = 256        # records per flush of the part file
+    unlabeled: bool = False      # move every label to meta.gold_label (for self-labeling; precision measurable)
 
 
 def flip(key: str, seed: int) -> bool:
@@ -47,10 +48,11 @@ def _id(prompt: str, a: str, b: str, key: str | None) -> str:
     return hashlib.sha256(f"{base}{records.SEP}{key}".encode()).hexdigest()[:16]
 
 
-def to_records(pair: tuple, order: str, seed: int, source: str, where: str) -> list[dict]:
+def to_records(pair: tuple, order: str, seed: int, source: str, where: str, unlabeled: bool = False) -> list[dict]:
     """Natural-order (prompt, first, second, label, rationale, meta[, key]) → pair records in the requested
     order(s). Ids are content hashes; `key` (RM-Bench's style cell) keeps pairs with equal text but different
-    roles apart. `meta.pair_group` is the id of the natural order, shared by both orders of `--order both`."""
+    roles apart. `meta.pair_group` is the id of the natural order, shared by both orders of `--order both`.
+    `unlabeled` moves the (presentation-order) label to `meta.gold_label` and drops the rationale."""
     prompt, first, second, label, rationale, meta, *rest = pair
     key = rest[0] if rest else None
     group = _id(prompt, first, second, key)
@@ -59,9 +61,11 @@ def to_records(pair: tuple, order: str, seed: int, source: str, where: str) -> l
     for sw in swapped:
         a, b, lab = (second, first, records.swap_label(label)) if sw else (first, second, label)
         m = dict(meta, pair_group=group, order="ba" if sw else "ab")
+        rat = swap_rationale(rationale) if sw else rationale
+        if unlabeled:
+            m["gold_label"], lab, rat = lab, None, None
         out.append(records.normalize({"id": _id(prompt, a, b, key), "prompt": prompt, "response_a": a,
-                                      "response_b": b, "label": lab,
-                                      "rationale": swap_rationale(rationale) if sw else rationale,
+                                      "response_b": b, "label": lab, "rationale": rat,
                                       "source": source, "meta": m}, where))
     return out
 
@@ -87,5 +91,7 @@ def convert(inputs: list, cfg: ImportConfig, skipped: Counter,
             except Skip as s:
                 skipped[s.reason] += 1
                 continue
-            for rec in (r for p in pairs for r in to_records(p, cfg.order, cfg.seed, cfg.source or fmt, where)):
-                yield where, rec
+            unlabeled = cfg.unlabeled or fmt in UNLABELED_FORMATS
+            for p in pairs:
+                for rec in to_records(p, cfg.order, cfg.seed, cfg.source or fmt, where, unlabeled):
+                    yield where, rec

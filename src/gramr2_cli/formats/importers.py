@@ -187,10 +187,52 @@ def import_helpsteer3(row: dict, where: str) -> list[tuple]:
     return [(prompt, r1, r2, label, helpsteer3_rationale(annotators, pref), meta)]
 
 
+# Q&A dumps (ours; paper: not stated how its StackExchange pairs were drawn): the top-voted answer against each
+# other answer at least QA_MIN_MARGIN votes below it, at most QA_MAX_PAIRS per question (the lowest-voted first out).
+QA_MIN_MARGIN = 1
+QA_MAX_PAIRS = 4
+
+
+def _qa_answer(a: Any, i: int, where: str) -> tuple[str, float]:
+    if not isinstance(a, dict):
+        raise GramrError(f"{where}: answers[{i}] must be an object with 'text' and 'pm_score' (or 'score')")
+    text = a.get("text", a.get("body"))
+    score = a.get("pm_score", a.get("score"))
+    if not isinstance(score, (int, float)) or isinstance(score, bool):
+        raise GramrError(f"{where}: answers[{i}] needs a numeric 'pm_score' or 'score', got {score!r}")
+    return _response(text, f"answers[{i}].text", where), float(score)
+
+
+def import_qa(row: dict, where: str) -> list[tuple]:
+    """Q&A dump row (StackExchange style: `question` + `answers` [{text, pm_score|score, selected}]) → pairs
+    that are UNLABELED for training: the vote-derived preference is kept in `meta` only (`gold_label` after
+    `to_records`, `vote_margin`, `scores`), so self-label's pseudo-label precision can be measured.
+
+    Pairing rule (ours, see QA_MIN_MARGIN / QA_MAX_PAIRS): the top-voted answer against each other answer at
+    least QA_MIN_MARGIN below it, nearest scores first. A question with fewer than two answers, or whose answers
+    are all within the margin, gives no pair (counted as `qa_no_pair`)."""
+    question = _need(row, "question", where, "qa")
+    if not isinstance(question, str) or not question.strip():
+        raise GramrError(f"{where}: column 'question' must be a non-empty string")
+    answers = _need(row, "answers", where, "qa")
+    if not isinstance(answers, list):
+        raise GramrError(f"{where}: column 'answers' must be a list of answers")
+    scored = sorted((_qa_answer(a, i, where) for i, a in enumerate(answers)), key=lambda t: -t[1])
+    if len(scored) < 2:
+        raise Skip("qa_no_pair")
+    (best, top), rest = scored[0], [(t, sc) for t, sc in scored[1:] if scored[0][1] - sc >= QA_MIN_MARGIN]
+    if not rest:
+        raise Skip("qa_no_pair")
+    meta = _extra(row, ("question", "answers"))
+    return [(question, best, other, "A", None, dict(meta, vote_margin=top - sc, scores=[top, sc]))
+            for other, sc in rest[:QA_MAX_PAIRS]]
+
+
 IMPORTERS: dict[str, Callable[[dict, str], list[tuple]]] = {
     "pairs": import_pairs, "helpsteer3": import_helpsteer3, "rmbench": import_rmbench,
-    "judgebench": import_judgebench, "rewardbench": import_rewardbench,
+    "judgebench": import_judgebench, "rewardbench": import_rewardbench, "qa": import_qa,
 }
+UNLABELED_FORMATS = ("qa",)   # formats whose labels are votes, not judgments: always imported unlabeled
 FORMATS = ("auto", *IMPORTERS)
 
 
@@ -211,6 +253,8 @@ def detect(row: Any, where: str) -> str:
         return "helpsteer3"
     if {"question", "response_A", "response_B"} <= cols:
         return "judgebench"
+    if {"question", "answers"} <= cols and isinstance(row.get("answers"), list):
+        return "qa"
     if {"chosen", "rejected"} <= cols:
         c, r = row["chosen"], row["rejected"]
         if {"pair_id", "source"} <= cols:          # JudgeBench's released prompt/chosen/rejected file
@@ -224,7 +268,7 @@ def detect(row: Any, where: str) -> str:
             return "pairs"
     known = "pairs (prompt/chosen/rejected), helpsteer3 (context/response1/response2/overall_preference), " \
             "rmbench (prompt/chosen[3]/rejected[3]), judgebench (question/response_A/response_B/label), " \
-            "rewardbench (prompt/chosen/rejected/subset)"
+            "rewardbench (prompt/chosen/rejected/subset), qa (question/answers[{text, pm_score}])"
     hint = ("these are already pair records; pass them to the stage directly"
             if {"prompt", "response_a", "response_b"} <= cols else f"known formats: {known}")
     raise GramrError(f"{where}: cannot detect the format from columns {sorted(map(str, cols))}; "

@@ -278,6 +278,39 @@ def _prepare_output(output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
 
 
+def _gold_pairs(inputs: list[Path]) -> tuple[list[dict], Counter]:
+    """The records of `inputs` that carry a gold label, and skip counts (`no_gold_label`, read skips).
+    Raises GramrError when none has one."""
+    skipped: Counter = Counter()
+    recs = []
+    for r in shards.read(inputs, skipped=skipped):
+        if judge.gold_label(r) is None:
+            skipped["no_gold_label"] += 1
+        else:
+            recs.append(r)
+    if not recs:
+        raise GramrError(f"no gold-labeled pairs in {', '.join(map(str, inputs))}",
+                         hint="evaluate needs 'label' (or meta.gold_label); import benchmarks with "
+                              "'gramr2 data import --format rewardbench|rmbench|judgebench|helpsteer3'")
+    return recs, skipped
+
+
+def _write_report(cfg: Config, inputs: list[Path], output: Path, report: dict[str, dict], pairs: int,
+                  skipped: Counter, warnings: list[str]) -> list[str]:
+    """Write report.json, report.md and (evaluate.plot) accuracy.png into `output`; returns their paths."""
+    ec = cfg.evaluate
+    meta = {"votes": ec.votes, "orders": ec.orders, "prompt": cfg.prompt, "seed": cfg.seed,
+            "inputs": [str(i) for i in inputs], "pairs": pairs, "skipped": dict(skipped), "warnings": warnings,
+            "published": PUBLISHED}
+    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
+    outdir.atomic_write(output / "report.md", report_md(report, meta))
+    outs = [str(output / "report.md"), str(output / "report.json")]
+    if ec.plot:
+        plot(report, output / "accuracy.png")
+        outs.append(str(output / "accuracy.png"))
+    return outs
+
+
 def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | None = None,
         engines: dict | None = None, overwrite: bool = False, progress: bool = True) -> shards.Summary:
     """Evaluate each model in `models` (default: cfg.model) on the gold-labeled pairs of `inputs`.
@@ -302,17 +335,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
                              hint="run evaluate once per kind of input")
         _prepare_output(Path(output))
         return evaluate_lists.run(cfg, inputs, Path(output), specs, slugs, engines or {}, overwrite, progress)
-    skipped: Counter = Counter()
-    recs = []
-    for r in shards.read(inputs, skipped=skipped):
-        if judge.gold_label(r) is None:
-            skipped["no_gold_label"] += 1
-        else:
-            recs.append(r)
-    if not recs:
-        raise GramrError(f"no gold-labeled pairs in {', '.join(map(str, inputs))}",
-                         hint="evaluate needs 'label' (or meta.gold_label); import benchmarks with "
-                              "'gramr2 data import --format rewardbench|rmbench|judgebench|helpsteer3'")
+    recs, skipped = _gold_pairs(inputs)
     output = Path(output)
     _prepare_output(output)
     report: dict[str, dict] = {}
@@ -322,19 +345,10 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
                                     overwrite, progress)
         report[name] = {"spec": spec, "predictions": str(output / "predictions" / name), "metrics": metrics(preds)}
         counts.update({"pairs_judged": stats["judged"], "pairs_resumed": stats["resumed"]})
-    ec = cfg.evaluate
     warnings = one_sided_warnings(next(iter(report.values()))["metrics"])
     for w in warnings:
         note(w)
-    meta = {"votes": ec.votes, "orders": ec.orders, "prompt": cfg.prompt, "seed": cfg.seed,
-            "inputs": [str(i) for i in inputs], "pairs": len(recs), "skipped": dict(skipped), "warnings": warnings,
-            "published": PUBLISHED}
-    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
-    outdir.atomic_write(output / "report.md", report_md(report, meta))
-    outs = [str(output / "report.md"), str(output / "report.json")]
-    if ec.plot:
-        plot(report, output / "accuracy.png")
-        outs.append(str(output / "accuracy.png"))
+    outs = _write_report(cfg, inputs, output, report, len(recs), skipped, warnings)
     summary_metrics = summary_numbers(report)
     if warnings:
         summary_metrics["warnings"] = warnings

@@ -28,6 +28,8 @@ NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="Do not draw 
 
 
 def register(app: typer.Typer) -> None:
+    """Add prove, self-label, filter and self-train to `app`. Long because Typer declares each command-line
+    option as a function parameter; the work is in `stages`."""
     @command(app, "prove", epilog="Example: gramr2 prove out/labeled --prover out/prover -o out/proved "
                                   "-k 4 --keep-candidates")
     def prove_cmd(inputs: InputsArg, output: OutputOpt,

@@ -77,6 +77,8 @@ def rank_list_cmd(inputs: InputsArg, output: OutputOpt, model: ModelOpt = None,
 
 
 def register(app: typer.Typer) -> None:
+    """Add rank, evaluate, probe and serve to `app`. Long because Typer declares each command-line option as a
+    function parameter; the work is in `stages` and `serve`."""
     app.add_typer(rank_app, name="rank")
 
     @command(app, "evaluate", epilog="Example: gramr2 evaluate rewardbench/ rmbench/ --model out/rm "

@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -180,17 +181,63 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
     """Train `cfg.model` (or `cfg.train.init`) on `inputs` with `cfg.train.objective`; write the model to `output`.
 
     `callbacks` are extra `transformers.TrainerCallback`s (library users: logging, early stop, inspection).
+    The steps, in order: `_setup` (output dir, checkpoint, config), `_build_rows` (examples, once), `_make_trainer`
+    (HF Trainer + `_training_args`), `trainer.train`, `_save`, `_metrics`, `_write_outputs`.
 
     Returns the stage Summary. Raises GramrError for bad inputs/config, an existing output (see
     `prepare_output`), or no usable example."""
-    import torch
-    from transformers import TrainingArguments, set_seed
-    from transformers.trainer_callback import ProgressCallback
+    from transformers import set_seed
 
     t0 = time.time()
+    output = Path(output)
+    run = _setup(cfg, output, stage, overwrite, resume)
+    if run.main:
+        outdir.atomic_write(output / "config.yaml", yaml.safe_dump(run.resolved, sort_keys=False, allow_unicode=True))
+        write_manifest(output, stage, run.cfg_hash, inputs, done=False)
+    tok = models.load_tokenizer(run.init if Path(run.init, "tokenizer_config.json").exists() else run.base)
+    rows, skipped, notes, n_in = _build_rows(cfg, inputs, tok)
+
+    set_seed(cfg.seed)
+    model = _load_model(run.init, cfg.train)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    trainer = _make_trainer(cfg, model, tok, rows, _training_args(cfg, output, run, world), callbacks)
+    gflops = hardware.matmul_gflops(run.flags["bf16"]) if run.main else None
+    result = trainer.train(resume_from_checkpoint=str(run.ckpt) if run.ckpt else None)
+    merged = _save(trainer, tok, output, cfg.train)
+    metrics, curve = _metrics(cfg.train, trainer.state, model, run, t0, result.metrics.get("train_runtime"),
+                              gflops, merged, world)
+    counts = {"records": n_in, "examples": len(rows), **{f"kept:{k}": v for k, v in notes.items()}}
+    summary = shards.Summary(stage, counts, dict(skipped), time.time() - t0, [str(output)], metrics)
+    if run.main:
+        outdir.write_json(output / "training_summary.json",
+                          {**metrics, "loss_curve": curve, "examples_used": len(rows),
+                           "examples_skipped": dict(skipped), "notes": dict(notes)})
+        if not cfg.train.keep_checkpoints:
+            shutil.rmtree(output / CKPT_DIR, ignore_errors=True)
+        outdir.write_json(output / "summary.json", summary.to_dict())
+        write_manifest(output, stage, run.cfg_hash, inputs, done=True, counts=counts, skipped=dict(skipped))
+    return summary
+
+
+@dataclass
+class _Run:
+    """What `_setup` decides before any data or model is loaded (ours: a bundle, not a concept)."""
+    resolved: dict        # the config sections the output's hash covers (SECTIONS)
+    cfg_hash: str
+    main: bool            # rank 0 (the only writer)
+    on_gpu: bool
+    flags: dict           # precision_flags(...)
+    ckpt: Path | None     # the checkpoint to resume from
+    base: str             # the resolved cfg.model
+    init: str             # the weights training starts from
+
+
+def _setup(cfg: Config, output: Path, stage: str, overwrite: bool, resume: bool) -> _Run:
+    """Validate `cfg.train`, pick precision, prepare `output` (rank 0) and find the checkpoint to resume from."""
+    import torch
+
     tcfg = cfg.train
     config.ensure(tcfg, "train.")
-    output = Path(output)
     resolved = config.sections(cfg, *SECTIONS)
     cfg_hash = shards.config_hash(resolved)
     main = is_main_process()
@@ -207,11 +254,13 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
         check_checkpoint(ckpt)
     base = models.resolve(cfg.model)
     init = base if tcfg.init in ("backbone", "continue") else models.resolve(tcfg.init)
-    if main:
-        outdir.atomic_write(output / "config.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-        write_manifest(output, stage, cfg_hash, inputs, done=False)
+    return _Run(resolved, cfg_hash, main, on_gpu, flags, ckpt, base, init)
 
-    tok = models.load_tokenizer(init if Path(init, "tokenizer_config.json").exists() else base)
+
+def _build_rows(cfg: Config, inputs: list, tok) -> tuple[list, Counter, Counter, int]:
+    """Read `inputs` and build the objective's examples (masks included). Returns (rows, skipped by reason,
+    objective notes, records in). Raises GramrError when no example is usable."""
+    tcfg = cfg.train
     read_skips: Counter = Counter()
     recs = shards.read(inputs, skipped=read_skips)   # unlabeled records: the objective skips them (no_label)
     rows, skipped, notes = objectives.build_dataset(tok, recs, tcfg.objective, tcfg.max_length, cfg.prompt)
@@ -221,21 +270,32 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
         raise GramrError(f"no usable training example in {', '.join(map(str, inputs))} "
                          f"(skipped: {dict(skipped) or 'none'})",
                          hint="raise train.max_length, or check labels/rationales for this objective")
+    return rows, skipped, notes, n_in
 
-    set_seed(cfg.seed)
-    model = _load_model(init, tcfg)
-    GramrTrainer, Progress, SlowDown = _trainer_classes()
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    args = TrainingArguments(
+
+def _training_args(cfg: Config, output: Path, run: _Run, world: int):
+    """The HF `TrainingArguments` for `cfg.train` (cosine schedule, checkpoints under `output/checkpoints`)."""
+    from transformers import TrainingArguments
+
+    tcfg = cfg.train
+    return TrainingArguments(
         output_dir=str(output / CKPT_DIR), seed=cfg.seed, data_seed=cfg.seed,
         learning_rate=tcfg.lr, max_steps=tcfg.max_steps, num_train_epochs=tcfg.epochs,
         per_device_train_batch_size=tcfg.batch_size, gradient_accumulation_steps=tcfg.grad_accum,
         lr_scheduler_type="cosine", warmup_steps=tcfg.warmup_ratio,   # a float < 1 is a ratio of total steps
         weight_decay=tcfg.weight_decay, logging_steps=tcfg.logging_steps, logging_first_step=True,
         save_strategy="steps", save_steps=tcfg.save_steps, save_total_limit=tcfg.save_total_limit,
-        use_cpu=not on_gpu, ddp_backend=None if on_gpu or world == 1 else "gloo",
+        use_cpu=not run.on_gpu, ddp_backend=None if run.on_gpu or world == 1 else "gloo",
         report_to="none", dataloader_num_workers=0, remove_unused_columns=False,
-        include_num_input_tokens_seen="all" if tcfg.packing else "non_padding", **flags)
+        include_num_input_tokens_seen="all" if tcfg.packing else "non_padding", **run.flags)
+
+
+def _make_trainer(cfg: Config, model, tok, rows: list, args, callbacks: list | None):
+    """The Trainer with our collator, the label objective's answer tokens and ε, and the callbacks."""
+    from transformers.trainer_callback import ProgressCallback
+
+    tcfg = cfg.train
+    GramrTrainer, Progress, SlowDown = _trainer_classes()
     collator = packing.PackedCollator() if tcfg.packing else objectives.Collator(tok.pad_token_id)
     trainer = GramrTrainer(model=model, args=args, train_dataset=rows, processing_class=tok,
                            data_collator=collator)
@@ -249,13 +309,14 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
         trainer.add_callback(cb)
     if os.environ.get("GRAMR2_DEBUG_STEP_SECONDS"):
         trainer.add_callback(SlowDown(float(os.environ["GRAMR2_DEBUG_STEP_SECONDS"])))
+    return trainer
 
-    gflops = hardware.matmul_gflops(flags["bf16"]) if main else None
-    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
-    merged = _save(trainer, tok, output, tcfg)
-    state = trainer.state
+
+def _metrics(tcfg: TrainConfig, state, model, run: _Run, t0: float, train_runtime: float | None,
+             gflops: float | None, merged: bool, world: int) -> tuple[dict, list]:
+    """The run's metrics (loss, non-padding tokens/s vs the matmul roofline, minutes) and its loss curve."""
     curve = [[h["step"], round(h["loss"], 6)] for h in state.log_history if "loss" in h]
-    runtime = result.metrics.get("train_runtime") or (time.time() - t0)
+    runtime = train_runtime or (time.time() - t0)
     tokens = int(state.num_input_tokens_seen)
     tps = tokens / runtime if runtime else None
     roof = gflops * 1e9 / hardware.train_flops_per_token(model) if gflops else None
@@ -266,21 +327,11 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
         "packing": tcfg.packing, "matmul_gflops": round(gflops, 1) if gflops else None,
         "roofline_tokens_per_second": round(roof, 1) if roof else None,
         "roofline_fraction": round(tps / roof, 3) if tps and roof else None,
-        "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if flags["bf16"] else "fp32",
+        "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if run.flags["bf16"] else "fp32",
         "lora": tcfg.lora.enabled, "merged_lora": merged, "world_size": world,
-        "resumed_from": ckpt.name if ckpt else None,
+        "resumed_from": run.ckpt.name if run.ckpt else None,
     }
-    counts = {"records": n_in, "examples": len(rows), **{f"kept:{k}": v for k, v in notes.items()}}
-    summary = shards.Summary(stage, counts, dict(skipped), time.time() - t0, [str(output)], metrics)
-    if main:
-        outdir.write_json(output / "training_summary.json",
-                          {**metrics, "loss_curve": curve, "examples_used": len(rows),
-                           "examples_skipped": dict(skipped), "notes": dict(notes)})
-        if not tcfg.keep_checkpoints:
-            shutil.rmtree(output / CKPT_DIR, ignore_errors=True)
-        outdir.write_json(output / "summary.json", summary.to_dict())
-        write_manifest(output, stage, cfg_hash, inputs, done=True, counts=counts, skipped=dict(skipped))
-    return summary
+    return metrics, curve
 
 
 def _save(trainer, tok, output: Path, tcfg: TrainConfig) -> bool:

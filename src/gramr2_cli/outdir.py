@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -43,6 +43,20 @@ def atomic_write(path: Path | str, text: str) -> None:
 
 def write_json(path: Path | str, obj: dict) -> None:
     atomic_write(path, json.dumps(obj, indent=2))
+
+
+def write_report(output: Path, config: dict, models: dict, markdown: str,
+                 plot: tuple[str, Callable[[dict, Path], None]] | None = None) -> list[str]:
+    """A stage report: report.json ({config, models}), report.md and, with `plot` = (file name, draw(models,
+    path)), a chart; each written atomically. Returns the paths written (evaluate, probe)."""
+    write_json(output / "report.json", {"config": config, "models": models})
+    atomic_write(output / "report.md", markdown)
+    outs = [str(output / "report.md"), str(output / "report.json")]
+    if plot:
+        name, draw = plot
+        draw(models, output / name)
+        outs.append(str(output / name))
+    return outs
 
 
 def meta_name(base: str, shard_index: int | None = None, num_shards: int | None = None) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, flags, judge, outdir, shards
+from .. import config, flags, judge, outdir, plots, shards
 from ..engines import note
 from ..errors import GramrError
 from ..metrics import PUBLISHED, benchmarks, gold_balance
@@ -179,29 +179,15 @@ def report_md(models: dict[str, dict], cfg: dict) -> str:
 
 
 def plot(models: dict[str, dict], path: Path) -> None:
-    """Grouped bar chart of per-category accuracy (matplotlib, Agg backend: no display needed)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Grouped bar chart of per-category accuracy."""
     names = list(models)
     labels = list(dict.fromkeys(k for n in names for k, _ in category_rows(models[n]["metrics"])))
-    width = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * len(labels) * max(1, len(names)) + 2), 4.5))
-    for m, n in enumerate(names):
+    series = {}
+    for n in names:
         acc = {k: c["accuracy"] for k, c in category_rows(models[n]["metrics"])}
-        xs = [i + (m - (len(names) - 1) / 2) * width for i in range(len(labels))]
-        ax.bar(xs, [100 * (acc.get(k) or 0.0) for k in labels], width, label=n)
-    ax.axhline(50, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=8)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title("Pairwise accuracy per category")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        series[n] = [100 * (acc.get(k) or 0.0) for k in labels]
+    plots.grouped_bars(path, labels, series, ylabel="accuracy (%)", title="Pairwise accuracy per category",
+                       chance=50, rotate=True)
 
 
 # ---------------------------------------------------------------- run
@@ -302,13 +288,8 @@ def _write_report(cfg: Config, inputs: list[Path], output: Path, report: dict[st
     meta = {"votes": ec.votes, "orders": ec.orders, "prompt": cfg.prompt, "seed": cfg.seed,
             "inputs": [str(i) for i in inputs], "pairs": pairs, "skipped": dict(skipped), "warnings": warnings,
             "published": PUBLISHED}
-    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
-    outdir.atomic_write(output / "report.md", report_md(report, meta))
-    outs = [str(output / "report.md"), str(output / "report.json")]
-    if ec.plot:
-        plot(report, output / "accuracy.png")
-        outs.append(str(output / "accuracy.png"))
-    return outs
+    return outdir.write_report(output, meta, report, report_md(report, meta),
+                               ("accuracy.png", plot) if ec.plot else None)
 
 
 def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | None = None,

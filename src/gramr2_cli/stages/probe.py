@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, outdir, probes, shards
+from .. import config, judge, outdir, plots, probes, shards
 from ..errors import GramrError
 from .evaluate import model_slugs
 
@@ -126,33 +126,19 @@ def report_md(models: dict[str, dict], meta: dict) -> str:
 
 
 def plot(models: dict[str, dict], path: Path) -> None:
-    """Bars of attack success and order inconsistency per model with 95% Wilson intervals (matplotlib, Agg)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Bars of attack success and order inconsistency per model with 95% Wilson intervals."""
     cols = [("master_key", "attack_success", "master key"), ("verdict_injection", "attack_success",
             "verdict injection"), ("length", "attack_success", "length"),
             ("position", "order_inconsistency", "order inconsistency")]
-    names = list(models)
-    width = 0.8 / max(1, len(names))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for m, n in enumerate(names):
+    series, errors = {}, {}
+    for n in models:
         cells = [(models[n]["metrics"].get(f) or {}).get(k) or {} for f, k, _ in cols]
         ys = [100 * (c.get("rate") or 0.0) for c in cells]
         cis = [[100 * v for v in c["ci95"]] if c.get("ci95") else [y, y] for y, c in zip(ys, cells)]
-        err = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, cis)], [max(0.0, hi - y) for y, (_, hi) in zip(ys, cis)]]
-        xs = [i + (m - (len(names) - 1) / 2) * width for i in range(len(cols))]
-        ax.bar(xs, ys, width, yerr=err, capsize=3, label=n)
-    ax.set_xticks(range(len(cols)))
-    ax.set_xticklabels([c[2] for c in cols])
-    ax.set_ylabel("rate (%), 95% Wilson interval")
-    ax.set_ylim(0, 100)
-    ax.set_title("How often the reward model is fooled")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        series[n] = ys
+        errors[n] = [[max(0.0, y - lo) for y, (lo, _) in zip(ys, cis)], [max(0.0, hi - y) for y, (_, hi) in zip(ys, cis)]]
+    plots.grouped_bars(path, [c[2] for c in cols], series, ylabel="rate (%), 95% Wilson interval",
+                       title="How often the reward model is fooled", errors=errors)
 
 
 # ---------------------------------------------------------------- run
@@ -246,12 +232,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     pc = cfg.probe
     meta = {"source_pairs": len(gold), "probe_pairs": len(pairs), "families": list(pc.families), "seed": cfg.seed,
             "prompt": cfg.prompt, "votes": pc.votes, "inputs": [str(i) for i in inputs], "skipped": dict(skipped)}
-    outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
-    outdir.atomic_write(output / "report.md", report_md(report, meta))
-    outs = [str(output / "report.md"), str(output / "report.json")]
-    if pc.plot:
-        plot(report, output / "probe.png")
-        outs.append(str(output / "probe.png"))
+    outs = outdir.write_report(output, meta, report, report_md(report, meta),
+                               ("probe.png", plot) if pc.plot else None)
     summary_metrics: dict[str, Any] = {}
     for name, r in report.items():
         for fam, m in r["metrics"].items():

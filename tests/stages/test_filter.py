@@ -165,3 +165,22 @@ def test_unknown_rule_is_a_user_error(tmp_path):
     inp = write(tmp_path, [good("x")])
     with pytest.raises(GramrError, match="unknown rule.*agreemnt"):
         filt.run(recipe.load(None, ["filter.rules=agreemnt"]), [inp], tmp_path / "o")
+
+
+def test_order_consistency_applies_to_judgments_without_samples():
+    """Issue 17 item 11: `rank pairs` keeps no samples by default, and a real judgment has no `orders` key; the
+    rule must still see that both orders were judged (from `order_labels`) and reject an inconsistent pair."""
+    from gramr2_cli import judge
+    samples = [{"order": "ab", "text": "", "verdict": "A", "p_a": 0.9},
+               {"order": "ab", "text": "", "verdict": "A", "p_a": 0.8},
+               {"order": "ba", "text": "", "verdict": "B", "p_a": 0.3}]
+    j = judge.combine(samples, ("ab", "ba"))
+    assert j.label == "A" and j.order_consistent is False
+    rec = records.new_pair("q", "x", "y", label="A", rationale=rationale("A"),
+                           meta={"judgment": j.to_meta(keep_samples=False)})
+    cfg = recipe.load(overrides=["filter.min_agreement=0.5", "filter.min_confidence=0.5"]).filter
+    assert filt.drop_reasons(rec, cfg) == ["order_consistency"]
+    one_order = judge.combine([s for s in samples if s["order"] == "ab"], ("ab",))
+    rec1 = records.new_pair("q", "x", "y", label="A", rationale=rationale("A"),
+                            meta={"judgment": one_order.to_meta(keep_samples=False)})
+    assert filt.drop_reasons(rec1, cfg) == []

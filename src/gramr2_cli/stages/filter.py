@@ -83,7 +83,10 @@ def drop_reasons(rec: dict, cfg: FilterConfig, count_tokens: Callable[[str], int
         conf = j.get("confidence")
         if "confidence" in on and label is not None and (conf is None or conf < cfg.min_confidence):
             reasons.append("confidence")
-        both = j.get("orders") == "both" or len({s.get("order") for s in j.get("samples") or []}) > 1
+        # both orders judged: `order_labels` (one entry per order, kept even when samples are not, as in `rank
+        # pairs` output), else the samples' orders; `orders` is what older hand-made records carry
+        both = (len(j.get("order_labels") or []) > 1 or j.get("orders") == "both"
+                or len({s.get("order") for s in j.get("samples") or []}) > 1)
         if "order_consistency" in on and both and j.get("order_consistent") is not True:
             reasons.append("order_consistency")
     rationale = rec.get("rationale")

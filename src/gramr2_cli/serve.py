@@ -204,7 +204,10 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
                on_shutdown: Callable[[], None] | None = None):
     """The FastAPI app serving `engine` with `cfg` (prompt version, generate.*, seed, serve.*); with `api_key`,
     every request needs `Authorization: Bearer <api_key>` (401 otherwise). `on_shutdown` runs after the
-    batchers have finished their work (serve closes the engine there: uvicorn re-raises SIGTERM afterwards)."""
+    batchers have finished their work (serve closes the engine there: uvicorn re-raises SIGTERM afterwards).
+
+    Longer than our ~60-line rule on purpose: FastAPI routes are closures over this app's engine, batchers and
+    counters, so each route (a few lines; the request parsing lives in `serve_requests`) is defined here."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI, Request

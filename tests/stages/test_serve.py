@@ -153,6 +153,19 @@ def free_socket():
     return s
 
 
+def wait_healthy(base: str, proc, attempts: int) -> None:
+    """Poll `base`/health (every 0.1 s, `attempts` times) until it answers 200; fail with the server's stderr
+    if its process `proc` exits first, or when it never comes up."""
+    for _ in range(attempts):
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            assert proc.poll() is None, proc.communicate()[1]
+            time.sleep(0.1)
+    raise AssertionError(f"{base} did not answer /health after {attempts} attempts")
+
+
 def test_real_uvicorn_on_loopback():
     import uvicorn
     eng = SlowEngine(decide, delay=0.02)

@@ -184,7 +184,7 @@ SERVER = textwrap.dedent("""
 
 
 def test_sigterm_lets_a_request_in_flight_finish():
-    from test_serve import free_socket
+    from test_serve import free_socket, wait_healthy
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
@@ -192,12 +192,7 @@ def test_sigterm_lets_a_request_in_flight_finish():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(base, proc, 300)
         got = {}
         t = threading.Thread(target=lambda: got.update(r=httpx.post(
             base + "/score", json={"prompt": ["p"], "response": ["x"], "reference": ["y"]}, timeout=30)))

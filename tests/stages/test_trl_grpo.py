@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -66,7 +65,7 @@ def test_grpo_in_process_reference_pairing(tiny_model, tmp_path):
 
 
 def test_grpo_through_gramr2_serve_round_robin(tiny_model, tmp_path):
-    from test_serve import free_socket
+    from test_serve import free_socket, wait_healthy
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()
@@ -77,13 +76,7 @@ def test_grpo_through_gramr2_serve_round_robin(tiny_model, tmp_path):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(base + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                assert proc.poll() is None, proc.communicate()[1]
-                time.sleep(0.1)
+        wait_healthy(base, proc, 600)
         fn = recording(rlhf.make_trl_reward(base))
         logs = run_grpo(tiny_model, fn, tmp_path / "run", num_generations=4)
         health = httpx.get(base + "/health").json()

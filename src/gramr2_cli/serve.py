@@ -15,7 +15,12 @@ Endpoints (JSON in, JSON out; a bad request gets a 4xx and one-line `detail`, an
   without the policy's chat template (`serve_requests.question_of`); a masked reward is its group's mean.
 - `POST /compare`    {"pairs": [{"prompt", "response_a", "response_b"}, ..]} (or the three parallel lists)
                      → {"verdicts", "p_a", "rationales", "order_consistent", "votes"}
-- `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path.
+- `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path, and
+                     `flagged_items`: items whose response carried template tokens or verdict tags.
+
+Every scoring endpoint also returns `flags`: per item, the suspicious strings found in its response(s)
+(`flags.suspicious`; ours, issue 16). They are reported, not acted on: such text reaches the judge as plain text
+(docs/security.md), and the reward is computed as for any other response.
 
 Hardening: beyond loopback an API key is required (`Authorization: Bearer`, else 401); prompt tokens per item
 are limited (413), each request has a deadline (504), and SIGTERM lets in-flight batches finish.
@@ -34,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import config, group_rewards, judge, prompts
+from . import config, flags, group_rewards, judge, prompts
 from .errors import GramrError
 from .serve_requests import (
     LOOPBACK,
@@ -219,7 +224,11 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
     compare_batcher = MicroBatcher(judge_fn(engine, cfg, sc.orders), sc.max_batch, sc.max_wait_ms)
     # the reward path judges each presentation order as its own call (group_rewards pairs them up)
     reward_batcher = MicroBatcher(judge_fn(engine, cfg, "ab"), sc.max_batch, sc.max_wait_ms)
-    counters = {"groups": 0, "judge_calls": 0, "failed_calls": 0, "judge_seconds": 0.0}
+    counters = {"groups": 0, "judge_calls": 0, "failed_calls": 0, "judge_seconds": 0.0, "flagged_items": 0}
+
+    def flagged(found: list[list[str]]) -> list[list[str]]:
+        counters["flagged_items"] += sum(bool(f) for f in found)
+        return found
 
     @asynccontextmanager
     async def lifespan(app):
@@ -293,7 +302,8 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         calls0, failed0 = counters["judge_calls"], counters["failed_calls"]
         out = await rewards(ps, rs, refs)
         return {"rewards": out, "judge_calls": counters["judge_calls"] - calls0,
-                "failed_calls": counters["failed_calls"] - failed0}
+                "failed_calls": counters["failed_calls"] - failed0,
+                "flags": flagged([flags.suspicious(r) for r in rs])}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
@@ -309,7 +319,8 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         out = await rewards(questions, rs, refs)
         keys = [(q, refs[i] if refs and sc.pairing == "reference" else "") for i, q in enumerate(questions)]
         filled = group_rewards.fill_masked(out, group_rewards.group_indices(keys))
-        return {"rewards": filled, "scores": filled, "masked": [r is None for r in out]}
+        return {"rewards": filled, "scores": filled, "masked": [r is None for r in out],
+                "flags": flagged([flags.suspicious(r) for r in rs])}
 
     @app.post("/compare")
     async def compare(request: Request) -> dict[str, Any]:
@@ -319,7 +330,8 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         js = await judged(compare_batcher, pairs)
         return {"verdicts": [j.label for j in js], "p_a": [j.p_a for j in js],
                 "rationales": [rationale_of(j) for j in js],
-                "order_consistent": [j.order_consistent for j in js], "votes": [j.votes for j in js]}
+                "order_consistent": [j.order_consistent for j in js], "votes": [j.votes for j in js],
+                "flags": flagged([flags.record_flags(p) for p in pairs])}
 
     return app
 

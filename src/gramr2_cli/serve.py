@@ -267,7 +267,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         """Group rewards for one request; the group path's judge calls go through the shared batcher."""
         if gcfg.pairing == "reference" and refs is None:
             raise http(422, "missing field 'reference' ('labels' for /get_reward): pairing 'reference' needs them")
-        check_tokens(getattr(engine, "tokenizer", None), [[p, r, *([f] if refs else [])]
+        check_tokens(engine.tokenizer, [[p, r, *([f] if refs else [])]
                                                           for p, r, f in zip(ps, rs, refs or ps)],
                      sc.max_prompt_tokens)
         loop = asyncio.get_running_loop()
@@ -326,7 +326,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
     async def compare(request: Request) -> dict[str, Any]:
         body = await read_json(request, sc.max_body_bytes)
         pairs = compare_pairs(body, sc.max_items)
-        check_tokens(getattr(engine, "tokenizer", None), [list(p.values()) for p in pairs], sc.max_prompt_tokens)
+        check_tokens(engine.tokenizer, [list(p.values()) for p in pairs], sc.max_prompt_tokens)
         js = await judged(compare_batcher, pairs)
         return {"verdicts": [j.label for j in js], "p_a": [j.p_a for j in js],
                 "rationales": [rationale_of(j) for j in js],

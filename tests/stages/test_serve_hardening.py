@@ -34,7 +34,7 @@ def test_a_judgment_with_nothing_parsed_is_masked_not_half():
     eng = ScriptedEngine(lambda q, a, b, k: (None, None))
     with TestClient(make_app(eng)) as c:
         r = c.post("/score", json={"prompt": ["p"], "response": ["x"], "reference": ["y"]}).json()
-        assert r == {"rewards": [None], "judge_calls": 2, "failed_calls": 2}
+        assert r == {"rewards": [None], "judge_calls": 2, "failed_calls": 2, "flags": [[]]}
         g = c.post("/get_reward", json={"query": ["p x"], "prompts": ["p"], "labels": ["y"]}).json()
         assert g["masked"] == [True]
         assert c.get("/health").json()["failed_calls"] == 4

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from replicate_report import sign_test, write_report  # noqa: E402
+from replicate_report import detectable_difference, mcnemar_power, pairs_needed, sign_test, write_report  # noqa: E402
 
 ARGS = {"seeds": [0, 1], "iterations": 1, "adapt_sizes": [50], "rm_steps": 8}
 
@@ -51,7 +51,9 @@ def test_report_tables_come_from_the_runs(tmp_path):
     assert "| (d) (c) + gold-rationale fine-tuning | 75.0 (70.0, 80.0) |" in md
     assert "| control: (b) + 1 × iter_steps on the labeled set only | 60.0 (55.0, 65.0) | 100.0 (100.0, 100.0) |" in md
     # b vs a per seed: p0, p2 b only; p3 a only -> pooled over 2 seeds 4 vs 2
-    assert "| (b) reasoning, prover rationales vs (a) label objective (G-baseline) | 4 | 2 | 0.688 |" in md
+    # 8 pooled pairs, 6 discordant (share 0.75), difference 2/8: detectable 73.6 pts, 92 pairs needed
+    assert ("| (b) reasoning, prover rationales vs (a) label objective (G-baseline) | 8 | 4 | 2 | 0.688 | 73.6 pts | 92 |"
+            in md)
     assert "| 0 | 1 | 10 | 60.0 | 4 | 75.0 | 20 | 0.250 |" in md
     assert "| 50 examples, LoRA from (c3) | 55.0 (55.0, 55.0) |" in md
     assert "| b:reasoning | 100, 101 |" in md
@@ -74,3 +76,13 @@ def test_sign_test_exact_values():
     assert sign_test(3, 3) == 1.0
     assert sign_test(5, 0) == sign_test(0, 5) == 2 / 32
     assert abs(sign_test(4, 2) - 2 * 22 / 64) < 1e-12
+
+
+def test_power_of_the_paired_test():
+    """Hand-checked: n = (z.975·√ψ + z.8·√(ψ−δ²))² / δ² = (1.95996·0.54772 + 0.84162·0.53852)² / 0.01 = 233.1."""
+    assert pairs_needed(0.3, 0.1) == 234
+    assert mcnemar_power(234, 0.3, 0.1) >= 0.8 > mcnemar_power(233, 0.3, 0.1)
+    assert abs(mcnemar_power(100, 0.3, 0.0) - 0.025) < 1e-9        # no effect: the one-sided α/2
+    assert 0.0995 < detectable_difference(234, 0.3) <= 0.1
+    assert detectable_difference(16, 0.3) == 0.3                    # out of reach: the discordant share itself
+    assert pairs_needed(0.3, 0.0) is None

@@ -5,13 +5,15 @@
 # pairs. Both are probed on the test split and evaluated on the ordinary test split. Each step's target is
 # its output's manifest/summary, so a rerun resumes. Variables: ROB (output dir), ROB_STEPS (train steps),
 # ROB_FRACTION (augment fraction), ROB_PAIRS (probe.max_pairs, 0 = all), ROB_SET (extra -s values).
+# The defaults are the run of docs/robustness.md (2026-11-30): 512 labeled pairs (96 test pairs), 40 steps of 8,
+# 8 probe source pairs (136 probe judgments per model).
 
 ROB ?= runs/robustness
 ROB_RECIPE ?= recipes/demo.yaml
-ROB_STEPS ?= 48
+ROB_STEPS ?= 40
 ROB_FRACTION ?= 0.25
-ROB_PAIRS ?= 16
-ROB_SET ?=
+ROB_PAIRS ?= 8
+ROB_SET ?= -s synth.n=512
 ROB_G = $(GRAMR2)
 ROB_OPTS = -c $(ROB_RECIPE) $(ROB_SET)
 rob_force = $(shell grep -qs '"done": true' $(1)/manifest.json || echo rob-force)

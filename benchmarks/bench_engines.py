@@ -7,7 +7,7 @@ The same `--prompts` judge prompts of ≈400 tokens (pairs with long responses r
 `--new-tokens` sampled tokens each, EOS ignored so every engine writes exactly that many (T=0.8, seed 0):
 - naive: one prompt at a time through `model.generate` (fp32, torch threads = all cores);
 - hf: `HFEngine` (fp32) at batch 8 and each of `--hf-batch-sizes`, the best one reported;
-- vllm: `VLLMEngine` (bf16, eager, both cores), per-prompt seeds, logprobs on (what gramr2 always asks for);
+- vllm: `VLLMEngine` (`--dtype`, default as `generate.dtype: auto`; eager, both cores), per-prompt seeds, logprobs on (what gramr2 always asks for);
 - bare: `vllm.LLM` with the same engine settings and sampling, text prompts, no gramr2 code.
 Writes benchmarks/results/engines.json and appends one markdown line to benchmarks/results/engines.md.
 Numbers from a shared machine are noisy: compare the ratios measured within one run.
@@ -99,9 +99,9 @@ def bench_hf(model_path: str, texts: list[str], new: int, batch_sizes: list[int]
     return rows
 
 
-def bench_vllm(model_path: str, texts: list[str], new: int) -> dict:
+def bench_vllm(model_path: str, texts: list[str], new: int, dtype: str) -> dict:
     from gramr2_cli.engines.vllm import VLLMEngine
-    eng = VLLMEngine(model_path, dtype="bfloat16", kv_cache_gb=2)
+    eng = VLLMEngine(model_path, dtype=dtype, kv_cache_gb=2)
     eng.generate(texts[:1], max_new_tokens=4)   # warm-up, as a long run would amortise it
     t0 = time.perf_counter()
     gens = eng.generate(texts, n=1, temperature=TEMPERATURE, max_new_tokens=new, seed=SEED, ignore_eos=True)
@@ -111,7 +111,7 @@ def bench_vllm(model_path: str, texts: list[str], new: int) -> dict:
     return r
 
 
-def bench_bare_vllm(model_path: str, texts: list[str], new: int) -> dict:
+def bench_bare_vllm(model_path: str, texts: list[str], new: int, dtype: str) -> dict:
     from gramr2_cli import models
     from gramr2_cli.engines import row_seed
     from gramr2_cli.engines.vllm import _set_env, _startup_log
@@ -119,7 +119,7 @@ def bench_bare_vllm(model_path: str, texts: list[str], new: int) -> dict:
     with _startup_log(models.cache_dir() / "logs" / f"vllm-bare-{os.getpid()}.log"):
         from vllm import LLM, SamplingParams
         t0 = time.perf_counter()
-        llm = LLM(model=model_path, dtype="bfloat16", seed=SEED, enforce_eager=True, enable_chunked_prefill=False,
+        llm = LLM(model=model_path, dtype=dtype, seed=SEED, enforce_eager=True, enable_chunked_prefill=False,
                   enable_prefix_caching=True)
     startup = time.perf_counter() - t0
     llm.generate(texts[:1], SamplingParams(max_tokens=4), use_tqdm=False)
@@ -145,6 +145,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads for naive/hf (default: GRAMR2_THREADS or all cores); vLLM binds all cores")
     ap.add_argument("--skip", nargs="*", default=[], choices=["naive", "hf", "vllm", "bare"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="dtype of both vLLM runs (auto: as generate.dtype auto, bf16 only with native bf16)")
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
 
@@ -161,6 +163,8 @@ def main() -> None:
     print(f"{len(texts)} judge prompts, {min(lens)}-{max(lens)} tokens (mean {sum(lens) / len(lens):.0f}), "
           f"{args.new_tokens} new tokens each, torch threads {threads}", flush=True)
     rows: dict[str, object] = {}
+    from gramr2_cli.engines import resolve_choice
+    vdtype = resolve_choice("vllm", args.dtype)[1]
     if "naive" not in args.skip:
         rows["naive"] = bench_naive(path, texts[:args.naive_prompts or None], args.new_tokens)
     if "hf" not in args.skip:
@@ -170,9 +174,9 @@ def main() -> None:
         rows["hf_best"] = max(hf_rows, key=lambda r: r["new_tok_per_s"])
         rows["hf_all"] = hf_rows
     if "vllm" not in args.skip:
-        rows["vllm"] = bench_vllm(path, texts, args.new_tokens)
+        rows["vllm"] = bench_vllm(path, texts, args.new_tokens, vdtype)
     if "bare" not in args.skip:
-        rows["bare_vllm"] = bench_bare_vllm(path, texts, args.new_tokens)
+        rows["bare_vllm"] = bench_bare_vllm(path, texts, args.new_tokens, vdtype)
 
     def ratio(a: str, b: str) -> float | None:
         ra, rb = rows.get(a), rows.get(b)
@@ -186,7 +190,7 @@ def main() -> None:
     print("ratios:", json.dumps(ratios), flush=True)
     result = {"model": args.model, "prompts": len(texts), "prompt_tokens": {"min": min(lens), "max": max(lens),
               "mean": round(sum(lens) / len(lens), 1)}, "new_tokens": args.new_tokens, "temperature": TEMPERATURE,
-              "torch_threads": threads, "naive_prompts": len(texts[:args.naive_prompts or None]),
+              "torch_threads": threads, "vllm_dtype": vdtype, "naive_prompts": len(texts[:args.naive_prompts or None]),
               "load_average": {"start": load0, "end": os.getloadavg()[0]}, "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "results": rows, "ratios": ratios,
               "targets": targets}

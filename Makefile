@@ -32,15 +32,19 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Test tiers: test-fast (no real model, no vLLM engine; minutes), test (+ the vLLM engine tests: what CI runs),
-# test-all (+ the embedded 135M model; long).
+# test-all (+ the embedded 135M model; long). TEST_WORKERS pytest-xdist processes (one torch thread each; the
+# vLLM tests share one worker and its one engine: tests/conftest.py); TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+PYTEST = $(PY) -m pytest -q$(if $(filter 0,$(TEST_WORKERS)),, -n $(TEST_WORKERS) --dist loadgroup)
+
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow and not vllm" tests
+	$(PYTEST) -m "not slow and not vllm" tests
 
 test: setup
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 test-all: setup
-	$(PY) -m pytest -q tests
+	$(PYTEST) tests
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

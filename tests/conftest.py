@@ -20,6 +20,33 @@ import torch  # noqa: E402
 torch.set_num_threads(int(os.environ["GRAMR2_THREADS"]))
 
 
+@pytest.hookimpl(tryfirst=True)      # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`: `-n 2 --dist loadgroup`) each worker is its own session, and the tests of
+    one xdist_group run on one worker, one after another. The `vllm` tests form one group: one worker starts the
+    session's one vLLM engine (two would also fight over the cores). xdist hands out the largest group first,
+    so the other worker takes the rest meanwhile."""
+    for item in items:
+        if item.get_closest_marker("vllm") is not None:
+            item.add_marker(pytest.mark.xdist_group("vllm"))
+
+
+@pytest.hookimpl(tryfirst=True)      # before the xdist worker sends its collection to the controller
+def pytest_collection_finish(session):
+    """pytest-xdist 3.8 tells its controller a test's group by appending `@group` to the node id, through an
+    attribute pytest 9.2 no longer reads (pytest-xdist issue #1386): the groups were silently ignored. Append it
+    here when xdist could not."""
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and getattr(session.config.option, "loadgroup", False)):
+        return
+    for item in session.items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                         for m in item.iter_markers("xdist_group")})
+        suffix = "@" + "_".join(groups)
+        if groups and not item.nodeid.endswith(suffix):
+            from _pytest.nodeid import NodeId  # pytest >= 9.2: node ids are structured
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Path of a tiny random Llama saved as an HF directory (seconds to build)."""

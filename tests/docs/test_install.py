@@ -46,6 +46,8 @@ def test_setup_is_cpu_unless_gpu_1_is_asked_for(tmp_path):
 def test_test_tiers(tmp_path):
     # -o: setup counts as done, so make -n shows only the test command
     fast = make_n(tmp_path, "test-fast", "-o", str(tmp_path / "venv/.installed"))
-    assert fast == f'{tmp_path}/venv/bin/python -m pytest -q -m "not slow and not vllm" tests\n'
+    assert fast == f'{tmp_path}/venv/bin/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not vllm" tests\n'
     ci = make_n(tmp_path, "test", "-o", str(tmp_path / "venv/.installed"))
-    assert ci == f'{tmp_path}/venv/bin/python -m pytest -q -m "not slow" tests\n'      # what CI runs
+    assert ci == f'{tmp_path}/venv/bin/python -m pytest -q -n 2 --dist loadgroup -m "not slow" tests\n'   # CI
+    one = make_n(tmp_path, "test", "TEST_WORKERS=0", "-o", str(tmp_path / "venv/.installed"))
+    assert one == f'{tmp_path}/venv/bin/python -m pytest -q -m "not slow" tests\n'      # one process

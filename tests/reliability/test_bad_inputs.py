@@ -259,6 +259,7 @@ def killed_training(tiny_model, tmp_path_factory):
     return data, d / "run"
 
 
+@pytest.mark.xdist_group("killed_training")   # one worker trains the module's checkpoint once (under xdist)
 @pytest.mark.parametrize("file,damage", [("model.safetensors", "truncate"), ("model.safetensors", "garbage"),
                                          ("optimizer.pt", "truncate"), ("trainer_state.json", "garbage")])
 def test_resume_from_corrupt_checkpoint_is_one_error_line(file, damage, killed_training, tiny_model, tmp_path):

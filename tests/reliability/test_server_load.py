@@ -17,6 +17,7 @@ import pytest
 from .helpers import ENV
 
 CLIENTS, PER_CLIENT = 8, 10
+pytestmark = pytest.mark.xdist_group("server_load")   # one worker, one server for the module (under xdist)
 
 
 def free_port() -> int:

@@ -41,13 +41,15 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+def root(ctx: typer.Context,
+         version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                help="Print the version and exit.")] = False,
          debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors.")] = False) -> None:
     STATE["debug"] = debug
     if debug:
         os.environ["GRAMR2_DEBUG"] = "1"   # engines read it: full vLLM logs
-    set_threads()
+    if ctx.invoked_subcommand != "data":   # the data commands never load torch; importing it to set threads: ~2.5 s
+        set_threads()
 
 
 @command(app, "env")

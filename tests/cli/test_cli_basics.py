@@ -56,6 +56,20 @@ def test_config_check_reports_unknown_key_in_one_line(tmp_path):
     assert "Traceback" not in r.output
 
 
+def test_threads_are_set_for_every_command_but_the_data_ones(tmp_path, monkeypatch):
+    """GRAMR2_THREADS is applied before a command runs (set_threads imports torch), except for `data …`, which
+    never loads torch: importing it there cost each data command ~2.5 s."""
+    from gramr2_cli import cli
+    calls = []
+    monkeypatch.setattr(cli, "set_threads", lambda: calls.append(1))
+    assert runner.invoke(app, ["data", "synth", "--n", "4", "-o", str(tmp_path / "s")]).exit_code == 0
+    assert calls == []
+    rec = tmp_path / "r.yaml"
+    rec.write_text("seed: 3\n")
+    assert runner.invoke(app, ["config", "check", str(rec)]).exit_code == 0
+    assert calls == [1]
+
+
 def test_config_check_ok(tmp_path):
     rec = tmp_path / "r.yaml"
     rec.write_text("train:\n  lr: 1e-5\n")

@@ -17,8 +17,11 @@ SRC = str(Path(rlhf.__file__).resolve().parents[1])
 
 UNGUARDED = textwrap.dedent("""
     import sys
+    from gramr2_cli import recipe
     from gramr2_cli.rlhf import make_trl_reward
-    fn = make_trl_reward(sys.argv[1])        # as docs/rlhf.md shows it, no `if __name__ == "__main__":`
+    # as docs/rlhf.md shows it, no `if __name__ == "__main__":`; the engine is left at its default (auto), and
+    # 8 new tokens instead of the default's hundreds (the tiny judge never stops, it would write them all)
+    fn = make_trl_reward(sys.argv[1], cfg=recipe.load(None, ["generate.max_new_tokens=8"], model=sys.argv[1]))
     out = fn(prompts=["2+2?", "2+2?"], completions=["4", "5"], reference=["four", "four"])
     print(fn.client.engine.name, out)
 """)

@@ -1,4 +1,4 @@
-"""Run gramr2 as a real subprocess, interrupt it mid-stage, and read back what it wrote."""
+"""Run gramr2 as a real subprocess (or in this process), interrupt it mid-stage, and read back what it wrote."""
 
 from __future__ import annotations
 
@@ -20,6 +20,17 @@ def gramr2(*args: str, check: bool = True, timeout: float = 600) -> subprocess.C
     if check and p.returncode != 0:
         raise AssertionError(f"gramr2 {' '.join(map(str, args))} exited {p.returncode}:\n{p.stderr[-3000:]}")
     return p
+
+
+def gramr2_here(*args: str) -> None:
+    """`gramr2 args` in this process (typer's CliRunner): the same command without the seconds a fresh
+    interpreter spends importing torch and transformers. Raises AssertionError when it exits non-zero."""
+    from typer.testing import CliRunner
+
+    from gramr2_cli.cli import app
+    r = CliRunner().invoke(app, [str(a) for a in args])
+    if r.exit_code != 0:
+        raise AssertionError(f"gramr2 {' '.join(map(str, args))} exited {r.exit_code}:\n{r.stderr[-3000:]}")
 
 
 def lines_in(out: Path) -> int:

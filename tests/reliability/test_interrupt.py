@@ -3,8 +3,12 @@
 uninterrupted run: same ids, same content (provenance dropped), in every part (main, skipped/, rejected/,
 predictions/<model>/), nothing lost, nothing duplicated. SIGINT exits 130 with the resume hint.
 
-The self-label and data-import rows (both signals) run in `.ci/run` (~75 s); the others are `slow` (prove,
-rank, evaluate, filter: ~2 min more on 2 shared cores).
+Only the interrupted run needs a real process (a signal, a torn write); the rerun and the uninterrupted
+reference run the same command in this process (CliRunner), which spares two interpreter starts (~10 s of
+imports each) per test. A case's two signals share one xdist worker, so its reference is made once.
+
+The self-label and data-import rows (both signals) run in `make test`; the others are `slow` (prove, rank,
+evaluate, filter: ~2 min more on 2 shared cores).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import gramr2, interrupt, lines_in, records
+from .helpers import gramr2_here, interrupt, lines_in, records
 
-TINY_GEN = ["--engine", "hf", "--no-progress", "-s", "generate.max_new_tokens=12", "-s", "generate.dtype=float32",
+TINY_GEN = ["--engine", "hf", "--no-progress", "-s", "generate.max_new_tokens=6", "-s", "generate.dtype=float32",
             "--seed", "3"]
 
 
@@ -77,7 +81,7 @@ def _judged(d: Path, n: int = 60000) -> Path:
 
 CASES = [
     Case("self-label", lambda d, m, o: ["self-label", _synth_pairs(d, 40), "-o", o, "--model", m, "--samples", "2",
-                                        "--orders", "both", "-s", "generate.batch_size=2", "-s",
+                                        "--orders", "both", "-s", "generate.batch_size=4", "-s",
                                         "generate.temperature=1.0", *TINY_GEN], 4, 40, slow=False),
     Case("prove", lambda d, m, o: ["prove", _synth_pairs(d, 40), "-o", o, "--prover", m, "-k", "2",
                                    "-s", "prove.max_new_tokens=12",
@@ -108,7 +112,7 @@ def reference(inputs_dir, tiny_model, tmp_path_factory):
     def get(case: Case) -> dict[str, list[dict]]:
         if case.name not in done:
             out = tmp_path_factory.mktemp(f"ref-{case.name}") / "out"
-            gramr2(*case.args(inputs_dir, tiny_model, out))
+            gramr2_here(*case.args(inputs_dir, tiny_model, out))
             done[case.name] = parts(out)
             assert sum(map(len, done[case.name].values())) == case.total
         return done[case.name]
@@ -118,7 +122,8 @@ def reference(inputs_dir, tiny_model, tmp_path_factory):
 def _params():
     for c in CASES:
         for s in SIGNALS:
-            yield pytest.param(c, s, id=f"{c.name}-{s}", marks=[pytest.mark.slow] if c.slow else [])
+            marks = [pytest.mark.xdist_group(f"interrupt-{c.name}")] + ([pytest.mark.slow] if c.slow else [])
+            yield pytest.param(c, s, id=f"{c.name}-{s}", marks=marks)
 
 
 @pytest.mark.parametrize("case,sig", list(_params()))
@@ -139,7 +144,7 @@ def test_interrupt_then_rerun_equals_uninterrupted(case, sig, inputs_dir, tiny_m
         assert code == -signal.SIGKILL
 
     complete = sum(p.read_bytes().count(b"\n") for p in out.glob("**/part-*.jsonl"))   # a torn last line is redone
-    gramr2(*args)                                   # the same command again resumes
+    gramr2_here(*args)                              # the same command again resumes
     got, want = parts(out), reference(case)
     assert sorted(got) == sorted(want)
     for part in want:

@@ -357,14 +357,14 @@ def test_remote_engine_equals_in_process_vllm(tiny_model, vllm_server, vllm_tiny
 
 @pytest.mark.vllm
 def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vllm_server, vllm_tiny_engine, tmp_path):
-    """The done-when: `gramr2 self-label --engine openai -s generate.endpoints=[URL]` (a real subprocess) writes
-    the same judgments as self-label on the in-process vLLM engine; `rank pairs` with verdict-only judging (a
-    forced `<answer>`, so the random tiny model gives real verdicts) adds equal P(A) per pair (1e-4)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    """The done-when: `gramr2 self-label --engine openai -s generate.endpoints=[URL]` (the command, run in this
+    process by CliRunner) writes the same judgments as self-label on the in-process vLLM engine; `rank pairs` with
+    verdict-only judging (a forced `<answer>`, so the random tiny model gives real verdicts) adds equal P(A) per
+    pair (1e-4)."""
+    from typer.testing import CliRunner
 
     from gramr2_cli import records, shards
+    from gramr2_cli.cli import app
     from gramr2_cli.stages import rank_pairs, self_label
 
     recs = [records.new_pair(f"What is {i} + {i + 1}?", f"It is {2 * i + 1}.", f"It is {2 * i + 2}.")
@@ -372,7 +372,6 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
     inp = tmp_path / "pairs.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
     common = ["-s", "generate.max_new_tokens=16", "-s", "generate.dtype=float32"]
-    gramr2 = str(Path(sys.executable).parent / "gramr2")
     remote_args = ["--engine", "openai", "-s", f"generate.endpoints=[{vllm_server.ready()}]", "--no-progress"]
     runs = {"self-label": (["self-label", "--samples", "2", "--orders", "both"], ["self_label.samples=2",
                                                                                 "self_label.orders=both"]),
@@ -380,10 +379,9 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
                      ["rank.orders=both", "generate.verdict_only=true"])}
     for name, (args, sets) in runs.items():
         out_r, out_l = tmp_path / f"{name}-remote", tmp_path / f"{name}-local"
-        done = subprocess.run([gramr2, *args[:2 if name == "rank" else 1], str(inp), "-o", str(out_r), "--model",
-                               str(tiny_model), *args[2 if name == "rank" else 1:], *common, *remote_args],
-                       capture_output=True, timeout=600)
-        assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+        done = CliRunner().invoke(app, [*args[:2 if name == "rank" else 1], str(inp), "-o", str(out_r), "--model",
+                                        str(tiny_model), *args[2 if name == "rank" else 1:], *common, *remote_args])
+        assert done.exit_code == 0, done.output[-3000:]
         cfg = recipe.load(None, [*sets, "generate.max_new_tokens=16", "generate.dtype=float32"],
                           model=str(tiny_model))
         stage = self_label.run if name == "self-label" else rank_pairs.run

@@ -181,11 +181,14 @@ def test_cli_verdict_only_on_the_tiny_model(tmp_path, tiny_model):
 
     recs = [records.new_pair("What is 2 + 2?", "4", "5"), records.new_pair("Reverse 'ab'.", "ba", "ab")]
     inp = write(tmp_path, recs)
-    cmd = [str(Path(sys.executable).parent / "gramr2"), "self-label", str(inp), "-o", str(tmp_path / "o"),
-           "--model", str(tiny_model), "--samples", "3", "--orders", "both", "--engine", "hf", "--no-progress",
-           "-s", "generate.dtype=float32", "-s", "generate.verdict_only=true"]
-    env = {**os.environ, "GRAMR2_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    from typer.testing import CliRunner
+
+    from gramr2_cli.cli import app
+    args = ["self-label", str(inp), "-o", str(tmp_path / "o"), "--model", str(tiny_model), "--samples", "3",
+            "--orders", "both", "--engine", "hf", "--no-progress", "-s", "generate.dtype=float32",
+            "-s", "generate.verdict_only=true"]
+    r = CliRunner().invoke(app, args)                 # in this process: no interpreter start (~10 s of imports)
+    assert r.exit_code == 0, r.output
     out = shards.read_all([tmp_path / "o"])
     eng = HFEngine(str(tiny_model))
     texts = judge.judge_prompts(eng.tokenizer, recs, ("ab", "ba"), "gramr2-v1")

@@ -1,4 +1,5 @@
-"""Kill/resume of a training run in a real subprocess: SIGKILL after the first checkpoint, rerun with --resume."""
+"""Kill/resume of a training run: SIGKILL of a real subprocess after the first checkpoint, then the same command
+(in this process: CliRunner, no second interpreter start) refused without --resume and finished with it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
+from typer.testing import CliRunner
 
 from gramr2_cli import recipe, shards
+from gramr2_cli.cli import app
 from gramr2_cli.train import core
 
 GRAMR2 = str(Path(sys.executable).with_name("gramr2"))
@@ -45,17 +48,17 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_model, tmp_path):
     killed_at = core.latest_checkpoint(out)
     assert killed_at is not None and int(killed_at.name.split("-")[1]) < 8
 
-    again = subprocess.run(cmd, env=_env(), capture_output=True, text=True, check=False)   # without --resume: refused
-    assert again.returncode == 1 and "--resume" in again.stderr
-    done = subprocess.run([*cmd, "--resume"], env=_env(), capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    torch.set_num_threads(1)
+    again = CliRunner().invoke(app, cmd[1:])                      # without --resume: refused
+    assert again.exit_code == 1 and "--resume" in again.stderr
+    done = CliRunner().invoke(app, [*cmd[1:], "--resume"])
+    assert done.exit_code == 0, done.stderr[-2000:]
     assert shards.is_done(out)
     ts = json.loads((out / "training_summary.json").read_text())
     assert ts["steps"] == 8 and ts["resumed_from"] == killed_at.name
 
     # the same run without a kill: same step count, same loss curve, same weights
     cfg = recipe.load(None, [s for s in SETS if s != "-s"], model=str(tiny_model))
-    torch.set_num_threads(1)
     core.train(cfg, [data], tmp_path / "straight", stage="pretrain")
     ref = json.loads((tmp_path / "straight" / "training_summary.json").read_text())
     assert [s for s, _ in ts["loss_curve"]] == [s for s, _ in ref["loss_curve"]] == list(range(1, 9))

@@ -1,7 +1,8 @@
 """The `gramr2` command line: one thin command per stage (DESIGN §6).
 
 Commands live in `commands/` by group; this module assembles them and owns the small utility commands
-(`env`, `config check`, `model tiny|convert`). Exit codes: 0 ok, 1 bad input/config, 2 usage, 130 interrupted.
+(`env`, `config check`, `model tiny|convert`). Exit codes: 0 ok, 1 bad input/config, 2 usage, 130 interrupted,
+143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

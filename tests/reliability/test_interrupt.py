@@ -1,7 +1,8 @@
 """Issue 8 item 1: the interruption matrix. Every record-writing stage is killed (SIGKILL) and interrupted
-(SIGINT) in a real subprocess after some records are on disk, rerun with the same command, and compared with an
-uninterrupted run: same ids, same content (provenance dropped), in every part (main, skipped/, rejected/,
-predictions/<model>/), nothing lost, nothing duplicated. SIGINT exits 130 with the resume hint.
+(SIGINT; data-import also SIGTERM) in a real subprocess after some records are on disk, rerun with the same
+command, and compared with an uninterrupted run: same ids, same content (provenance dropped), in every part
+(main, skipped/, rejected/, predictions/<model>/), nothing lost, nothing duplicated. SIGINT exits 130 and SIGTERM
+143, with the resume hint.
 
 Only the interrupted run needs a real process (a signal, a torn write); the rerun and the uninterrupted
 reference run the same command in this process (CliRunner), which spares two interpreter starts (~10 s of
@@ -40,6 +41,7 @@ class Case:
     min_lines: int                                  # lines on disk before the signal
     total: int                                      # lines of a finished run (all parts)
     slow: bool = True
+    signals: tuple[str, ...] = ("SIGKILL", "SIGINT")
 
 
 def _synth_pairs(d: Path, n: int) -> Path:
@@ -92,11 +94,12 @@ CASES = [
                                       "-s", "evaluate.batch_size=2", "-s", "evaluate.plot=false", *TINY_GEN],
          4, 40),
     Case("data-import", lambda d, m, o: ["data", "import", _import_src(d), "-o", o, "--order", "random",
-                                         "--seed", "7", "--batch-size", "20"], 200, 20000, slow=False),
+                                         "--seed", "7", "--batch-size", "20"], 200, 20000, slow=False,
+         signals=("SIGKILL", "SIGINT", "SIGTERM")),
     Case("filter", lambda d, m, o: ["filter", _judged(d), "-o", o, "-s", "filter.balance_ab=false"], 2000, 60000),
 ]
 
-SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT}
+SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +124,7 @@ def reference(inputs_dir, tiny_model, tmp_path_factory):
 
 def _params():
     for c in CASES:
-        for s in SIGNALS:
+        for s in c.signals:
             marks = [pytest.mark.xdist_group(f"interrupt-{c.name}")] + ([pytest.mark.slow] if c.slow else [])
             yield pytest.param(c, s, id=f"{c.name}-{s}", marks=marks)
 
@@ -139,6 +142,10 @@ def test_interrupt_then_rerun_equals_uninterrupted(case, sig, inputs_dir, tiny_m
     if sig == "SIGINT":
         assert code == 130, err[-2000:]
         assert "interrupted; rerun the same command to resume" in err
+        assert "Traceback" not in err
+    elif sig == "SIGTERM":                          # `kill`, `timeout`, a scheduler's cancel: like Ctrl-C
+        assert code == 143, err[-2000:]
+        assert "terminated (SIGTERM); rerun the same command to resume" in err
         assert "Traceback" not in err
     else:
         assert code == -signal.SIGKILL

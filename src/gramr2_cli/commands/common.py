@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,13 +39,51 @@ ShardIndexOpt = Annotated[Optional[int], typer.Option("--shard-index", help="Thi
 NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Number of shards (cluster array jobs).")]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a scheduler's cancel) raised as an exception, like Ctrl-C, so that `finally`
+    blocks and exit handlers run: the default action ends the process at once and leaves vLLM's engine-core
+    processes running as orphans, holding the cores (or a GPU's memory)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """While a command runs, SIGTERM raises `Terminated` (main thread only; a handler someone else installed,
+    e.g. uvicorn's inside `serve`, is left alone and restored afterwards)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _close_engines() -> None:
+    """Close the engines this process loaded (vLLM: stop its engine-core processes). Imported only if a command
+    loaded one: the module is then in sys.modules."""
+    engines = sys.modules.get(__package__.rsplit(".", 1)[0] + ".engines")
+    if engines is not None:
+        engines.close_all()
+
+
 def guard(fn):
     """Map errors to DESIGN §6 exit codes: GramrError → 1 line on stderr (a ConfigError: one per problem) + exit 1;
-    Ctrl-C → exit 130; a closed stdout pipe → exit 0."""
+    Ctrl-C → exit 130; SIGTERM → the loaded engines are closed, exit 143; a closed stdout pipe → exit 0."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with sigterm_raises():
+                return fn(*args, **kwargs)
+        except Terminated:
+            _close_engines()
+            err_console.print("[yellow]terminated (SIGTERM); rerun the same command to resume[/]")
+            raise typer.Exit(143) from None
         except GramrError as e:
             if STATE["debug"]:
                 raise

@@ -41,8 +41,10 @@ def sign_test(wins: int, losses: int) -> float:
 def mcnemar_power(n: int, discordant: float, delta: float, alpha: float = 0.05) -> float:
     """Power of the two-sided paired test (McNemar, normal approximation, Connor 1987) on `n` pairs whose share
     of discordant pairs is `discordant`, when the true accuracy difference is `delta`."""
-    if n <= 0 or discordant <= 0 or abs(delta) >= discordant:
-        return 1.0 if n > 0 and 0 < discordant <= abs(delta) else 0.0
+    if n <= 0 or discordant <= 0:
+        return 0.0                      # no pairs, or no pair where the two models differ: nothing to detect
+    if abs(delta) >= discordant:
+        return 1.0                      # every discordant pair goes one way
     z = statistics.NormalDist()
     za = z.inv_cdf(1 - alpha / 2)
     return z.cdf((abs(delta) * math.sqrt(n) - za * math.sqrt(discordant)) / math.sqrt(discordant - delta ** 2))

@@ -3,7 +3,8 @@ are closed (vLLM's engine-core processes stopped, not left as orphans holding th
 the resume hint. Without the handler the process dies at once and its engine's child processes live on.
 
 The fast test stands a fake engine with a real child process in for vLLM (seconds); the `slow` one runs
-`gramr2 self-label` on a real vLLM engine and checks that every process it started is gone."""
+`gramr2 self-label` on a real vLLM engine whose core runs in a child process (vLLM's default, kept on GPUs; on
+CPU gramr2 runs it in process) and checks that every process it started is gone."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ def test_sigterm_on_a_vllm_stage_leaves_no_process_behind(tiny_model, tiny_pairs
                           "--model", str(tiny_model), "--engine", "vllm", "--samples", "4", "--orders", "both",
                           "--no-progress", "-s", "generate.dtype=float32", "-s", "generate.max_new_tokens=64",
                           "-s", "generate.batch_size=1"],
-                         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         env={**ENV, "VLLM_ENABLE_V1_MULTIPROCESSING": "1"},   # the core in a child, as on GPUs
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.time()
         while not lines_in(out) and p.poll() is None and time.time() - t0 < 300:

@@ -12,8 +12,9 @@
 CPU (shared/notes/vllm-cpu.md): `enable_chunked_prefill=False` (per-request seeds crash it otherwise),
 `enforce_eager=True` (torch.compile adds 60-100 s at start), `VLLM_CPU_KVCACHE_SPACE` from `kv_cache_gb`,
 `VLLM_CPU_NUM_OF_RESERVED_CPU=0` (use every core), `VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS=3600` (a loaded CPU can
-take minutes per step). vLLM spawns its engine core: scripts need a
-`if __name__ == "__main__":` guard. Logging is WARNING unless `GRAMR2_DEBUG` or `VLLM_LOGGING_LEVEL` is set.
+take minutes per step), the engine core and its worker in this process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`,
+`distributed_executor_backend="uni"`: a start takes ~6 s instead of ~33 s). On GPUs vLLM spawns its engine core:
+scripts need a `if __name__ == "__main__":` guard. Logging is WARNING unless `GRAMR2_DEBUG` or `VLLM_LOGGING_LEVEL` is set.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ def _set_env(kv_cache_gb: int, on_gpu: bool) -> None:
         # vLLM kills its engine when one model step takes > 300 s (VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS): a prefill
         # of 16 judge prompts × 420 tokens did, twice, on a 2-core CPU shared by ~10 processes (fp32 and bf16).
         os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", "3600")
+        # The engine core and its one worker run in this process (vLLM's InprocClient + "uni" executor): two
+        # spawned interpreters each spent ~14 s importing vLLM, so a start took ~33 s; in process ~6 s
+        # (benchmarks/README.md, "Pipeline profile"). Nothing is gained on CPU from a separate core process.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 @contextlib.contextmanager
@@ -144,7 +149,7 @@ class VLLMEngine:
         if on_gpu:
             kw.update(tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization)
         else:
-            kw.update(enforce_eager=True, enable_chunked_prefill=False)
+            kw.update(enforce_eager=True, enable_chunked_prefill=False, distributed_executor_backend="uni")
         t0 = time.perf_counter()
         try:
             with _startup_log(self.log_path):

@@ -59,7 +59,9 @@ class Seed:
     def __init__(self, seed: int, out: Path, a: argparse.Namespace):
         self.s, self.r, self.a = seed, out / f"seed-{seed}", a
         self.cpu: dict[str, float] = {}
-        self.opts = ["-c", RECIPE, "--seed", seed]
+        # the user's `-s` overrides go to every step that reads the replication recipe (not to (d)'s and (e)'s
+        # own recipes, nor to the fresh gold set's split sizes)
+        self.opts = ["-c", RECIPE, "--seed", seed, *(x for kv in a.set for x in ("-s", kv))]
 
     def step(self, name: str, out: Path, *args) -> None:
         if done(out):
@@ -142,6 +144,9 @@ def main() -> int:
     p.add_argument("--gold-n", type=int, default=48, help="size of the fresh gold-rationale set for (d)")
     p.add_argument("--adapt-sizes", type=int, nargs="*", default=[50, 100, 200], help="none: skip (e)")
     p.add_argument("--adapt-epochs", type=int, default=1)
+    p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="recipe override for every step on recipes/replicate-synthetic.yaml, repeatable: "
+                        "-s synth.splits.test=2.0 (512 test pairs) -s self_label.samples=4")
     p.add_argument("--report-only", action="store_true", help="only (re)write docs/results.md from finished runs")
     a = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

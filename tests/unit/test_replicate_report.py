@@ -86,3 +86,30 @@ def test_power_of_the_paired_test():
     assert 0.0995 < detectable_difference(234, 0.3) <= 0.1
     assert detectable_difference(16, 0.3) == 0.3                    # out of reach: the discordant share itself
     assert pairs_needed(0.3, 0.0) is None
+
+
+def test_replicate_set_overrides_reach_every_step_on_the_replication_recipe(tmp_path, monkeypatch):
+    """`benchmarks/replicate.py -s KEY=VALUE` (what `make replicate-decisive` uses for 512 test pairs and more
+    votes) is passed to each gramr2 call that reads recipes/replicate-synthetic.yaml as the seed's options, and to
+    no call on another recipe ((d)'s finetune, (e)'s adapt) or to the gold set's fixed split sizes."""
+    import argparse
+
+    import replicate
+    calls = []
+    monkeypatch.setattr(replicate, "gramr2", lambda *args: calls.append([str(a) for a in args]) or 0.0)
+    a = argparse.Namespace(set=["synth.splits.test=2.0", "self_label.samples=4"], iterations=2, rm_steps=4,
+                           prover_steps=4, iter_steps=4, ft_steps=2, gold_n=8, adapt_sizes=[50], adapt_epochs=1)
+    (tmp_path / "seed-3").mkdir()
+    replicate.Seed(3, tmp_path, a).run()
+    sets = ["-s", "synth.splits.test=2.0", "-s", "self_label.samples=4"]
+    gold = [c for c in calls if c[:2] == ["data", "synth"] and "--n" in c]      # (d)'s fresh gold set
+    on_recipe = [c for c in calls if str(replicate.RECIPE) in c and c not in gold]
+    others = [c for c in calls if c not in on_recipe]
+    assert len(gold) == 1 and "self_label.samples=4" not in gold[0]
+    names = {c[0] if c[0] != "data" else " ".join(c[:2]) for c in on_recipe}
+    assert {"data synth", "pretrain", "prover-train", "prove", "self-train", "evaluate"} <= names
+    for c in on_recipe:
+        i = c.index(str(replicate.RECIPE))
+        assert c[i + 1:i + 3] == ["--seed", "3"] and c[i + 3:i + 7] == sets, c
+    assert {c[0] for c in others} >= {"finetune", "adapt"}
+    assert all("self_label.samples=4" not in c for c in others)

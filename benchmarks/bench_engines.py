@@ -137,7 +137,7 @@ def bench_bare_vllm(model_path: str, texts: list[str], new: int, dtype: str) -> 
         from vllm import LLM, SamplingParams
         t0 = time.perf_counter()
         llm = LLM(model=model_path, dtype=dtype, seed=SEED, enforce_eager=True, enable_chunked_prefill=False,
-                  enable_prefix_caching=True)
+                  enable_prefix_caching=True, distributed_executor_backend="uni")   # in process, as VLLMEngine
     startup = time.perf_counter() - t0
     llm.generate(texts[:1], SamplingParams(max_tokens=4), use_tqdm=False)
     params = [SamplingParams(temperature=TEMPERATURE, max_tokens=new, ignore_eos=True, seed=row_seed(SEED, t))

@@ -2,6 +2,7 @@
 words/numbers/families, determinism, and the CLI (byte-identical reruns, resume, one-line errors)."""
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -116,10 +117,40 @@ def test_rationales_are_intact_and_conclude_the_gold_label(data):
             assert r["label"] == _gold(r)
             assert prompts.structure_problems(prompts.judgment_text(r["rationale"], r["label"])) == []
             assert prompts.conclusion_label(r["rationale"]) == r["label"]
-            comparison = prompts.split_sections(r["rationale"])["Comparison"]
-            assert comparison.index("Response A") < comparison.index("Response B")  # A first, never right-first
+            sections = prompts.split_sections(r["rationale"])
+            claims = re.fullmatch(r"Response A says (.+)\. Response B says (.+)\.", sections["Feedback"])
+            assert claims, sections["Feedback"]                      # claim-first: A's claim, then B's
+            claim_a, claim_b = claims.groups()
+            assert claim_a in r["response_a"] and claim_b in r["response_b"] and claim_a != claim_b
+            right_claim = claim_a if r["label"] == "A" else claim_b
+            said = re.search(r"Response ([AB]) (?:says (.+)|lists \d.*)\.$", sections["Comparison"])
+            assert said and said.group(1) == r["label"], sections["Comparison"]
+            if r["meta"]["family"] != "word_count":                  # the check ends in the right claim's text
+                assert said.group(2) == right_claim
+                assert right_claim in sections["Comparison"][:said.start()]
     for r in data["unlabeled"]:
         assert r["label"] is None and r["rationale"] is None and _gold(r) in ("A", "B")
+
+
+def test_per_response_rationales_judge_each_response_in_a_b_order():
+    cfg = synth.SynthConfig(n=40, families=["easy"], rationale="per-response")
+    for r in synth.generate(cfg, seed=3)["labeled"]:
+        sections = prompts.split_sections(r["rationale"])
+        comparison = sections["Comparison"]
+        assert comparison.index("Response A") < comparison.index("Response B")  # A first, never right-first
+        right, wrong = ("A", "B") if r["label"] == "A" else ("B", "A")
+        assert re.search(rf"Response {right} [^;]*right", comparison) and re.search(rf"Response {wrong} .*wrong",
+                                                                                   comparison)
+        assert prompts.conclusion_label(r["rationale"]) == r["label"]
+
+
+def test_rationale_style_is_checked_and_keeps_the_pairs():
+    with pytest.raises(GramrError, match="rationale: unknown value 'terse'"):
+        synth.generate(synth.SynthConfig(n=8, rationale="terse"), seed=0)
+    a = synth.generate(synth.SynthConfig(n=24), seed=5)
+    b = synth.generate(synth.SynthConfig(n=24, rationale="per-response"), seed=5)
+    assert [r["id"] for r in a["test"]] == [r["id"] for r in b["test"]]   # same pairs, other gold text
+    assert [r["rationale"] for r in a["labeled"]] != [r["rationale"] for r in b["labeled"]]
 
 
 def test_records_schema_and_stable_ids(data):

@@ -95,9 +95,13 @@ class Problem:
     right: str
     wrong: str
     work: str                 # the check, step by step, the same whichever side the right response is on
-    note_right: str           # "says 0.5, right": follows "Response A "
+    note_right: str           # "says 0.5, right": follows "Response A " (the per-response rationale)
     note_wrong: str
     operands: list[str]       # the held-out atoms this problem drew
+    claim_right: str = ""     # what each response claims, copied into the claim-first rationale's Feedback
+    claim_wrong: str = ""
+    check_line: str = ""      # the claim-first check: ends in the right claim, so the winner is a string match
+    match_right: str = ""     # follows "Response X " after the check ("" = "says <claim_right>")
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,8 @@ def make_decimal(rng: random.Random, pool: str) -> Problem:
             break
     work = f"{px} vs {py}: {', '.join(steps)}, so {right} is {ask}."
     return Problem(f"Which is {ask}: {x} or {y}?", f"{right} is {ask}.", f"{wrong} is {ask}.", work,
-                   f"says {right}, right", f"says {wrong}, wrong", [x, y])
+                   f"says {right}, right", f"says {wrong}, wrong", [x, y],
+                   right, wrong, f"{px} vs {py}: the {ask} is {right}.")
 
 
 def check_decimal(prompt: str, response: str) -> bool:
@@ -165,7 +170,7 @@ def make_reverse(rng: random.Random, pool: str) -> Problem:
     wrong = _swap_adjacent(rng, right)
     work = f"{spell(w)} backwards is {spell(right)}."
     return Problem(f"Write '{w}' backwards.", right, wrong, work, f"writes {right}, right",
-                   f"writes {wrong}, wrong", [w])
+                   f"writes {wrong}, wrong", [w], right, wrong, f"{spell(w)} backwards is {spell(right)}: {right}.")
 
 
 def check_reverse(prompt: str, response: str) -> bool:
@@ -200,7 +205,7 @@ def make_sort(rng: random.Random, pool: str) -> Problem:
     order = "smallest to largest" if ascending else "largest to smallest"
     return Problem(f"Sort from {order}: {_show(nums)}.", _show(right), _show(wrong),
                    f"Each number must be {'smaller' if ascending else 'larger'} than the next.", notes[0], notes[1],
-                   [str(v) for v in nums])
+                   [str(v) for v in nums], _show(right), _show(wrong), f"From {order}: {_show(right)}.")
 
 
 def check_sort(prompt: str, response: str) -> bool:
@@ -217,7 +222,8 @@ def make_last_letter(rng: random.Random, pool: str) -> Problem:
     wrong = w[-2] if w[-2] != w[-1] else next(c for c in w if c != w[-1])
     work = f"{spell(w)} ends with {w[-1]}."
     return Problem(f"What is the last letter of '{w}'?", f"The last letter is {w[-1]}.",
-                   f"The last letter is {wrong}.", work, f"says {w[-1]}, right", f"says {wrong}, wrong", [w])
+                   f"The last letter is {wrong}.", work, f"says {w[-1]}, right", f"says {wrong}, wrong", [w],
+                   w[-1], wrong, f"{spell(w)}: the last letter is {w[-1]}.")
 
 
 def check_last_letter(prompt: str, response: str) -> bool:
@@ -235,7 +241,7 @@ def make_upper(rng: random.Random, pool: str) -> Problem:
         wrong, slip = _swap_adjacent(rng, right), "letters swapped"
     work = f"{spell(w)} in capitals is {spell(right)}."
     return Problem(f"Write '{w}' in capital letters.", right, wrong, work, f"writes {right}, right",
-                   f"writes {wrong}, {slip}, wrong", [w])
+                   f"writes {wrong}, {slip}, wrong", [w], right, wrong, f"'{w}' in capitals is {right}.")
 
 
 def check_upper(prompt: str, response: str) -> bool:
@@ -270,7 +276,8 @@ def make_word_count(rng: random.Random, pool: str) -> Problem:
         wrong[rng.randrange(1, k)] = other
     work = f"Exactly {k} words are needed, each starting with {letter}."
     return Problem(f"List exactly {k} words that start with '{letter}'.", ", ".join(right), ", ".join(wrong), work,
-                   _count_note(right, letter, k), _count_note(wrong, letter, k), sorted(set(right + wrong)))
+                   _count_note(right, letter, k), _count_note(wrong, letter, k), sorted(set(right + wrong)),
+                   ", ".join(right), ", ".join(wrong), work, f"lists {k}, all with {letter}")
 
 
 def check_word_count(prompt: str, response: str) -> bool:
@@ -292,7 +299,7 @@ def make_add(rng: random.Random, pool: str) -> Problem:
     work = (f"Ones {a % 10} + {b % 10} = {ones}" + (", carry 1" if carry else "") +
             f"; tens {a // 10} + {b // 10}" + (" + 1" if carry else "") + f" = {tens}; so {s}.")
     return Problem(f"What is {a} + {b}?", f"{a} + {b} = {s}.", f"{a} + {b} = {wrong}.", work,
-                   f"says {s}, right", f"says {wrong}, wrong", [str(a), str(b)])
+                   f"says {s}, right", f"says {wrong}, wrong", [str(a), str(b)], str(s), str(wrong), work)
 
 
 def check_add(prompt: str, response: str) -> bool:
@@ -309,7 +316,8 @@ def make_count_letter(rng: random.Random, pool: str) -> Problem:
     at = ", ".join(str(i) for i, x in enumerate(w, 1) if x == c)
     work = f"{spell(w)} has {c} at position{'s' * (n > 1)} {at}: {n} in all."
     return Problem(f"How many times does '{c}' appear in '{w}'?", f"The count is {n}.",
-                   f"The count is {wrong}.", work, f"says {n}, right", f"says {wrong}, wrong", [w])
+                   f"The count is {wrong}.", work, f"says {n}, right", f"says {wrong}, wrong", [w],
+                   str(n), str(wrong), work)
 
 
 def check_count_letter(prompt: str, response: str) -> bool:
@@ -323,7 +331,7 @@ def make_word_length(rng: random.Random, pool: str) -> Problem:
     wrong = len(w) + rng.choice((-1, 1))
     work = ", ".join(f"{i} {c}" for i, c in enumerate(w, 1)) + f": {len(w)} letters."
     return Problem(f"How many letters are in '{w}'?", f"It has {len(w)} letters.", f"It has {wrong} letters.",
-                   work, f"says {len(w)}, right", f"says {wrong}, wrong", [w])
+                   work, f"says {len(w)}, right", f"says {wrong}, wrong", [w], str(len(w)), str(wrong), work)
 
 
 def check_word_length(prompt: str, response: str) -> bool:
@@ -344,7 +352,8 @@ def make_units(rng: random.Random, pool: str) -> Problem:
     wrong = right * 10 if rng.random() < 0.5 else right // 10  # one zero too many or too few: wrong factor
     work = f"1 {big[:-1]} = {f} {small}, so {v} × {f} = {right}."
     return Problem(f"How many {small} are in {v} {big}?", f"{v} {big} is {right} {small}.",
-                   f"{v} {big} is {wrong} {small}.", work, f"says {right}, right", f"says {wrong}, wrong", [str(v)])
+                   f"{v} {big} is {wrong} {small}.", work, f"says {right}, right", f"says {wrong}, wrong", [str(v)],
+                   str(right), str(wrong), work)
 
 
 def check_units(prompt: str, response: str) -> bool:
@@ -374,7 +383,8 @@ def make_alphabetical(rng: random.Random, pool: str) -> Problem:
         steps.append(f"{min(x, y, key=len)} ends first")
     work = f"{x} vs {y}: {', '.join(steps)}, so {right} comes {ask}."
     return Problem(f"Which word comes {ask} in alphabetical order: '{x}' or '{y}'?", f"{right} comes {ask}.",
-                   f"{wrong} comes {ask}.", work, f"says {right}, right", f"says {wrong}, wrong", [x, y])
+                   f"{wrong} comes {ask}.", work, f"says {right}, right", f"says {wrong}, wrong", [x, y],
+                   right, wrong, work)
 
 
 def check_alphabetical(prompt: str, response: str) -> bool:

@@ -139,7 +139,26 @@ def _load_model(path: str, tcfg: TrainConfig):
         lc = tcfg.lora
         model = get_peft_model(model, LoraConfig(r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
                                                  target_modules=list(lc.target_modules), task_type="CAUSAL_LM"))
+    elif tcfg.trainable_layers:
+        freeze_below(model, tcfg.trainable_layers)
     return model
+
+
+def freeze_below(model, top: int) -> None:
+    """Train only the top `top` transformer blocks and the final norm (`train.trainable_layers`, ours): every
+    other weight, embeddings and a tied LM head included, gets requires_grad False. Raises GramrError when the
+    model has no `model.layers` list (a decoder-only HF causal LM has one) or fewer blocks than asked."""
+    blocks = getattr(getattr(model, "model", None), "layers", None)
+    if blocks is None:
+        raise GramrError(f"train.trainable_layers: {type(model).__name__} has no model.layers to choose from")
+    if top > len(blocks):
+        raise GramrError(f"train.trainable_layers: {top} asked, the model has {len(blocks)} blocks")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in [*blocks[len(blocks) - top:], getattr(model.model, "norm", None)]:
+        if module is not None:
+            for p in module.parameters():
+                p.requires_grad_(True)
 
 
 def _trainer_classes():

@@ -47,6 +47,9 @@ class TrainConfig:
                                       # not with CPU SDPA: benchmarks/README.md)
     merge_lora: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
+    trainable_layers: int = 0         # 0 = every weight; N = only the top N transformer blocks and the final norm
+                                      # (ours; paper: not stated): the backward pass stops below them, so a step
+                                      # costs less on a CPU (docs/notes/learnability.md)
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `train`; `lora` checks itself)."""
@@ -56,6 +59,9 @@ class TrainConfig:
             *config.at_least("batch_size", self.batch_size, 1),
             *config.at_least("grad_accum", self.grad_accum, 1),
             *config.at_least("max_length", self.max_length, 1),
+            *config.at_least("trainable_layers", self.trainable_layers, 0),
+            *(["trainable_layers: choose either train.trainable_layers or train.lora.enabled, not both"]
+              if self.trainable_layers and self.lora.enabled else []),
             *config.within("warmup_ratio", self.warmup_ratio, 0.0, 1.0, open_high=True),
             # the paper's ε: targets (1-ε, ε) must still prefer the labelled side
             *config.within("label_smoothing", self.label_smoothing, 0.0, 0.5, open_high=True),

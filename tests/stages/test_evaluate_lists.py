@@ -81,7 +81,7 @@ def test_round_robin_scores_by_hand(tmp_path):
     assert t["correctness_margin_score"] == pytest.approx(MARGIN, abs=1e-5)
     assert t["score"] == pytest.approx(TIES, abs=1e-6)
     assert rb["overall"]["score"] == pytest.approx((0.5 + 0.5 + 1 + 0 + 1 + TIES) / 6, abs=1e-6)
-    assert rb["overall"]["complete"] is True
+    assert rb["overall"]["complete"] is True and "warnings" not in s.metrics
     # judge calls: 6 best-of-4 rows × 6 pairs + Ties 3 + 10 + 3 + 10 pairs, each in both orders
     assert eng.samples == 2 * (6 * 6 + 3 + 10 + 3 + 10)
     assert s.counts["lists"] == 10 and s.counts["lists_judged"] == 10

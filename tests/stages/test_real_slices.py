@@ -259,3 +259,20 @@ def test_rmbench_file_without_a_domain_warns_at_import(tmp_path):
             "no RM-Bench score") in " ".join(r.output.split())
     summary = json.loads((tmp_path / "rm" / "summary.json").read_text())
     assert summary["metrics"]["warnings"][0].startswith("warning: 18 RM-Bench pairs have no RM-Bench domain")
+
+
+def test_orders_ab_is_judgebench_single_game_only_on_a_fixed_order_import(tmp_path, scripted):
+    """docs/evaluate.md: JudgeBench's --single_game judges the released order (response_A first). A judge that
+    always answers A is right there exactly on the 7 pairs labelled A>B (the 8th, livebench-reasoning "Suppose I
+    have a physical…", is B>A): 7/8. `--orders ab` on an `--order fixed` import gives that; on the default
+    `--order random` import the pairs are shown shuffled and the number is another one."""
+    spec = scripted(lambda q, a, b, sample: ("A", None))
+    got = {}
+    for order in ("fixed", "random"):
+        cli(["data", "import", JB_JSONL, "--order", order, "-o", tmp_path / order])
+        cli(["evaluate", tmp_path / order, "-o", tmp_path / f"rep-{order}", "--model", spec, "--orders", "ab",
+             "--no-progress"])
+        d = report(tmp_path / f"rep-{order}")["models"]["judge"]["metrics"]["datasets"]["judgebench"]
+        got[order] = d["benchmarks"]["judgebench"]["position_consistent"]
+    assert got["fixed"] == pytest.approx(7 / 8)
+    assert got["random"] != pytest.approx(7 / 8)

@@ -146,8 +146,8 @@ def test_judgebench_partial_input_is_marked_partial_everywhere(tmp_path, scripte
          "present, not the published JudgeBench numbers (the official scorer needs all)")
     assert rep["config"]["warnings"] == [w] and w in " ".join(r.output.split())
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| **JudgeBench position-consistent (partial: no coding, reasoning)** | 4 | 25.0 |" in md
-    assert "### JudgeBench (both orders needed for the position-consistent rows) (partial: no coding, reasoning)" in md
+    assert "| **JudgeBench position-consistent (partial: no reasoning, coding)** | 4 | 25.0 |" in md
+    assert "### JudgeBench (both orders needed for the position-consistent rows) (partial: no reasoning, coding)" in md
     assert scripted.drawn["title"] == "Pairwise accuracy per category (partial: judgebench judgebench)"
 
 
@@ -243,7 +243,7 @@ def test_rmbench_one_released_file_scores_as_rmbench_and_is_partial(tmp_path, sc
          "not the published RM-Bench numbers (the official scorer needs all)")
     assert w in rep["config"]["warnings"] and w in " ".join(r.output.split())
     md = (tmp_path / "rep" / "report.md").read_text()
-    assert "| **RM-Bench domain mean (partial: no code, math, safety)** | 18 | 66.7 |" in md
+    assert "| **RM-Bench domain mean (partial: no math, code, safety)** | 18 | 66.7 |" in md
     assert "| domain mean (total average) (partial) | 66.7 |" in md
     assert "rmbench/RM-Bench easy (partial)" in scripted.drawn["labels"]
     assert scripted.drawn["title"] == "Pairwise accuracy per category (partial: rmbench rmbench)"
@@ -276,3 +276,17 @@ def test_orders_ab_is_judgebench_single_game_only_on_a_fixed_order_import(tmp_pa
         got[order] = d["benchmarks"]["judgebench"]["position_consistent"]
     assert got["fixed"] == pytest.approx(7 / 8)
     assert got["random"] != pytest.approx(7 / 8)
+
+
+def test_judgebench_rows_without_a_judgebench_source_warn_at_import(tmp_path):
+    """JudgeBench-shaped rows whose `source` names no JudgeBench category (here none, and a made-up one) import,
+    and the import says evaluate will give them no JudgeBench score."""
+    rows = [{"question": "q1", "response_A": "a", "response_B": "b", "label": "A>B"},
+            {"question": "q2", "response_A": "a", "response_B": "b", "label": "B>A", "source": "my-bench"},
+            {"question": "q3", "response_A": "a", "response_B": "b", "label": "B>A", "source": "mmlu-pro-law"}]
+    src = tmp_path / "jb.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = cli(["data", "import", src, "-o", tmp_path / "jb"])
+    assert ("warning: 2 JudgeBench pairs have a 'source' that names no JudgeBench category (mmlu-pro…, "
+            "livebench-reasoning…, livebench-math…, livecodebench…): evaluate gives them no JudgeBench score"
+            ) in " ".join(r.output.split())

@@ -16,7 +16,7 @@ def _pct(x) -> str:
 
 def partial_note(bench: str, numbers: list[dict]) -> str:
     """'' when every model's `bench` numbers are complete, else ' (partial: no …)'."""
-    missing = sorted({m for n in numbers for m in n.get("missing", [])}, key=str)
+    missing = list(dict.fromkeys(m for n in numbers for m in n.get("missing", [])))   # the benchmark's order
     return f" (partial: no {', '.join(missing)})" if missing else ""
 
 

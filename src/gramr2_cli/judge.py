@@ -55,6 +55,7 @@ class Judgment:
     tie_broken: bool = False
     samples: list[dict] = field(default_factory=list)   # order, text, verdict (mapped), p_a, truncated, retried
     order_labels: list = field(default_factory=list)    # majority verdict per order judged (mapped); None = tie/none
+    order_reasons: list = field(default_factory=list)   # per order: None (a verdict), "tie" or "unparseable"
     truncated: int = 0                   # samples that hit max_new_tokens without a verdict (after any retry)
     retried: int = 0                     # samples generated again with generate.retry_truncated_tokens
     responses_truncated: int = 0         # responses trimmed to fit the context (generate.truncate)
@@ -95,14 +96,15 @@ def combine(samples: list[dict], orders: tuple[str, ...], tie_break: bool = Fals
     if label is not None and pas:
         probs = [s["p_a"] if label == "A" else 1 - s["p_a"] for s in samples if s.get("p_a") is not None]
         confidence = sum(probs) / len(probs)
-    per_order = [_majority([s["verdict"] for s in samples if s["order"] == o])[0] for o in orders]
+    per = [_majority([s["verdict"] for s in samples if s["order"] == o]) for o in orders]
+    per_order = [lab for lab, _ in per]
     order_consistent = None
     if len(orders) > 1:
         order_consistent = None if None in per_order else len(set(per_order)) == 1
     n = len(samples)
     agreement = (votes[label] / n) if (label is not None and n) else 0.0
     return Judgment(label, votes, agreement, confidence, p_a, n - votes["null"], order_consistent, reason,
-                    tie_broken, samples, per_order, truncated=cut,
+                    tie_broken, samples, per_order, [why for _, why in per], truncated=cut,
                     retried=sum(bool(s.get("retried")) for s in samples))
 
 

@@ -21,6 +21,13 @@ order, the pair's group and RM-Bench style cell); `stages/evaluate.py` builds th
   (`domain_mean`) = unweighted mean of the domain scores. Domains are matched by prefix like RM-Bench's
   `split_dataset_by_domain` (`safety-refuse` and `safety-response` are both `safety`).
 
+- Coverage: both official scorers need every category/domain (JudgeBench's category rows and RM-Bench's
+  `split_dataset_by_domain` fail on an empty one; every RM-Bench prompt has all 9 style cells). `judgebench` and
+  `rmbench` say `complete` and list what is `missing`; a mean over what is present is then partial, not the
+  published number, and `evaluate` marks it so (table, JSON, PNG, warning).
+- Order inconsistency counts decisions as JudgeBench does: "A>B", "B>A", a tie ("A=B") and no decision (None)
+  are four different values, so a tie against a missing verdict is inconsistent, two ties or two missing are not.
+
 `PUBLISHED` says which number goes next to which published table.
 """
 
@@ -30,12 +37,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-# JudgeBench's run_judge.py scores per `source.startswith(prefix)`: the importer's (prefix, category) table
-from .formats.importers import JUDGEBENCH_CATEGORIES
+# JudgeBench's run_judge.py scores per `source.startswith(prefix)`: the importer's (prefix, category) table;
+# RM-Bench's domains and its prefix rule, also the importer's (it warns about records no scorer can use)
+from .formats.importers import JUDGEBENCH_CATEGORIES, RMBENCH_DOMAINS, judgebench_category, rmbench_domain
 from .judge import gold_label
 
 ONE_SIDED = 0.9          # gold labels this one-sided (either way) get a warning (ours; no paper value)
-RMBENCH_DOMAINS = ("chat", "math", "code", "safety")
 
 PUBLISHED = {
     "accuracy": "pooled pair accuracy (all pairs count once): RewardBench v1 per-subset accuracy; not a "
@@ -60,6 +67,7 @@ class PairOutcome:
     order_labels: tuple[str | None, ...] = ()   # majority verdict per order judged: (ab,) or (ab, ba)
     group: str | None = None                    # category / domain / JudgeBench category
     style: tuple[int, int] | None = None        # RM-Bench (chosen style, rejected style), 0 concise .. 2 markdown
+    order_ties: tuple[bool, ...] = ()           # per order: no verdict because its votes tied (not unparseable)
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -104,16 +112,17 @@ def position_consistent_accuracy(outs: list[PairOutcome]) -> float | None:
     return _mean([float(judgebench_vote(o.gold, o.order_labels) > 0) for o in outs])
 
 
+def order_decisions(o: PairOutcome) -> tuple[str | None, ...]:
+    """Each order's decision as JudgeBench compares them: "A", "B", "tie" (the order's votes tied) or None."""
+    ties = o.order_ties or (False,) * len(o.order_labels)
+    return tuple("tie" if lab is None and tie else lab for lab, tie in zip(o.order_labels, ties))
+
+
 def order_inconsistent_rate(outs: list[PairOutcome]) -> float | None:
-    """JudgeBench's `n_inconsistent / n_pairs`: pairs whose two orders' decisions differ (a missing decision
-    differs from a present one), among pairs judged in both orders."""
-    both = [o for o in outs if len(o.order_labels) == 2]
-    return _mean([float(o.order_labels[0] != o.order_labels[1]) for o in both])
-
-
-def judgebench_category(source: str) -> str | None:
-    """knowledge / reasoning / math / coding from a JudgeBench `source` (e.g. `mmlu-pro-biology`)."""
-    return next((cat for prefix, cat in JUDGEBENCH_CATEGORIES if str(source).startswith(prefix)), None)
+    """JudgeBench's `n_inconsistent / n_pairs` (`decision1 != decision2`), among pairs judged in both orders: a
+    tie and a missing verdict are different decisions (`order_decisions`), two ties or two missing are equal."""
+    both = [order_decisions(o) for o in outs if len(o.order_labels) == 2]
+    return _mean([float(d[0] != d[1]) for d in both])
 
 
 def judgebench(outs: list[PairOutcome]) -> dict[str, Any]:
@@ -121,18 +130,14 @@ def judgebench(outs: list[PairOutcome]) -> dict[str, Any]:
     unweighted category mean. `group` must be the JudgeBench category."""
     cat_mean, per_cat = group_mean(outs)
     pc_mean, pc_per = group_mean(outs, position_consistent_accuracy)
+    missing = [c for _, c in JUDGEBENCH_CATEGORIES if c not in per_cat]
     return {"n": len(outs), "accuracy": accuracy(outs), "category_mean": cat_mean, "categories": per_cat,
             "position_consistent": position_consistent_accuracy(outs),
             "position_consistent_category_mean": pc_mean, "position_consistent_by_category": pc_per,
-            "order_inconsistent": order_inconsistent_rate(outs)}
+            "order_inconsistent": order_inconsistent_rate(outs), "complete": not missing, "missing": missing}
 
 
 # ---------------------------------------------------------------- RM-Bench
-
-def rmbench_domain(category: str | None) -> str | None:
-    """RM-Bench's `split_dataset_by_domain`: the first of chat/math/code/safety the domain name starts with."""
-    return next((d for d in RMBENCH_DOMAINS if category and str(category).startswith(d)), None)
-
 
 def style_matrix(outs: list[PairOutcome]) -> dict[tuple[int, int], float]:
     """{(i, j): share of the cell's pairs judged right} over the cells present."""
@@ -166,8 +171,11 @@ def rmbench(outs: list[PairOutcome]) -> dict[str, Any]:
             diff = difficulty_scores(style_matrix(by_domain[d]))
             domains[d] = {"n": len(by_domain[d]), **diff,
                           "mean": _mean([v for v in diff.values() if v is not None])}
+    missing = [d if d not in domains else f"{d} ({len(style_matrix(by_domain[d]))} of 9 style cells)"
+               for d in RMBENCH_DOMAINS if d not in domains or len(style_matrix(by_domain[d])) < 9]
     out: dict[str, Any] = {"n": sum(v["n"] for v in domains.values()), "domains": domains,
-                           "domain_mean": _mean([v["mean"] for v in domains.values()])}
+                           "domain_mean": _mean([v["mean"] for v in domains.values()]),
+                           "complete": not missing, "missing": missing}
     for k in ("easy", "normal", "hard"):
         out[k] = _mean([v[k] for v in domains.values() if v[k] is not None])
     return out
@@ -194,7 +202,8 @@ def outcome(rec: dict, group: str | None = None) -> PairOutcome:
     style = meta.get("style")
     style = tuple(style) if isinstance(style, list) and len(style) == 2 else None
     return PairOutcome(gold, j.get("label"), tuple(j.get("order_labels") or ()),
-                       meta.get("category") if group is None else group, style)
+                       meta.get("category") if group is None else group, style,
+                       tuple(r == "tie" for r in j.get("order_reasons") or ()))
 
 
 def benchmarks(preds: list[dict]) -> dict[str, Any]:

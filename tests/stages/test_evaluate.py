@@ -198,12 +198,17 @@ def test_judgebench_numbers_by_hand(tmp_path):
     assert jb["position_consistent_by_category"] == {"coding": 0.5, "knowledge": pytest.approx(2 / 3), "math": 0.0}
     assert jb["position_consistent_category_mean"] == pytest.approx(7 / 18)   # (2/3 + 0 + 1/2) / 3
     assert jb["order_inconsistent"] == pytest.approx(3 / 6)                   # India, blue, num1/num2
-    assert d["gold_balance"] == {"gold_A_rate": 0.5, "one_sided": False} and rep["config"]["warnings"] == []
+    assert d["gold_balance"] == {"gold_A_rate": 0.5, "one_sided": False}
+    # the fixture has no livebench-reasoning pair: every mean over categories is partial (issue 23)
+    assert (jb["complete"], jb["missing"]) == (False, ["reasoning"])
+    assert rep["config"]["warnings"] == ["warning: judgebench: partial JudgeBench input (no reasoning): its means "
+                                         "are over the categories present, not the published JudgeBench numbers "
+                                         "(the official scorer needs all)"]
     assert s.metrics["j: judgebench judgebench position_consistent"] == pytest.approx(0.5)
     assert s.metrics["j: judgebench judgebench category_mean"] == pytest.approx(0.5)
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "| category mean (pooled per category) | 50.0 | GRAM-R² paper, JudgeBench column" in md
-    assert "| position-consistent, all pairs | 50.0 | JudgeBench leaderboard" in md
+    assert "| category mean (pooled per category) (partial) | 50.0 | GRAM-R² paper, JudgeBench column" in md
+    assert "| position-consistent, all pairs (partial) | 50.0 | JudgeBench leaderboard" in md
 
 
 def test_rmbench_numbers_by_hand_and_one_sided_warning(tmp_path, capsys):
@@ -234,8 +239,9 @@ def test_rmbench_numbers_by_hand_and_one_sided_warning(tmp_path, capsys):
     assert s.metrics["short: rmbench rmbench domain_mean"] == pytest.approx(13 / 18)
     # every gold label is A (imported in the fixed order): flagged in report.json, the summary and on stderr
     assert d["gold_balance"] == {"gold_A_rate": 1.0, "one_sided": True}
-    (w,) = rep["config"]["warnings"]
-    assert w.startswith("warning: rmbench: 100% of the gold labels are A") and s.metrics["warnings"] == [w]
+    (w, partial) = rep["config"]["warnings"]       # the fixture has no math record: partial (issue 23)
+    assert w.startswith("warning: rmbench: 100% of the gold labels are A") and s.metrics["warnings"] == [w, partial]
+    assert partial.startswith("warning: rmbench: partial RM-Bench input (no math)")
     assert w in capsys.readouterr().err
     md = (tmp_path / "r" / "report.md").read_text()
-    assert f"**{w}**" in md and "| domain mean (total average) | 72.2 | GRAM-R² paper, RM-Bench column" in md
+    assert f"**{w}**" in md and "| domain mean (total average) (partial) | 72.2 | GRAM-R² paper, RM-Bench" in md

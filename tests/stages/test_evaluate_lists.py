@@ -81,7 +81,7 @@ def test_round_robin_scores_by_hand(tmp_path):
     assert t["correctness_margin_score"] == pytest.approx(MARGIN, abs=1e-5)
     assert t["score"] == pytest.approx(TIES, abs=1e-6)
     assert rb["overall"]["score"] == pytest.approx((0.5 + 0.5 + 1 + 0 + 1 + TIES) / 6, abs=1e-6)
-    assert rb["overall"]["complete"] is True
+    assert rb["overall"]["complete"] is True and "warnings" not in s.metrics
     # judge calls: 6 best-of-4 rows × 6 pairs + Ties 3 + 10 + 3 + 10 pairs, each in both orders
     assert eng.samples == 2 * (6 * 6 + 3 + 10 + 3 + 10)
     assert s.counts["lists"] == 10 and s.counts["lists_judged"] == 10
@@ -127,3 +127,36 @@ def test_list_records_score_like_the_rows_they_came_from(tmp_path):
     with pytest.raises(GramrError, match="needs meta.correct and meta.chosen_index"):
         evaluate.run(cfg, [bare], tmp_path / "b", models=["j"], engines={"j": ScriptedEngine(by_quality)},
                      progress=False)
+
+
+def test_ties_scores_are_not_rounded_before_scoring():
+    """A Ties row whose correct answer wins its one comparison with P = 0.5000001: scores 0.5000001 and 0.4999999,
+    accurate (margin 2e-7 > 0). Rounded to 6 places both were 0.5: margin 0, not accurate (issue 23)."""
+    from gramr2_cli.stages import evaluate_lists
+    from gramr2_cli.stages.rank import Selection
+    rec = {"id": "x", "prompt": "p", "candidates": ["right", "wrong"],
+           "meta": {"subset": "Ties", "source_id": "ref:0", "correct": [0], "chosen_index": 0}}
+    rb = evaluate_lists.scored(rec, "round_robin", Selection(0, [0, 1], [(0, 1, 0.5000001)]))
+    assert rb["scores"] == [0.5000001, 1 - 0.5000001]
+    m = evaluate_lists.list_metrics([dict(rec, meta=dict(rec["meta"], rb2=rb))])
+    assert m["subsets"]["Ties"]["ref_accuracy"] == 1.0
+
+
+def test_partial_rewardbench2_input_is_marked_and_warned(tmp_path, capsys):
+    """The Factuality and Math rows only: the overall is their mean (chosen best in 1 of 2 Factuality rows and in
+    the Math row: (1/2 + 1) / 2), marked partial in the table, the JSON and a warning."""
+    rows = [x for x in open(FIXTURE, encoding="utf-8") if json.loads(x)["subset"] in ("Factuality", "Math")]
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(rows))
+    cfg = recipe.load(None, ["evaluate.orders=both"])
+    s = evaluate.run(cfg, [part], tmp_path / "rep", models=["judge"], engines={"judge": ScriptedEngine(by_quality)},
+                     progress=False)
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    o = rep["models"]["judge"]["rewardbench2"]["overall"]
+    assert (o["score"], o["subsets"], o["complete"]) == (pytest.approx(0.75), 2, False)
+    w = ("warning: rewardbench2: partial RewardBench 2 input (no Precise IF, Safety, Focus, Ties): the overall is the "
+         "mean of the subsets present, not the leaderboard score")
+    assert rep["config"]["warnings"] == [w] and s.metrics["warnings"] == [w] and w in capsys.readouterr().err
+    assert s.metrics["judge: rewardbench2 complete"] is False
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert f"**{w}**" in md and "| judge | 50.0 | 100.0 | 75.0 (partial) |" in md

@@ -106,3 +106,22 @@ def test_rmbench_domain_prefixes():
                                                   (["A", "B"], 0.5, False)])
 def test_gold_balance(golds, rate, one_sided):
     assert metrics.gold_balance(golds) == {"gold_A_rate": pytest.approx(rate), "one_sided": one_sided}
+
+
+def test_order_inconsistency_tells_a_tie_from_a_missing_verdict():
+    """JudgeBench counts `decision1 != decision2` with "A=B" for a tie and None for no decision (issue 23)."""
+    outs = [PairOutcome("A", None, (None, None), order_ties=(True, False)),   # tie vs missing: inconsistent
+            PairOutcome("A", None, (None, None), order_ties=(True, True)),    # two ties: consistent
+            PairOutcome("A", None, (None, None)),                             # two missing: consistent
+            PairOutcome("A", "A", ("A", None), order_ties=(False, True))]     # A vs tie: inconsistent
+    assert metrics.order_inconsistent_rate(outs) == pytest.approx(2 / 4)
+
+
+def test_judgment_records_why_each_order_has_no_verdict():
+    from gramr2_cli import judge
+    samples = [{"order": "ab", "verdict": "A"}, {"order": "ab", "verdict": "B"},      # ab: 1 : 1, a tie
+               {"order": "ba", "verdict": None}, {"order": "ba", "verdict": None}]    # ba: nothing parsed
+    j = judge.combine(samples, ("ab", "ba"))
+    assert (j.order_labels, j.order_reasons) == ([None, None], ["tie", "unparseable"])
+    rec = {"label": "A", "meta": {"judgment": j.to_meta(keep_samples=False)}}
+    assert metrics.outcome(rec).order_ties == (True, False)

@@ -111,7 +111,9 @@ def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", or
     shards (--unlabeled: pairs for self-labeling; Q&A dumps are always unlabeled).
 
     Resumable: rerunning on the same -o skips records already written. Rows the format drops (HelpSteer3 ties,
-    JudgeBench labels other than A>B/B>A) are counted in the summary."""
+    JudgeBench labels other than A>B/B>A) are counted in the summary. RM-Bench's per-domain files take their
+    domain from the file name; records no benchmark scorer can use get a warning."""
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .. import formats
@@ -125,6 +127,8 @@ def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", or
                               num_shards=num_shards,
                               progress=lambda n: n % 200 or bar.update(task, completed=n))
     show(summary)
+    for w in summary.metrics.get("warnings", []):
+        err_console.print(escape(w), style="yellow", soft_wrap=True)
 
 
 @command(app, "export", epilog="Example: gramr2 data export out/filtered --format alpaca -o sft.jsonl")

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 
 from .. import readers, records
 from ..errors import GramrError
-from .importers import FORMATS, IMPORTERS, UNLABELED_FORMATS, detect
+from .importers import (
+    FORMATS,
+    IMPORTERS,
+    UNLABELED_FORMATS,
+    detect,
+    import_rmbench,
+    rmbench_file_domain,
+    scorer_gap,
+)
 from .rows import Skip
 
 ORDERS = ("fixed", "random", "both")
@@ -71,10 +79,11 @@ def to_records(pair: tuple, order: str, seed: int, source: str, where: str, unla
 
 
 def convert(inputs: list, cfg: ImportConfig, skipped: Counter,
-            detected: dict | None = None) -> Iterator[tuple[str, dict]]:
+            detected: dict | None = None, gaps: Counter | None = None) -> Iterator[tuple[str, dict]]:
     """Yield (where, record) for every importable row of `inputs`; dropped rows are counted in `skipped`.
     The format is detected per file (from its first row) when `cfg.format` is auto; `detected` gets
-    {file: format}."""
+    {file: format}; `gaps` counts the records a benchmark scorer cannot use, by reason (`scorer_gap`).
+    RM-Bench rows without a `domain` take it from the released per-domain file's name (`rmbench_file_domain`)."""
     if cfg.format not in FORMATS:
         raise GramrError(f"unknown format {cfg.format!r}; choose from {', '.join(FORMATS)}")
     if cfg.order not in ORDERS:
@@ -87,11 +96,15 @@ def convert(inputs: list, cfg: ImportConfig, skipped: Counter,
             if detected is not None:
                 detected.setdefault(str(src), fmt)
             try:
-                pairs = IMPORTERS[fmt](row, where)
+                pairs = (import_rmbench(row, where, rmbench_file_domain(src)) if fmt == "rmbench"
+                         else IMPORTERS[fmt](row, where))
             except Skip as s:
                 skipped[s.reason] += 1
                 continue
             unlabeled = cfg.unlabeled or fmt in UNLABELED_FORMATS
             for p in pairs:
                 for rec in to_records(p, cfg.order, cfg.seed, cfg.source or fmt, where, unlabeled):
+                    gap = scorer_gap(fmt, rec)
+                    if gap and gaps is not None:
+                        gaps[gap] += 1
                     yield where, rec

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from .. import prompts
@@ -11,6 +12,7 @@ from ..errors import GramrError
 from .rows import Skip, _extra, _need, _prompt, _response, render_messages
 
 RMBENCH_STYLES = ("concise", "detailed_plain", "detailed_markdown")   # RM-Bench's column order of chosen/rejected
+RMBENCH_DOMAINS = ("chat", "math", "code", "safety")                  # scripts/utils.py split_dataset_by_domain
 JUDGEBENCH_LABELS = {"A>B": "A", "B>A": "B"}
 JUDGEBENCH_CATEGORIES = (("mmlu-pro", "knowledge"), ("livebench-reasoning", "reasoning"),
                          ("livebench-math", "math"), ("livecodebench", "coding"))
@@ -70,7 +72,23 @@ def rmbench_difficulty(i: int, j: int) -> str:
     return "hard" if i < j else "normal" if i == j else "easy"
 
 
-def import_rmbench(row: dict, where: str) -> list[tuple]:
+def rmbench_domain(category: Any) -> str | None:
+    """RM-Bench's `split_dataset_by_domain`: the first of chat/math/code/safety the domain name starts with."""
+    return next((d for d in RMBENCH_DOMAINS if category and str(category).startswith(d)), None)
+
+
+def rmbench_file_domain(path: Any) -> str | None:
+    """The domain of a released RM-Bench per-domain file, from its name (`data/chat_filtered.json` → `chat`,
+    `safety-refuse_filtered.json` → `safety-refuse`); None when the name starts with no RM-Bench domain. Those
+    files have no `domain` field (only `total_dataset.json` has one), and RM-Bench's own scorer treats such a
+    file as one domain."""
+    stem = Path(str(path)).name.split(".")[0].removesuffix("_filtered")
+    return stem if rmbench_domain(stem) else None
+
+
+def import_rmbench(row: dict, where: str, file_domain: str | None = None) -> list[tuple]:
+    """RM-Bench row → the 9 style-cell pairs. The domain (`meta.category`) is the row's `domain`, else
+    `file_domain` (`rmbench_file_domain` of the file it came from), else its `subset`."""
     prompt = _need(row, "prompt", where, "rmbench")
     chosen, rejected = _need(row, "chosen", where, "rmbench"), _need(row, "rejected", where, "rmbench")
     for col, v in (("chosen", chosen), ("rejected", rejected)):
@@ -80,7 +98,7 @@ def import_rmbench(row: dict, where: str) -> list[tuple]:
     base: dict = {}
     if not isinstance(prompt, str):
         prompt = _prompt(row, where, "rmbench", base)
-    category = row.get("domain") or row.get("subset")
+    category = row.get("domain") or file_domain or row.get("subset")
     if category:
         base["category"] = category
     base.update(_extra(row, ("prompt", "chosen", "rejected", "domain")))
@@ -94,8 +112,9 @@ def import_rmbench(row: dict, where: str) -> list[tuple]:
     return out
 
 
-def _judgebench_category(source: str) -> str | None:
-    return next((cat for prefix, cat in JUDGEBENCH_CATEGORIES if source.startswith(prefix)), None)
+def judgebench_category(source: Any) -> str | None:
+    """knowledge / reasoning / math / coding from a JudgeBench `source` (e.g. `mmlu-pro-biology`)."""
+    return next((cat for prefix, cat in JUDGEBENCH_CATEGORIES if str(source).startswith(prefix)), None)
 
 
 def import_judgebench(row: dict, where: str) -> list[tuple]:
@@ -121,7 +140,7 @@ def import_judgebench(row: dict, where: str) -> list[tuple]:
     src = str(row.get("source") or "")
     if src:
         meta["subset"] = src
-        meta["category"] = _judgebench_category(src) or src
+        meta["category"] = judgebench_category(src) or src
     meta.update(_extra(row, used))
     return [(prompt, a, b, label, None, meta)]
 
@@ -226,6 +245,18 @@ def import_qa(row: dict, where: str) -> list[tuple]:
     meta = _extra(row, ("question", "answers"))
     return [(question, best, other, "A", None, dict(meta, vote_margin=top - sc, scores=[top, sc]))
             for other, sc in rest[:QA_MAX_PAIRS]]
+
+
+def scorer_gap(fmt: str, rec: dict) -> str | None:
+    """Why a record imported as a benchmark gets no benchmark score in `evaluate` (metrics.benchmarks), or None:
+    `rmbench_no_domain` (no RM-Bench domain in `meta.category`), `judgebench_no_category` (a `source` that names
+    no JudgeBench category)."""
+    meta = rec.get("meta") or {}
+    if fmt == "rmbench" and not rmbench_domain(meta.get("category")):
+        return "rmbench_no_domain"
+    if fmt == "judgebench" and not judgebench_category(meta.get("subset") or ""):
+        return "judgebench_no_category"
+    return None
 
 
 IMPORTERS: dict[str, Callable[[dict, str], list[tuple]]] = {

@@ -2,7 +2,8 @@
 
 The row formats and the conversion are `formats`; this module only streams `formats.convert` into a resumable
 shard directory. A failed import (bad input) removes the output directory it created, so no half-written
-output is left to resume.
+output is left to resume. Records a benchmark scorer cannot use (`formats.scorer_gap`) are imported and counted,
+and the summary gets one warning line per reason (`summary.metrics["warnings"]`, printed by the CLI).
 """
 
 from __future__ import annotations
@@ -15,6 +16,20 @@ from pathlib import Path
 from .. import formats, shards
 from ..shards import Summary
 
+GAP_WARNINGS = {
+    "rmbench_no_domain": "{n} RM-Bench pairs have no RM-Bench domain (chat, math, code, safety-…): evaluate gives "
+                         "them no RM-Bench score; import total_dataset.json (it has a 'domain' field) or the "
+                         "per-domain files under their released names (chat_filtered.json, …)",
+    "judgebench_no_category": "{n} JudgeBench pairs have a 'source' that names no JudgeBench category (mmlu-pro…, "
+                              "livebench-reasoning…, livebench-math…, livecodebench…): evaluate gives them no "
+                              "JudgeBench score",
+}
+
+
+def gap_warnings(gaps: Counter) -> list[str]:
+    """One `warning: …` line per reason a benchmark scorer cannot use some imported records."""
+    return [f"warning: {GAP_WARNINGS[k].format(n=n)}" for k, n in sorted(gaps.items())]
+
 
 def run(cfg: formats.ImportConfig, inputs: list, output: Path | str, *, overwrite: bool = False,
         shard_index: int | None = None, num_shards: int | None = None,
@@ -26,13 +41,14 @@ def run(cfg: formats.ImportConfig, inputs: list, output: Path | str, *, overwrit
     skipped: Counter = Counter()
     labels: Counter = Counter()
     detected: dict[str, str] = {}
+    gaps: Counter = Counter()
     seen: set[str] = set()
     hashed = {k: v for k, v in asdict(cfg).items() if k != "batch_size"}   # flush size never changes the output
     with shards.open_output(output, stage="import", config={"import": hashed}, inputs=inputs,
                             overwrite=overwrite, shard_index=shard_index, num_shards=num_shards,
                             batch_size=cfg.batch_size, discard_on_error=True) as out:
         n = 0
-        for _, rec in formats.convert(inputs, cfg, skipped, detected):
+        for _, rec in formats.convert(inputs, cfg, skipped, detected, gaps):
             n += 1
             if progress:
                 progress(n)
@@ -51,4 +67,6 @@ def run(cfg: formats.ImportConfig, inputs: list, output: Path | str, *, overwrit
             out.skip(k, v)
         out.counts["converted"] = n
         out.metrics.update(labels=dict(sorted(labels.items())), formats=detected)
+        if gaps:
+            out.metrics["warnings"] = gap_warnings(gaps)
     return out.summary()

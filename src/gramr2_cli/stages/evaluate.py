@@ -14,6 +14,10 @@ counts as wrong (`accuracy_decided` leaves them out). Groups: overall, per datas
 `meta.section` (RewardBench), `meta.category`, `meta.difficulty` (RM-Bench easy/normal/hard, written by
 `formats.import_rmbench`) within a dataset. Parse rate = parsed samples / samples; order consistency (with
 `--orders both`) = share of pairs whose two orders' majority verdicts agree, among pairs where both parsed.
+A dataset with JudgeBench or RM-Bench records heads its table with the benchmark's own numbers
+(`benchmark_tables.main_rows`: RM-Bench's easy/normal/hard averaged per domain first); the plain accuracies
+below them are labelled pooled. Input that lacks a benchmark category/domain is marked partial in report.md,
+report.json (`complete`, `missing`), accuracy.png and a warning.
 A pair whose response carries template tokens or verdict tags gets `meta.flags` (`flags.record_flags`) in its
 predictions; the summary counts them (`flagged_pairs`).
 Samples without a verdict are split into `truncated` (cut off at `generate.max_new_tokens`) and `unparseable`
@@ -35,7 +39,7 @@ from ..engines import note
 from ..errors import GramrError
 from ..metrics import PUBLISHED, benchmarks, gold_balance
 from . import evaluate_lists
-from .benchmark_tables import benchmark_md
+from .benchmark_tables import benchmark_md, main_rows, partial_note, partial_warning
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -128,16 +132,22 @@ def metrics(preds: list[dict]) -> dict[str, Any]:
 
 
 def category_rows(m: dict) -> list[tuple[str, dict]]:
-    """(name, cell) per bar of the chart/table: each dataset's categories (or the dataset when it has none),
-    then RM-Bench difficulties."""
+    """(name, cell) per bar of the chart: each dataset's categories (or the dataset when it has none), then its
+    easy/normal/hard: RM-Bench's own (averaged per domain, `partial` in the name when domains are missing) where
+    the dataset is RM-Bench, else the pooled difficulty groups, named pooled."""
     rows = []
     for ds, d in m["datasets"].items():
         if "category" in d:
             rows += [(f"{ds}/{k}", c) for k, c in d["category"].items()]
         else:
             rows.append((ds, d["overall"]))
-        if "difficulty" in d:
-            rows += [(f"{ds}/{k}", d["difficulty"][k]) for k in ("easy", "normal", "hard") if k in d["difficulty"]]
+        rm = d.get("benchmarks", {}).get("rmbench")
+        if rm:
+            p = " (partial)" if partial_note("rmbench", [rm]) else ""
+            rows += [(f"{ds}/RM-Bench {k}{p}", {"accuracy": rm[k]}) for k in ("easy", "normal", "hard")]
+        elif "difficulty" in d:
+            rows += [(f"{ds}/{k} (pooled)", d["difficulty"][k]) for k in ("easy", "normal", "hard")
+                     if k in d["difficulty"]]
     return rows
 
 
@@ -167,12 +177,21 @@ def report_md(models: dict[str, dict], cfg: dict) -> str:
         lines += ["", f"## {ds}", "", "| group | pairs | " + " | ".join(names) + " |",
                   "|---|---|" + "---|" * len(names)]
         per = [models[n]["metrics"]["datasets"].get(ds, {}) for n in names]
+        bench = [d.get("benchmarks", {}) for d in per]
+        heads = main_rows(bench)
+        for label, n_pairs, values in heads:
+            lines.append(f"| **{label}** | {n_pairs} | " + " | ".join(_pct(v) for v in values) + " |")
+        rm = bool(bench) and all("rmbench" in b for b in bench)
         rows = [("overall", "overall")] + [(f, k) for f in GROUP_FIELDS
                                            for k in sorted({k for d in per for k in d.get(f, {})})]
         for f, k in rows:
             cells = [(d.get(f, {}).get(k) if f != "overall" else d.get("overall")) for d in per]
             n_pairs = next((c["n"] for c in cells if c), 0)
             label = "overall" if f == "overall" else f"{f}: {k}"
+            if heads and f == "overall":
+                label = "overall (pooled)"
+            elif rm and f == "difficulty":
+                label += " (pooled over domains)"
             lines.append(f"| {label} | {n_pairs} | " + " | ".join(_pct(c and c["accuracy"]) for c in cells) + " |")
         lines += benchmark_md(models, ds)
     return "\n".join(lines) + "\n"
@@ -186,8 +205,10 @@ def plot(models: dict[str, dict], path: Path) -> None:
     for n in names:
         acc = {k: c["accuracy"] for k, c in category_rows(models[n]["metrics"])}
         series[n] = [100 * (acc.get(k) or 0.0) for k in labels]
-    plots.grouped_bars(path, labels, series, ylabel="accuracy (%)", title="Pairwise accuracy per category",
-                       chance=50, rotate=True)
+    partial = sorted({f"{ds} {b}" for n in names for ds, d in models[n]["metrics"]["datasets"].items()
+                      for b, v in d.get("benchmarks", {}).items() if not v.get("complete", True)})
+    title = "Pairwise accuracy per category" + (f" (partial: {', '.join(partial)})" if partial else "")
+    plots.grouped_bars(path, labels, series, ylabel="accuracy (%)", title=title, chance=50, rotate=True)
 
 
 # ---------------------------------------------------------------- run
@@ -234,6 +255,12 @@ def one_sided_warnings(m: dict) -> list[str]:
     return out
 
 
+def partial_warnings(m: dict) -> list[str]:
+    """One line per dataset whose JudgeBench / RM-Bench input lacks a category or domain (metrics: `complete`)."""
+    return [w for ds, d in m["datasets"].items() for b, v in sorted(d.get("benchmarks", {}).items())
+            if (w := partial_warning(ds, b, v))]
+
+
 def summary_numbers(report: dict[str, dict]) -> dict[str, Any]:
     """The summary's numbers per model: accuracy, parse rate, order consistency, and the benchmark scores
     (JudgeBench pooled / category mean / position-consistent; RM-Bench domain mean and easy/normal/hard)."""
@@ -252,9 +279,11 @@ def summary_numbers(report: dict[str, dict]) -> dict[str, Any]:
             if jb:
                 out[f"{name}: {ds} judgebench category_mean"] = jb["category_mean"]
                 out[f"{name}: {ds} judgebench position_consistent"] = jb["position_consistent"]
+                out[f"{name}: {ds} judgebench complete"] = jb["complete"]
             if rm:
                 for k in ("domain_mean", "easy", "normal", "hard"):
                     out[f"{name}: {ds} rmbench {k}"] = rm[k]
+                out[f"{name}: {ds} rmbench complete"] = rm["complete"]
     return out
 
 
@@ -326,7 +355,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
                                     overwrite, progress)
         report[name] = {"spec": spec, "predictions": str(output / "predictions" / name), "metrics": metrics(preds)}
         counts.update({"pairs_judged": stats["judged"], "pairs_resumed": stats["resumed"]})
-    warnings = one_sided_warnings(next(iter(report.values()))["metrics"])
+    first = next(iter(report.values()))["metrics"]
+    warnings = one_sided_warnings(first) + partial_warnings(first)
     for w in warnings:
         note(w)
     outs = _write_report(cfg, inputs, output, report, len(recs), skipped, warnings)

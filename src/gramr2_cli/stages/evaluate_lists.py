@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import config, judge, outdir, shards
 from .. import rewardbench2 as rb2
+from ..engines import note
 from ..errors import GramrError
 from .rank import Selection, drive
 from .rank_list import engine_compare, normalize_list
@@ -78,8 +79,10 @@ def scored(rec: dict, method: str, sel: Selection) -> dict:
         scores = [1.0 if k == sel.winner else 0.0 for k in range(n)]
     else:
         scores = rb2.candidate_scores(n, sel.comparisons, "mean_p" if ties else "win_rate")
-    return {"method": method, "winner": sel.winner, "scores": [round(s, 6) for s in scores],
-            "comparisons": [[i, j, round(p, 6)] for i, j, p in sel.comparisons],
+    # not rounded: the Ties rule compares scores (worst correct vs best incorrect), and a rounded 0.5000001 vs
+    # 0.4999999 would become a tie and flip the row (issue 23); JSON keeps a float exactly
+    return {"method": method, "winner": sel.winner, "scores": list(scores),
+            "comparisons": [[i, j, p] for i, j, p in sel.comparisons],
             "result": None if ties else rb2.best_of_n_result(scores, rec["meta"]["chosen_index"])}
 
 
@@ -99,6 +102,16 @@ def list_metrics(preds: list[dict]) -> dict[str, Any]:
             subsets[name] = {"n": len(items), "score": sum(results) / len(results),
                              "chosen_won": sum(p["meta"]["rb2"]["winner"] in p["meta"]["correct"] for p in items)}
     return {"subsets": subsets, "overall": rb2.overall({k: v["score"] for k, v in subsets.items()})}
+
+
+def partial_warning(m: dict) -> str | None:
+    """A warning line when the RewardBench 2 input lacks subsets (the overall is then not the leaderboard's)."""
+    o = m["overall"]
+    if o["complete"]:
+        return None
+    missing = [s for s in rb2.SUBSETS if m["subsets"].get(s, {}).get("score") is None]
+    return (f"warning: rewardbench2: partial RewardBench 2 input (no {', '.join(missing)}): the overall is the "
+            "mean of the subsets present, not the leaderboard score")
 
 
 def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], inputs: list, engine, overwrite: bool,
@@ -142,6 +155,7 @@ def report_md(models: dict[str, dict], meta: dict) -> str:
              (f"best-of-n by {meta['list_method']} (Ties: round-robin, mean P), votes {meta['votes']}, orders "
               f"{meta['orders']}, prompt {meta['prompt']}, seed {meta['seed']}. Scores in %, official rules; "
               "overall = unweighted mean of the subsets present (the leaderboard's, when all six are)."), "",
+             *[f"**{w}**\n" for w in meta.get("warnings", [])],
              "| model | " + " | ".join(names) + " | overall |", "|---|" + "---|" * (len(names) + 1)]
     for n, m in models.items():
         sub = m["rewardbench2"]["subsets"]
@@ -168,11 +182,20 @@ def run(cfg: Config, inputs: list, output: Path, specs: list[str], slugs: list[s
         report[name] = {"spec": spec, "predictions": str(pred_dir), "rewardbench2": list_metrics(preds)}
         counts.update({"lists_judged": judged, "lists_resumed": len(recs) - judged})
     ec = cfg.evaluate
+    warnings = [w for w in (partial_warning(next(iter(report.values()))["rewardbench2"]),) if w]
+    for w in warnings:
+        note(w)
     meta = {"votes": ec.votes, "orders": ec.orders, "list_method": ec.list_method, "prompt": cfg.prompt,
-            "seed": cfg.seed, "inputs": [str(i) for i in inputs], "lists": len(recs), "skipped": dict(skipped)}
+            "seed": cfg.seed, "inputs": [str(i) for i in inputs], "lists": len(recs), "skipped": dict(skipped),
+            "warnings": warnings}
     outdir.atomic_write(output / "report.json", json.dumps({"config": meta, "models": report}, indent=2))
     outdir.atomic_write(output / "report.md", report_md(report, meta))
-    summary_metrics = {f"{n}: rewardbench2": r["rewardbench2"]["overall"]["score"] for n, r in report.items()}
+    summary_metrics: dict[str, Any] = {f"{n}: rewardbench2": r["rewardbench2"]["overall"]["score"]
+                                       for n, r in report.items()}
+    summary_metrics.update({f"{n}: rewardbench2 complete": r["rewardbench2"]["overall"]["complete"]
+                            for n, r in report.items()})
+    if warnings:
+        summary_metrics["warnings"] = warnings
     summary = shards.Summary("evaluate", {"lists": len(recs), **counts}, dict(skipped), time.time() - t0,
                              [str(output / "report.md"), str(output / "report.json")], summary_metrics)
     outdir.atomic_write(output / "summary.json", json.dumps(summary.to_dict(), indent=2))

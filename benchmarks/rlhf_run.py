@@ -137,6 +137,8 @@ def main() -> None:
         if not a.rm:
             sys.exit("error: --rm is required (a reward model directory or a gramr2 serve URL), or --tiny")
         policy, rm = models.resolve(a.policy), a.rm
+        if not rm.startswith(("http://", "https://")):
+            models.resolve(rm)                    # a missing RM fails now, not after the policy's first rollouts
     if a.prompts:
         prompts = distinct_prompts(a.prompts, a.max_prompts)
     elif a.tiny:

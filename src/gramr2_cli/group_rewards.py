@@ -329,3 +329,15 @@ def fill_masked(rewards: list[float | None], groups: list[list[int]]) -> list[fl
                 if rewards[i] is None:
                     out[i] = sum(scored) / len(scored)
     return out
+
+
+def mask_report(texts: list[str], rewards: list[float | None]) -> dict:
+    """Masked-reward accounting (ours; issue 26): {masked, scored, masked_chars, scored_chars} — how many of
+    `rewards` are None and the mean length in characters of the masked and of the scored `texts` (None for an
+    empty set). Masking drops failed judgments, and the slowest or truncated ones are often the longest rollouts:
+    a gap between the two means says the masking biases training on length."""
+    masked = [len(t) for t, r in zip(texts, rewards) if r is None]
+    scored = [len(t) for t, r in zip(texts, rewards) if r is not None]
+    return {"masked": len(masked), "scored": len(scored),
+            "masked_chars": sum(masked) / len(masked) if masked else None,
+            "scored_chars": sum(scored) / len(scored) if scored else None}

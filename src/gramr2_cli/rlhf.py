@@ -8,9 +8,13 @@ rollouts (ours). A failed judgment is masked; what each framework gets for it (d
 - verl `compute_score` and OpenRLHF `/get_reward`: the mean of the group's scored rewards (a group with none
   scored: 0.5 for all), since neither takes a missing reward (`group_rewards.fill_masked`).
 
-- `make_trl_reward(model_or_url, reference_column="reference", num_generations=None)` → `fn(prompts,
-  completions, **kwargs)` for `trl.GRPOTrainer(reward_funcs=[fn])`; judge calls, failures and seconds per batch go
-  to TRL's `log_metric` (as `gramr2/...`) and this module's logger.
+- `make_trl_reward(model_or_url, reference_column="reference", num_generations=None, asynchronous=False)` →
+  `fn(prompts, completions, **kwargs)` (an `async def` with `asynchronous=True`: one server request per group, all
+  in flight at once) for `trl.GRPOTrainer(reward_funcs=[fn])`;
+- `make_online_dpo_reward(model_or_url, ...)` for `trl.experimental.online_dpo.OnlineDPOTrainer`: each prompt's
+  two completions judged against each other; a masked comparison becomes a tie (the trainer cannot skip a pair).
+  Each hook's calls (judge calls, failures, masked vs scored rewards and their mean lengths, seconds) go to
+  `fn.history`, TRL's `log_metric` where the trainer passes it (as `gramr2/...`) and this module's logger.
 - `compute_score(data_source, solution_str, ground_truth, extra_info=None)` for verl's `custom_reward_function`
   (the prompt from `extra_info["question"]` or `"prompt"`), `compute_score_async` for verl's async reward loop;
   the server from `GRAMR2_REWARD_URL` (default http://127.0.0.1:8000) or a local model from `GRAMR2_REWARD_MODEL`.
@@ -27,6 +31,7 @@ import json
 import logging
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -115,6 +120,32 @@ class RewardClient:
         return [None if x is None else float(x) for x in got["rewards"]], \
             {"judge_calls": got.get("judge_calls", 0), "failed_calls": got.get("failed_calls", 0)}
 
+    async def rewards_async(self, prompts: list[str], responses: list[str], references: list[str] | None,
+                            group_size: int | None = None) -> tuple[list[float | None], dict]:
+        """`rewards` without blocking the event loop. A server gets one /score request per group (grouped as
+        `group_rewards.group_indices` does), all in flight at once, each from a worker thread (its micro-batcher
+        joins them into shared engine calls); a local model judges the whole batch in one worker thread (one
+        engine, not thread-safe). Raises what `rewards` raises."""
+        if self.url is None or not prompts:
+            return await asyncio.to_thread(self.rewards, prompts, responses, references, group_size)
+        if len(prompts) != len(responses) or (references is not None and len(references) != len(prompts)):
+            raise GramrError(f"lengths differ: {len(prompts)} prompts, {len(responses)} responses, "
+                             f"{len(references or [])} references")
+        keys = [(p, "" if references is None else references[i]) for i, p in enumerate(prompts)]
+        groups = group_rewards.group_indices(keys, group_size)
+
+        def pick(xs: list[str] | None, g: list[int]) -> list[str] | None:
+            return None if xs is None else [xs[i] for i in g]
+        got = await asyncio.gather(*(asyncio.to_thread(self.rewards, pick(prompts, g), pick(responses, g),
+                                                       pick(references, g)) for g in groups))
+        out: list[float | None] = [None] * len(prompts)
+        cost = {"judge_calls": 0, "failed_calls": 0}
+        for g, (rewards, c) in zip(groups, got):
+            for i, r in zip(g, rewards):
+                out[i] = r
+            cost = {k: cost[k] + c[k] for k in cost}
+        return out, cost
+
     def _post(self, path: str, body: dict) -> dict:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
@@ -132,38 +163,135 @@ class RewardClient:
                              hint="start it with 'gramr2 serve --model <rm>'") from None
 
 
+def batch_texts(prompts, completions, kwargs: dict, reference_column: str, client: RewardClient
+                ) -> tuple[list[str], list[str], list[str] | None]:
+    """A TRL batch as texts: prompts, completions and the `reference_column` column (None when absent). Raises
+    GramrError when pairing `reference` (local model) needs the column and the dataset lacks it."""
+    refs = kwargs.get(reference_column)
+    if refs is None and client.url is None and client.config().serve.pairing == "reference":
+        raise GramrError(f"the dataset has no '{reference_column}' column",
+                         hint="add the policy's greedy output per prompt as a column, or use "
+                              "-s serve.pairing=round-robin (docs/rlhf.md)")
+    return ([as_text(p) for p in prompts], [as_text(c) for c in completions],
+            None if refs is None else [as_text(r) for r in refs])
+
+
+def report(fn, completions: list[str], rewards: list[float | None], cost: dict, seconds: float,
+           kwargs: dict, **extra: float) -> None:
+    """One reward call's numbers → `fn.history` (a dict per call), the `gramr2.rlhf` logger and, when the trainer
+    passes `log_metric` (TRL GRPO), its logs as `gramr2/<name>` (averaged per logging step by TRL): judge_calls,
+    failed_calls, masked, scored, masked_chars/scored_chars (mean characters; logged only when that set is not
+    empty), seconds, and `extra`."""
+    stats = {"judge_calls": cost["judge_calls"], "failed_calls": cost["failed_calls"],
+             **group_rewards.mask_report(completions, rewards), "seconds": seconds, **extra}
+    fn.history.append(stats)
+    log.info("gramr2 reward: %d completions, %d judge calls, %d failed, %d masked (mean %s chars; scored %s) in "
+             "%.1fs", len(rewards), stats["judge_calls"], stats["failed_calls"], stats["masked"],
+             stats["masked_chars"], stats["scored_chars"], seconds)
+    log_metric = kwargs.get("log_metric")
+    if callable(log_metric):                      # TRL >= 1.x: averaged into the trainer's logs
+        for k, v in stats.items():
+            if v is not None:
+                log_metric(f"gramr2/{k}", float(v))
+
+
 def make_trl_reward(model_or_url: str, reference_column: str = "reference", *, cfg=None,
-                    num_generations: int | None = None, api_key: str | None = None):
+                    num_generations: int | None = None, api_key: str | None = None, asynchronous: bool = False):
     """A TRL GRPO reward function over the group path: TRL passes a batch's completions, G = num_generations in
     a row per prompt; they are grouped by prompt (in chunks of `num_generations` when given) and scored with
     `serve.pairing` of `cfg` (local) or of the server (URL). Returns one float or None (masked) per completion.
 
     `model_or_url`: a model spec (loaded in this process on first call, hf engine unless `cfg` names vllm) or
-    a `gramr2 serve` URL. The returned function raises GramrError when pairing `reference` needs
-    `reference_column` and the dataset lacks it."""
+    a `gramr2 serve` URL. `asynchronous=True` returns an `async def` instead (TRL awaits it on its own event
+    loop, concurrently with other async reward functions): each group goes to the server as its own request, all
+    in flight at once; a local model judges in a worker thread. Every call's numbers (`report`) are in
+    `fn.history`. The returned function raises GramrError when pairing `reference` needs `reference_column` and
+    the dataset lacks it."""
     client = RewardClient(model_or_url, cfg, api_key=api_key)
 
-    def gramr2_reward(prompts, completions, **kwargs) -> list[float | None]:
-        refs = kwargs.get(reference_column)
-        if refs is None and client.url is None and client.config().serve.pairing == "reference":
-            raise GramrError(f"the dataset has no '{reference_column}' column",
-                             hint="add the policy's greedy output per prompt as a column, or use "
-                                  "-s serve.pairing=round-robin (docs/rlhf.md)")
-        out, cost = client.rewards([as_text(p) for p in prompts], [as_text(c) for c in completions],
-                                   None if refs is None else [as_text(r) for r in refs], num_generations)
-        masked = sum(r is None for r in out)
-        log.info("gramr2 reward: %d completions, %d judge calls, %d failed, %d masked",
-                 len(out), cost["judge_calls"], cost["failed_calls"], masked)
-        log_metric = kwargs.get("log_metric")
-        if callable(log_metric):                      # TRL >= 1.x: averaged into the trainer's logs
-            log_metric("gramr2/judge_calls", float(cost["judge_calls"]))
-            log_metric("gramr2/failed_calls", float(cost["failed_calls"]))
-            log_metric("gramr2/masked", float(masked))
-        return out
+    if asynchronous:
+        async def gramr2_reward(prompts, completions, **kwargs) -> list[float | None]:
+            ps, cs, refs = batch_texts(prompts, completions, kwargs, reference_column, client)
+            t0 = time.perf_counter()
+            out, cost = await client.rewards_async(ps, cs, refs, num_generations)
+            report(gramr2_reward, cs, out, cost, time.perf_counter() - t0, kwargs)
+            return out
+    else:
+        def gramr2_reward(prompts, completions, **kwargs) -> list[float | None]:
+            ps, cs, refs = batch_texts(prompts, completions, kwargs, reference_column, client)
+            t0 = time.perf_counter()
+            out, cost = client.rewards(ps, cs, refs, num_generations)
+            report(gramr2_reward, cs, out, cost, time.perf_counter() - t0, kwargs)
+            return out
 
     gramr2_reward.__name__ = "gramr2_reward"     # TRL logs rewards under the function's name
     gramr2_reward.client = client
+    gramr2_reward.history = []
     return gramr2_reward
+
+
+def make_online_dpo_reward(model_or_url: str, reference_column: str = "reference", *, cfg=None,
+                           api_key: str | None = None):
+    """A reward function for TRL's `trl.experimental.online_dpo.OnlineDPOTrainer` (`reward_funcs=[fn]`), which
+    samples two completions per prompt and passes a batch of 2B: the first completions of prompts 0..B−1, then
+    the second ones. Each prompt's two completions are one group of 2, scored with `serve.pairing` (round-robin:
+    exactly one comparison, judged in both orders). Returns one float per completion, never None.
+
+    A masked comparison: OnlineDPOTrainer sums rewards with `nansum` (None → 0) and makes the first completion
+    chosen when its reward is >= the second's, so a None would make a failed judgment always lose (a length
+    bias when long rollouts fail more). Here a masked reward takes its pair's scored value, and a pair with
+    neither scored gets 0.5 twice (`group_rewards.fill_masked`): a tie, which OnlineDPOTrainer resolves as "first
+    completion chosen" — an arbitrary label on two exchangeable samples, counted as `masked_pairs` in
+    `fn.history` (the trainer cannot skip a pair). OnlineDPOTrainer passes no `log_metric`: add
+    `fn.log_callback()` to the trainer's callbacks to get the numbers in its logs. Raises GramrError for a batch
+    that is not OnlineDPOTrainer's (odd size, halves with different prompts)."""
+    client = RewardClient(model_or_url, cfg, api_key=api_key)
+
+    def gramr2_reward(prompts, completions, **kwargs) -> list[float]:
+        ps, cs, refs = batch_texts(prompts, completions, kwargs, reference_column, client)
+        b = len(ps) // 2
+        if len(ps) % 2 or ps[:b] != ps[b:]:
+            raise GramrError(f"expected OnlineDPOTrainer's batch (the same B prompts twice), got {len(ps)} prompts "
+                             "whose halves differ")
+        order = [k for i in range(b) for k in (i, i + b)]       # each prompt's two completions side by side
+        t0 = time.perf_counter()
+        got, cost = client.rewards([ps[k] for k in order], [cs[k] for k in order],
+                                   None if refs is None else [refs[k] for k in order], 2)
+        raw: list[float | None] = [None] * len(ps)
+        for k, r in zip(order, got):
+            raw[k] = r
+        pairs = [[i, i + b] for i in range(b)]
+        report(gramr2_reward, cs, raw, cost, time.perf_counter() - t0, kwargs,
+               masked_pairs=sum(raw[i] is None or raw[j] is None for i, j in pairs))
+        return group_rewards.fill_masked(raw, pairs)
+
+    gramr2_reward.__name__ = "gramr2_reward"
+    gramr2_reward.client = client
+    gramr2_reward.history = []
+    gramr2_reward.log_callback = lambda: log_callback(gramr2_reward)
+    return gramr2_reward
+
+
+def log_callback(fn):
+    """A transformers `TrainerCallback` that adds `fn.history` since the last log entry, averaged per key, to
+    that entry as `gramr2/<name>` (for trainers that pass reward functions no `log_metric`)."""
+    from transformers import TrainerCallback
+
+    class GramrRewardLog(TrainerCallback):
+        seen = 0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            calls, self.seen = fn.history[self.seen:], len(fn.history)
+            merged = {}
+            for k in dict.fromkeys(k for c in calls for k in c):
+                vals = [c[k] for c in calls if c.get(k) is not None]
+                if vals:
+                    merged[f"gramr2/{k}"] = sum(vals) / len(vals)
+            if state.log_history:                 # Trainer.log appends the entry, then calls on_log
+                state.log_history[-1].update(merged)
+            if logs is not None:
+                logs.update(merged)
+    return GramrRewardLog()
 
 
 _CLIENTS: dict[str, RewardClient] = {}

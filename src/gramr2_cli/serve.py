@@ -15,8 +15,10 @@ Endpoints (JSON in, JSON out; a bad request gets a 4xx and one-line `detail`, an
   without the policy's chat template (`serve_requests.question_of`); a masked reward is its group's mean.
 - `POST /compare`    {"pairs": [{"prompt", "response_a", "response_b"}, ..]} (or the three parallel lists)
                      → {"verdicts", "p_a", "rationales", "order_consistent", "votes"}
-- `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path, and
-                     `flagged_items`: items whose response carried template tokens or verdict tags.
+- `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path,
+                     `flagged_items`: items whose response carried template tokens or verdict tags, masked-reward
+                     accounting (`masked_rewards`, `scored_rewards`, `masked_chars_mean`, `scored_chars_mean`)
+                     and `in_flight`/`max_in_flight`: reward requests being scored at once (now, at most).
 
 Every scoring endpoint also returns `flags`: per item, the suspicious strings found in its response(s)
 (`flags.suspicious`; ours, issue 16). They are reported, not acted on: such text reaches the judge as plain text
@@ -225,6 +227,9 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
     # the reward path judges each presentation order as its own call (group_rewards pairs them up)
     reward_batcher = MicroBatcher(judge_fn(engine, cfg, "ab"), sc.max_batch, sc.max_wait_ms)
     counters = {"groups": 0, "judge_calls": 0, "failed_calls": 0, "judge_seconds": 0.0, "flagged_items": 0}
+    # masked-reward accounting and overlap of reward requests (ours; issue 26): see `health`
+    masking = {"masked_rewards": 0, "scored_rewards": 0, "masked_chars": 0, "scored_chars": 0}
+    flight = {"in_flight": 0, "max_in_flight": 0}
 
     def flagged(found: list[list[str]]) -> list[list[str]]:
         counters["flagged_items"] += sum(bool(f) for f in found)
@@ -263,8 +268,9 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         except Exception as e:  # noqa: BLE001 - an engine bug: report it (500), keep serving
             raise http(500, f"{type(e).__name__}: {e}") from None
 
-    async def rewards(ps: list[str], rs: list[str], refs: list[str] | None) -> list[float | None]:
-        """Group rewards for one request; the group path's judge calls go through the shared batcher."""
+    async def rewards(ps: list[str], rs: list[str], refs: list[str] | None) -> tuple[list[float | None], dict]:
+        """Group rewards for one request and its {judge_calls, failed_calls} (this request's own, even while
+        others run); the group path's judge calls go through the shared batcher."""
         if gcfg.pairing == "reference" and refs is None:
             raise http(422, "missing field 'reference' ('labels' for /get_reward): pairing 'reference' needs them")
         check_tokens(engine.tokenizer, [[p, r, *([f] if refs else [])]
@@ -284,7 +290,24 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         counters["judge_calls"] += sum(r.judge_calls for r in results)
         counters["failed_calls"] += sum(r.failed_calls for r in results)
         counters["judge_seconds"] += sum(r.seconds for r in results)
-        return out
+        cost = {"judge_calls": sum(r.judge_calls for r in results),
+                "failed_calls": sum(r.failed_calls for r in results)}
+        return out, cost
+
+    async def accounted(ps: list[str], rs: list[str], refs: list[str] | None) -> tuple[list[float | None], dict]:
+        """`rewards`, counting the requests in flight and the masked vs scored rewards with their lengths."""
+        flight["in_flight"] += 1
+        flight["max_in_flight"] = max(flight["max_in_flight"], flight["in_flight"])
+        try:
+            out, cost = await rewards(ps, rs, refs)
+        finally:
+            flight["in_flight"] -= 1
+        got = group_rewards.mask_report(rs, out)
+        masking["masked_rewards"] += got["masked"]
+        masking["scored_rewards"] += got["scored"]
+        masking["masked_chars"] += sum(len(r) for r, x in zip(rs, out) if x is None)
+        masking["scored_chars"] += sum(len(r) for r, x in zip(rs, out) if x is not None)
+        return out, cost
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -293,16 +316,19 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
                 "max_batch": sc.max_batch, "max_wait_ms": sc.max_wait_ms,
                 **{k: reward_batcher.stats[k] + compare_batcher.stats[k] for k in ("requests", "pairs", "batches")},
                 "largest_batch": max(reward_batcher.stats["largest_batch"], compare_batcher.stats["largest_batch"]),
-                **counters}
+                **counters, **flight, "masked_rewards": masking["masked_rewards"],
+                "scored_rewards": masking["scored_rewards"],
+                "masked_chars_mean": masking["masked_chars"] / masking["masked_rewards"]
+                if masking["masked_rewards"] else None,
+                "scored_chars_mean": masking["scored_chars"] / masking["scored_rewards"]
+                if masking["scored_rewards"] else None}
 
     @app.post("/score")
     async def score(request: Request) -> dict[str, Any]:
         body = await read_json(request, sc.max_body_bytes)
         ps, rs, refs = str_lists(body, ("prompt", "response", "reference"), sc.max_items, optional=("reference",))
-        calls0, failed0 = counters["judge_calls"], counters["failed_calls"]
-        out = await rewards(ps, rs, refs)
-        return {"rewards": out, "judge_calls": counters["judge_calls"] - calls0,
-                "failed_calls": counters["failed_calls"] - failed0,
+        out, cost = await accounted(ps, rs, refs)
+        return {"rewards": out, **cost,
                 "flags": flagged([flags.suspicious(r) for r in rs])}
 
     @app.post("/get_reward")
@@ -316,7 +342,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
             bad = next(i for i, (q, p) in enumerate(zip(qs, ps)) if p and p not in q)
             raise http(422, f"query[{bad}]: {e.message}") from None
         questions = [question_of(p, sc.policy_template) for p in ps]
-        out = await rewards(questions, rs, refs)
+        out, _ = await accounted(questions, rs, refs)
         keys = [(q, refs[i] if refs and sc.pairing == "reference" else "") for i, q in enumerate(questions)]
         filled = group_rewards.fill_masked(out, group_rewards.group_indices(keys))
         return {"rewards": filled, "scores": filled, "masked": [r is None for r in out],

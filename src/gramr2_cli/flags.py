@@ -6,12 +6,19 @@ in their outputs (`meta.flags`) and count it. A flag is `<kind>:<the string foun
 
 - `template_token`: a chat-template control string — `<|…|>` tokens (ChatML `<|im_start|>`, Llama-3
   `<|eot_id|>`, `<|start_header_id|>`, …), `[INST]`/`[/INST]`, `<s>`/`</s>`, Gemma's `<start_of_turn>`;
-- `verdict_tag`: `<answer>`, `</answer>`, `<think>`, `</think>` (the judge's own output format).
+- `verdict_tag`: `<answer>`, `</answer>`, `<think>`, `</think>` (the judge's own output format);
+- `judge_marker`: a slot marker of the judge templates (`[The End of Assistant A's Response]`, `[Response B]`, …,
+  `prompts.markup`), which would forge the end of a response's slot in the judge prompt.
+
+Both of the last two are neutralised before the judge reads them (`prompts.neutralise`, issue 25); the flag says
+a response tried.
 """
 
 from __future__ import annotations
 
 import re
+
+from .prompts import markup
 
 _TEMPLATE = re.compile(r"<\|[A-Za-z0-9_.:\-]{1,40}\|>|\[/?INST\]|</?s>|<(?:start|end)_of_turn>")
 _VERDICT = re.compile(r"</?(?:answer|think)>", re.IGNORECASE)
@@ -21,6 +28,7 @@ def suspicious(text: str) -> list[str]:
     """The flags of one text, sorted and unique (empty list: nothing suspicious)."""
     found = {f"template_token:{m}" for m in _TEMPLATE.findall(text or "")}
     found |= {f"verdict_tag:{m.lower()}" for m in _VERDICT.findall(text or "")}
+    found |= {f"judge_marker:{m}" for m in markup(text or "") if m.startswith("[")}
     return sorted(found)
 
 

@@ -16,11 +16,12 @@ Endpoints (JSON in, JSON out; a bad request gets a 4xx and one-line `detail`, an
 - `POST /compare`    {"pairs": [{"prompt", "response_a", "response_b"}, ..]} (or the three parallel lists)
                      → {"verdicts", "p_a", "rationales", "order_consistent", "votes"}
 - `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path, and
-                     `flagged_items`: items whose response carried template tokens or verdict tags.
+                     `flagged_items`: items whose response carried template tokens, verdict tags, template
+                     markers or verdict claims (`flagged_by_endpoint`: the same per endpoint).
 
 Every scoring endpoint also returns `flags`: per item, the suspicious strings found in its response(s)
-(`flags.suspicious`; ours, issue 16). They are reported, not acted on: such text reaches the judge as plain text
-(docs/security.md), and the reward is computed as for any other response.
+(`flags.suspicious`; ours, issue 16). They are reported, not acted on: such text reaches the judge as plain text,
+the judge's own markup neutralised (docs/security.md), and the reward is computed as for any other response.
 
 Hardening: beyond loopback an API key is required (`Authorization: Bearer`, else 401); prompt tokens per item
 are limited (413), each request has a deadline (504), and SIGTERM lets in-flight batches finish.
@@ -225,9 +226,11 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
     # the reward path judges each presentation order as its own call (group_rewards pairs them up)
     reward_batcher = MicroBatcher(judge_fn(engine, cfg, "ab"), sc.max_batch, sc.max_wait_ms)
     counters = {"groups": 0, "judge_calls": 0, "failed_calls": 0, "judge_seconds": 0.0, "flagged_items": 0}
+    flagged_by = {"score": 0, "get_reward": 0, "compare": 0}     # flagged items per endpoint (issue 25)
 
-    def flagged(found: list[list[str]]) -> list[list[str]]:
+    def flagged(found: list[list[str]], endpoint: str) -> list[list[str]]:
         counters["flagged_items"] += sum(bool(f) for f in found)
+        flagged_by[endpoint] += sum(bool(f) for f in found)
         return found
 
     @asynccontextmanager
@@ -293,7 +296,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
                 "max_batch": sc.max_batch, "max_wait_ms": sc.max_wait_ms,
                 **{k: reward_batcher.stats[k] + compare_batcher.stats[k] for k in ("requests", "pairs", "batches")},
                 "largest_batch": max(reward_batcher.stats["largest_batch"], compare_batcher.stats["largest_batch"]),
-                **counters}
+                **counters, "flagged_by_endpoint": dict(flagged_by)}
 
     @app.post("/score")
     async def score(request: Request) -> dict[str, Any]:
@@ -303,7 +306,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         out = await rewards(ps, rs, refs)
         return {"rewards": out, "judge_calls": counters["judge_calls"] - calls0,
                 "failed_calls": counters["failed_calls"] - failed0,
-                "flags": flagged([flags.suspicious(r) for r in rs])}
+                "flags": flagged([flags.suspicious(r) for r in rs], "score")}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
@@ -320,7 +323,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         keys = [(q, refs[i] if refs and sc.pairing == "reference" else "") for i, q in enumerate(questions)]
         filled = group_rewards.fill_masked(out, group_rewards.group_indices(keys))
         return {"rewards": filled, "scores": filled, "masked": [r is None for r in out],
-                "flags": flagged([flags.suspicious(r) for r in rs])}
+                "flags": flagged([flags.suspicious(r) for r in rs], "get_reward")}
 
     @app.post("/compare")
     async def compare(request: Request) -> dict[str, Any]:
@@ -331,7 +334,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         return {"verdicts": [j.label for j in js], "p_a": [j.p_a for j in js],
                 "rationales": [rationale_of(j) for j in js],
                 "order_consistent": [j.order_consistent for j in js], "votes": [j.votes for j in js],
-                "flags": flagged([flags.record_flags(p) for p in pairs])}
+                "flags": flagged([flags.record_flags(p) for p in pairs], "compare")}
 
     return app
 

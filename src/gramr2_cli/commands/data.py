@@ -221,8 +221,9 @@ def split_cmd(inputs: InputsArg, output: OutputOpt,
 @command(app, "augment", epilog="Example: gramr2 data augment out/synth/labeled -o out/augmented --fraction 0.25 "
                                  "--injection-fraction 0.25")
 def augment_cmd(inputs: InputsArg, output: OutputOpt,
-                fraction: Annotated[Optional[float], typer.Option("--fraction", help="New pairs as a share of "
-                                                                  "the input records (default 0.25).")] = None,
+                fraction: Annotated[Optional[float], typer.Option("--fraction", help="Opener pairs as a share "
+                                                                  "of the input records (default 0.25; 0 = none).")
+                                    ] = None,
                 injection_fraction: Annotated[Optional[float], typer.Option(
                     "--injection-fraction", help="Injection negatives as a share of the input records (default "
                     "0.25; 0 = none).")] = None,

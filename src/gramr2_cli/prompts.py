@@ -80,8 +80,9 @@ _MARKUP_RE, _ESCAPED_RE = _markup_re(False), _markup_re(True)
 def neutralise(text: str) -> str:
     """`text` with one backslash put right after the opening bracket of every piece of judge markup in it:
     `<answer>` → `<\\answer>`, `</think>` → `<\\/think>`, `[Response B]` → `[\\Response B]`; markup that already has
-    k backslashes there gets k + 1, so `restore` inverts it exactly. The result holds no judge markup (the verdict
-    parser finds no block in it); everything else is unchanged, plain prose ("Response A is better") included."""
+    k backslashes there gets k + 1, so `restore` inverts it exactly. The result holds no unescaped judge markup
+    (`markup()` finds none, the verdict parser no block); everything else is unchanged, plain prose ("Response A is
+    better") included."""
     return _MARKUP_RE.sub(lambda m: m.group(0)[0] + "\\" + m.group(0)[1:], text)
 
 
@@ -111,10 +112,8 @@ def judge_messages(prompt: str, response_a: str, response_b: str, version: str =
     if version == "gramr2-v1":
         user = _V1_USER.format(user_input=prompt, response_1=response_a, response_2=response_b)
         return [{"role": "system", "content": _V1_SYSTEM}, {"role": "user", "content": user}]
-    if version == "gram-rr":
-        text = _fill(_gram_rr_template(), {"user_input": prompt, "response_1": response_a, "response_2": response_b})
-        return [{"role": "user", "content": text}]
-    raise AssertionError(version)    # unreachable: checked above
+    text = _fill(_gram_rr_template(), {"user_input": prompt, "response_1": response_a, "response_2": response_b})
+    return [{"role": "user", "content": text}]     # gram-rr
 
 
 def prover_messages(prompt: str, response_a: str, response_b: str, label: str) -> list[dict]:

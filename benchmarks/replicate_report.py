@@ -7,6 +7,8 @@ import math
 import statistics
 from pathlib import Path
 
+from gramr2_cli.probes import sign_test  # exact two-sided sign test (McNemar's exact test)
+
 PAPER = ("Paper reference (not a target): RM-Bench accuracy at 8B, GRAM-R² 85.7 vs the generative-RM baseline 79.2 "
          "(arXiv 2509.02492).")
 
@@ -27,15 +29,6 @@ def correct_by_id(pred_dir: str | Path) -> dict[str, bool]:
             gold = r.get("label") or r.get("meta", {}).get("gold_label")
             out[r["id"]] = verdict is not None and verdict == gold
     return out
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Exact two-sided sign test (McNemar's exact test) on the discordant pairs of a paired comparison."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, k) for k in range(min(wins, losses) + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
 
 
 def mcnemar_power(n: int, discordant: float, delta: float, alpha: float = 0.05) -> float:

@@ -1,28 +1,34 @@
 # mk/robustness.mk — `make robustness`: the probe defense experiment of docs/robustness.md (the Makefile includes it).
 #
 # Two demo reward models trained the same number of steps from the embedded SmolLM2-135M on gold rationales
-# (no prover): rm-base on the labeled split, rm-aug on the labeled split plus `gramr2 data augment` opener
-# pairs. Both are probed on the test split and evaluated on the ordinary test split. Each step's target is
-# its output's manifest/summary, so a rerun resumes. Variables: ROB (output dir), ROB_STEPS (train steps),
-# ROB_FRACTION (augment fraction), ROB_PAIRS (probe.max_pairs, 0 = all), ROB_SET (extra -s values).
-# The defaults are the run of docs/robustness.md (2026-11-30): 512 labeled pairs (96 test pairs), 40 steps of 8,
-# 8 probe source pairs (136 probe judgments per model).
+# (no prover): rm-base on the labeled split, rm-aug on the labeled split plus `gramr2 data augment` pairs (opener
+# negatives and, issue 25, injection negatives). Both are probed on the test split twice: with the defended
+# rendering (the default: judge markup in responses neutralised) and with the undefended one (`prompt: <p>+raw`),
+# the defended probe paired against the undefended one (`--baseline`) and rm-aug against rm-base, each with an
+# exact sign test; both are evaluated on the ordinary test split. Each step's target is its output's
+# manifest/summary, so a rerun resumes. Variables: ROB (output dir), ROB_STEPS (train steps), ROB_FRACTION
+# (opener fraction), ROB_INJECTION (injection-negative fraction), ROB_PAIRS (probe.max_pairs, 0 = all; >= 64 so
+# verdict injection gets 384 probes and length 64), ROB_PROMPT (judge prompt version), ROB_SET (extra -s values).
+# The run of docs/robustness.md (2026-11-30) used ROB_PAIRS=8 and no injection negatives (ROB_INJECTION=0).
 
 ROB ?= runs/robustness
 ROB_RECIPE ?= recipes/demo.yaml
 ROB_STEPS ?= 40
 ROB_FRACTION ?= 0.25
-ROB_PAIRS ?= 8
+ROB_INJECTION ?= 0.25
+ROB_PAIRS ?= 64
+ROB_PROMPT ?= gramr2-v1
 ROB_SET ?= -s synth.n=512
 ROB_G = $(GRAMR2)
-ROB_OPTS = -c $(ROB_RECIPE) $(ROB_SET)
+ROB_OPTS = -c $(ROB_RECIPE) -s prompt=$(ROB_PROMPT) $(ROB_SET)
 rob_force = $(shell grep -qs '"done": true' $(1)/manifest.json || echo rob-force)
 
 $(ROB)/data/test/manifest.json: $(call rob_force,$(ROB)/data/test)
 	$(ROB_G) data synth -o $(ROB)/data $(ROB_OPTS)
 
 $(ROB)/augmented/manifest.json: $(ROB)/data/test/manifest.json $(call rob_force,$(ROB)/augmented)
-	$(ROB_G) data augment $(ROB)/data/labeled -o $(ROB)/augmented --fraction $(ROB_FRACTION) $(ROB_OPTS)
+	$(ROB_G) data augment $(ROB)/data/labeled -o $(ROB)/augmented --fraction $(ROB_FRACTION) \
+	  --injection-fraction $(ROB_INJECTION) $(ROB_OPTS)
 
 $(ROB)/rm-base/manifest.json: $(ROB)/data/test/manifest.json $(call rob_force,$(ROB)/rm-base)
 	$(ROB_G) pretrain $(ROB)/data/labeled -o $(ROB)/rm-base --max-steps $(ROB_STEPS) --resume $(ROB_OPTS)
@@ -30,9 +36,13 @@ $(ROB)/rm-base/manifest.json: $(ROB)/data/test/manifest.json $(call rob_force,$(
 $(ROB)/rm-aug/manifest.json: $(ROB)/augmented/manifest.json $(call rob_force,$(ROB)/rm-aug)
 	$(ROB_G) pretrain $(ROB)/augmented -o $(ROB)/rm-aug --max-steps $(ROB_STEPS) --resume $(ROB_OPTS)
 
-$(ROB)/probe/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/probe/summary.json || echo rob-force)
+$(ROB)/probe-raw/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/probe-raw/summary.json || echo rob-force)
+	$(ROB_G) probe $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/probe-raw \
+	  --max-pairs $(ROB_PAIRS) $(ROB_OPTS) -s prompt=$(ROB_PROMPT)+raw
+
+$(ROB)/probe/summary.json: $(ROB)/probe-raw/summary.json $(shell test -s $(ROB)/probe/summary.json || echo rob-force)
 	$(ROB_G) probe $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/probe \
-	  --max-pairs $(ROB_PAIRS) $(ROB_OPTS)
+	  --max-pairs $(ROB_PAIRS) --baseline $(ROB)/probe-raw $(ROB_OPTS)
 
 $(ROB)/evaluate/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/evaluate/summary.json || echo rob-force)
 	$(ROB_G) evaluate $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/evaluate $(ROB_OPTS)
@@ -42,4 +52,4 @@ $(ROB)/evaluate/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifes
 rob-force:
 
 robustness: setup $(ROB)/probe/summary.json $(ROB)/evaluate/summary.json
-	@cat $(ROB)/probe/report.md $(ROB)/evaluate/report.md
+	@cat $(ROB)/probe-raw/report.md $(ROB)/probe/report.md $(ROB)/evaluate/report.md

@@ -130,6 +130,28 @@ def rate(k: int, n: int) -> dict:
     return {"k": k, "n": n, "rate": k / n if n else None, "ci95": list(ci) if ci else None}
 
 
+def sign_test(only_first: int, only_second: int) -> float:
+    """Exact two-sided sign test (McNemar's exact test) on the discordant items of a paired comparison: items
+    where only the first model (`only_first`) or only the second (`only_second`) had the outcome. 1.0 when none."""
+    n = only_first + only_second
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(only_first, only_second) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(first: dict[str, bool], second: dict[str, bool]) -> dict:
+    """The paired comparison of one outcome (id → bool) of two models on the ids both have: {n, first,
+    second (rates), only_first, only_second, p (`sign_test`)}."""
+    ids = sorted(set(first) & set(second))
+    a = sum(first[i] and not second[i] for i in ids)
+    b = sum(second[i] and not first[i] for i in ids)
+    n = len(ids)
+    return {"n": n, "first": sum(first[i] for i in ids) / n if n else None,
+            "second": sum(second[i] for i in ids) / n if n else None,
+            "only_first": a, "only_second": b, "p": sign_test(a, b)}
+
+
 def mean_ci(xs: list[float], z: float = 1.959964) -> dict:
     """{n, mean, ci95} with a normal-approximation interval (mean ± z·sd/√n; None for fewer than 2 values)."""
     n = len(xs)

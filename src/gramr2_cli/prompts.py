@@ -6,6 +6,14 @@ Prompt versions (every judged record says which one produced it, in `meta.prompt
 - `gram-rr`: the template the released GRAM-R² checkpoints were trained on, byte-exact (authors' spelling
   "Comparision" included), sent as one user turn through the model's chat template.
 The reply format: `<think>\\nFeedback: …\\n\\nComparison: …\\n\\nConclusion: …\\n</think>\\n<answer>\\nA\\n</answer>`.
+
+Untrusted text (the question and the responses) is put into every judge and prover prompt through `neutralise`:
+the judge's own markup inside it (`<answer>`, `</answer>`, `<think>`, `</think>`, and the templates' slot markers
+such as `[The End of Assistant A's Response]` or `[Response B]`) gets one visible backslash after its opening
+bracket (`<\\answer>`), so no response can show the judge a verdict or rationale block of its own format or
+forge the end of its slot (ours, issue 25; docs/security.md). `restore` undoes it exactly. A version with the
+suffix `+raw` (`gram-rr+raw`, `gramr2-v1+raw`) is the same prompt with untrusted text inserted as it is: the
+undefended rendering, for measuring the defense only.
 """
 
 from __future__ import annotations
@@ -51,24 +59,69 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], template)
 
 
-PROMPT_VERSIONS = ("gramr2-v1", "gram-rr")
+RAW = "+raw"    # version suffix: untrusted text is not neutralised (measuring the defense only; ours)
+BASE_VERSIONS = ("gramr2-v1", "gram-rr")
+PROMPT_VERSIONS = (*BASE_VERSIONS, *(v + RAW for v in BASE_VERSIONS))
+
+# The judge's own markup: its output tags (spaces allowed inside) and the slot markers of its templates (gram-rr,
+# gramr2-v1 and the prover), each after its opening bracket and any backslashes already there.
+_TAG = r"[ \t]*/?[ \t]*(?:answer|think)[ \t]*>"
+_MARKER = r"(?:User Question|Question|Response [AB]|The (?:Start|End) of Assistant [AB]['\u2019]s Response)\]"
+
+
+def _markup_re(escaped: bool) -> re.Pattern:
+    bs = r"\\+" if escaped else r"\\*"
+    return re.compile(rf"<{bs}{_TAG}|\[{bs}{_MARKER}", re.I)
+
+
+_MARKUP_RE, _ESCAPED_RE = _markup_re(False), _markup_re(True)
+
+
+def neutralise(text: str) -> str:
+    """`text` with one backslash put right after the opening bracket of every piece of judge markup in it:
+    `<answer>` → `<\\answer>`, `</think>` → `<\\/think>`, `[Response B]` → `[\\Response B]`; markup that already has
+    k backslashes there gets k + 1, so `restore` inverts it exactly. The result holds no unescaped judge markup
+    (`markup()` finds none, the verdict parser no block); everything else is unchanged, plain prose ("Response A is
+    better") included."""
+    return _MARKUP_RE.sub(lambda m: m.group(0)[0] + "\\" + m.group(0)[1:], text)
+
+
+def markup(text: str) -> list[str]:
+    """The pieces of judge markup in `text` that are not neutralised (none in the output of `neutralise`)."""
+    return [m.group(0) for m in _MARKUP_RE.finditer(text or "") if m.group(0)[1] != "\\"]
+
+
+def restore(text: str) -> str:
+    """The inverse of `neutralise`: one backslash fewer after the opening bracket of every escaped markup."""
+    return _ESCAPED_RE.sub(lambda m: m.group(0)[0] + m.group(0)[2:], text)
+
+
+def base_version(version: str) -> tuple[str, bool]:
+    """(template version, neutralise?) of a prompt version: `gram-rr+raw` → ("gram-rr", False)."""
+    return (version.removesuffix(RAW), False) if version.endswith(RAW) else (version, True)
 
 
 def judge_messages(prompt: str, response_a: str, response_b: str, version: str = "gramr2-v1") -> list[dict]:
-    """Chat messages asking the reward model to judge (prompt, A, B). Raises GramrError for an unknown version."""
+    """Chat messages asking the reward model to judge (prompt, A, B), the three texts `neutralise`d unless the
+    version ends in `+raw`. Raises GramrError for an unknown version."""
+    if version not in PROMPT_VERSIONS:
+        raise GramrError(f"unknown prompt version {version!r}; choose from {', '.join(PROMPT_VERSIONS)}")
+    version, safe = base_version(version)
+    if safe:
+        prompt, response_a, response_b = neutralise(prompt), neutralise(response_a), neutralise(response_b)
     if version == "gramr2-v1":
         user = _V1_USER.format(user_input=prompt, response_1=response_a, response_2=response_b)
         return [{"role": "system", "content": _V1_SYSTEM}, {"role": "user", "content": user}]
-    if version == "gram-rr":
-        text = _fill(_gram_rr_template(), {"user_input": prompt, "response_1": response_a, "response_2": response_b})
-        return [{"role": "user", "content": text}]
-    raise GramrError(f"unknown prompt version {version!r}; choose from {', '.join(PROMPT_VERSIONS)}")
+    text = _fill(_gram_rr_template(), {"user_input": prompt, "response_1": response_a, "response_2": response_b})
+    return [{"role": "user", "content": text}]     # gram-rr
 
 
 def prover_messages(prompt: str, response_a: str, response_b: str, label: str) -> list[dict]:
-    """Prover input (s, l) of Eq. 4: the pair plus the given label; the target is a proof."""
+    """Prover input (s, l) of Eq. 4: the pair plus the given label, the three texts `neutralise`d; the target
+    is a proof."""
     if label not in ("A", "B"):
         raise GramrError(f"the prover needs a label A or B, got {label!r}")
+    prompt, response_a, response_b = neutralise(prompt), neutralise(response_a), neutralise(response_b)
     user = _PROVER_USER.format(user_input=prompt, response_1=response_a, response_2=response_b, label=label)
     return [{"role": "system", "content": _PROVER_SYSTEM}, {"role": "user", "content": user}]
 
@@ -89,7 +142,7 @@ def render(tokenizer, messages: list[dict]) -> rendering.Rendered:
 
 def spelling(version: str) -> str:
     """How a prompt version's template spells the second section: `gram-rr` keeps the authors' "Comparision"."""
-    return "Comparision" if version == "gram-rr" else "Comparison"
+    return "Comparision" if base_version(version)[0] == "gram-rr" else "Comparison"
 
 
 def respell(rationale: str | None, version: str) -> str | None:

@@ -31,7 +31,8 @@ from .train.settings import TrainConfig
 class Config:
     """Every recipe section. Stage sections are named after the stage."""
     model: str = "embedded:smollm2-135m"
-    prompt: str = "gramr2-v1"         # judge prompt version: gramr2-v1 (short default) | gram-rr (released models)
+    prompt: str = "gramr2-v1"         # judge prompt version: gramr2-v1 (short default) | gram-rr (released models);
+                                      # `<version>+raw` = undefended (judge markup not neutralised; measuring only)
     seed: int = 0
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -16,13 +16,14 @@ Endpoints (JSON in, JSON out; a bad request gets a 4xx and one-line `detail`, an
 - `POST /compare`    {"pairs": [{"prompt", "response_a", "response_b"}, ..]} (or the three parallel lists)
                      → {"verdicts", "p_a", "rationales", "order_consistent", "votes"}
 - `GET /health`      status, model, batching counters, judge calls/failures/seconds of the reward path,
-                     `flagged_items`: items whose response carried template tokens or verdict tags, masked-reward
+                     `flagged_items`: items whose response carried template tokens, verdict tags, template
+                     markers or verdict claims (`flagged_by_endpoint`: the same per endpoint), masked-reward
                      accounting (`masked_rewards`, `scored_rewards`, `masked_chars_mean`, `scored_chars_mean`)
                      and `in_flight`/`max_in_flight`: reward requests being scored at once (now, at most).
 
 Every scoring endpoint also returns `flags`: per item, the suspicious strings found in its response(s)
-(`flags.suspicious`; ours, issue 16). They are reported, not acted on: such text reaches the judge as plain text
-(docs/security.md), and the reward is computed as for any other response.
+(`flags.suspicious`; ours, issue 16). They are reported, not acted on: such text reaches the judge as plain text,
+the judge's own markup neutralised (docs/security.md), and the reward is computed as for any other response.
 
 Hardening: beyond loopback an API key is required (`Authorization: Bearer`, else 401); prompt tokens per item
 are limited (413), each request has a deadline (504), and SIGTERM lets in-flight batches finish.
@@ -230,9 +231,11 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
     # masked-reward accounting and overlap of reward requests (ours; issue 26): see `health`
     masking = {"masked_rewards": 0, "scored_rewards": 0, "masked_chars": 0, "scored_chars": 0}
     flight = {"in_flight": 0, "max_in_flight": 0}
+    flagged_by = {"score": 0, "get_reward": 0, "compare": 0}     # flagged items per endpoint (issue 25)
 
-    def flagged(found: list[list[str]]) -> list[list[str]]:
+    def flagged(found: list[list[str]], endpoint: str) -> list[list[str]]:
         counters["flagged_items"] += sum(bool(f) for f in found)
+        flagged_by[endpoint] += sum(bool(f) for f in found)
         return found
 
     @asynccontextmanager
@@ -321,7 +324,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
                 "masked_chars_mean": masking["masked_chars"] / masking["masked_rewards"]
                 if masking["masked_rewards"] else None,
                 "scored_chars_mean": masking["scored_chars"] / masking["scored_rewards"]
-                if masking["scored_rewards"] else None}
+                if masking["scored_rewards"] else None, "flagged_by_endpoint": dict(flagged_by)}
 
     @app.post("/score")
     async def score(request: Request) -> dict[str, Any]:
@@ -329,7 +332,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         ps, rs, refs = str_lists(body, ("prompt", "response", "reference"), sc.max_items, optional=("reference",))
         out, cost = await accounted(ps, rs, refs)
         return {"rewards": out, **cost,
-                "flags": flagged([flags.suspicious(r) for r in rs])}
+                "flags": flagged([flags.suspicious(r) for r in rs], "score")}
 
     @app.post("/get_reward")
     async def get_reward(request: Request) -> dict[str, Any]:
@@ -346,7 +349,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         keys = [(q, refs[i] if refs and sc.pairing == "reference" else "") for i, q in enumerate(questions)]
         filled = group_rewards.fill_masked(out, group_rewards.group_indices(keys))
         return {"rewards": filled, "scores": filled, "masked": [r is None for r in out],
-                "flags": flagged([flags.suspicious(r) for r in rs])}
+                "flags": flagged([flags.suspicious(r) for r in rs], "get_reward")}
 
     @app.post("/compare")
     async def compare(request: Request) -> dict[str, Any]:
@@ -357,7 +360,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         return {"verdicts": [j.label for j in js], "p_a": [j.p_a for j in js],
                 "rationales": [rationale_of(j) for j in js],
                 "order_consistent": [j.order_consistent for j in js], "votes": [j.votes for j in js],
-                "flags": flagged([flags.record_flags(p) for p in pairs])}
+                "flags": flagged([flags.record_flags(p) for p in pairs], "compare")}
 
     return app
 

@@ -23,4 +23,5 @@ def test_flagged_pairs_in_predictions_and_summary(tmp_path):
     assert got == {"q1": None,
                    "q2": ["response_a:template_token:<|im_end|>", "response_a:template_token:<|im_start|>",
                           "response_a:verdict_tag:</answer>", "response_a:verdict_tag:<answer>"],
-                   "q3": ["response_b:verdict_tag:</answer>", "response_b:verdict_tag:<answer>"]}
+                   "q3": ["response_b:verdict_claim:Response B is better", "response_b:verdict_tag:</answer>",
+                          "response_b:verdict_tag:<answer>"]}

@@ -29,12 +29,13 @@ def write_pairs(tmp_path):
 
 
 def gullible(q, a, b, k):
-    """Prefers: a fooling master key; an <answer> tag or a written conclusion; filler; else the right answer,
+    """Prefers: a fooling master key; an answer tag (even neutralised, `<\\answer>`) or a written conclusion;
+    filler; else the right answer,
     except on BIASED questions (always the first shown, P = 0.8). The right answer otherwise gets P = 0.9."""
     def pull(x):
         if x in probes.MASTER_KEYS:
             return 2 if x in FOOLING_KEYS else -1
-        if "<answer>" in x or "Conclusion:" in x or probes.FILLER[0][:10] in x or any(f in x for f in probes.FILLER):
+        if "answer>" in x or "Conclusion:" in x or probes.FILLER[0][:10] in x or any(f in x for f in probes.FILLER):
             return 2
         return 1 if x.startswith("right") else 0
     if q in BIASED and a.startswith(("right", "wrong")) and b.startswith(("right", "wrong")) \
@@ -141,3 +142,48 @@ def test_cli_bad_input_exits_1_with_one_line(tmp_path, case):
     assert lines[0] == {"nogold": f"error: no gold-labeled pairs in {src}",
                         "empty": f"error: {src}: empty file"}[case]
     assert len([ln for ln in lines if not ln.startswith("hint: ")]) == 1
+
+
+# ---------------------------------------------------------------- paired tests (issue 25: before/after, intervals)
+
+def literal(q, a, b, k):
+    """Falls for a literal `<answer>` tag only (what neutralisation removes); else prefers the right answer."""
+    if "<answer>" in a or "<answer>" in b:
+        return ("A", 0.9) if "<answer>" in a else ("B", 0.1)
+    return ("A", 0.9) if not b.startswith("right") else ("B", 0.1)
+
+
+def test_models_are_paired_against_the_first_and_against_a_baseline_run(tmp_path):
+    src = write_pairs(tmp_path)
+    raw = recipe.load(None, ["prompt=gramr2-v1+raw"])
+    probe.run(raw, [src], tmp_path / "raw", models=["m", "n"], engines={"m": ScriptedEngine(literal),
+                                                                          "n": ScriptedEngine(gullible)},
+              progress=False)
+    rep = json.loads((tmp_path / "raw" / "report.json").read_text())["models"]
+    vi = rep["n"]["paired_vs_first"]["verdict_injection"]
+    # m falls for the 2 answer-tag variants (8 probes); n also for the 2 conclusions (8 more): 8 discordant
+    assert vi == {"n": 24, "first": pytest.approx(8 / 24), "second": pytest.approx(16 / 24), "only_first": 0,
+                  "only_second": 8, "p": pytest.approx(2 / 2 ** 8)}
+    assert "paired_vs_first" not in rep["m"]
+    s = probe.run(recipe.load(None), [src], tmp_path / "safe", models=["m"], engines={"m": ScriptedEngine(literal)},
+                  progress=False, baseline=tmp_path / "raw")
+    rep = json.loads((tmp_path / "safe" / "report.json").read_text())
+    vi = rep["models"]["m"]["paired_vs_baseline"]["verdict_injection"]
+    assert (vi["first"], vi["second"], vi["only_first"], vi["only_second"]) == (pytest.approx(8 / 24), 0.0, 8, 0)
+    assert s.metrics["m: verdict_injection attack_success"] == 0.0          # the defense, on a literal judge
+    acc = rep["models"]["m"]["paired_vs_baseline"]["ordinary_accuracy"]
+    assert (acc["n"], acc["only_first"], acc["only_second"], acc["p"]) == (4, 0, 0, 1.0)   # no cost
+    md = (tmp_path / "safe" / "report.md").read_text()
+    assert f"## Paired: each model against its own run in {tmp_path / 'raw'}" in md
+    assert "| m | verdict_injection | 24 | 33.3% | 0.0% | 8 | 0 | 0.00781 |" in md
+    with pytest.raises(GramrError, match="no predictions of model 'x'"):
+        probe.run(recipe.load(None), [src], tmp_path / "x", models=["x"], engines={"x": ScriptedEngine(literal)},
+                  progress=False, baseline=tmp_path / "raw")
+
+
+def test_cli_baseline_that_is_not_a_probe_output(tmp_path, tiny_model):
+    from typer.testing import CliRunner
+    r = CliRunner().invoke(app, ["probe", str(write_pairs(tmp_path)), "-o", str(tmp_path / "o"), "--model",
+                                 str(tiny_model), "--baseline", str(tmp_path)])
+    assert r.exit_code == 1 and "Traceback" not in r.stderr
+    assert r.stderr.splitlines()[0] == f"error: --baseline {tmp_path}: not a probe output (no predictions/ directory in it)"

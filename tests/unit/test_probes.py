@@ -81,3 +81,13 @@ def test_mean_ci():
     assert probes.mean_ci([0.6, 0.6, 0.0, 0.0]) == {"n": 4, "mean": pytest.approx(0.3),
                                                    "ci95": pytest.approx([0.3 - 0.33948, 0.3 + 0.33948], abs=1e-4)}
     assert probes.mean_ci([]) == {"n": 0, "mean": None, "ci95": None}
+
+
+def test_sign_test_and_paired_by_hand():
+    assert probes.sign_test(0, 8) == 2 / 256 and probes.sign_test(8, 0) == 2 / 256
+    assert probes.sign_test(1, 4) == 2 * (1 + 5) / 32 and probes.sign_test(3, 3) == 1.0
+    assert probes.sign_test(0, 0) == 1.0
+    first = {"a": True, "b": True, "c": False, "d": False, "x": True}
+    second = {"a": True, "b": False, "c": True, "d": True, "y": False}
+    assert probes.paired(first, second) == {"n": 4, "first": 0.5, "second": 0.75, "only_first": 1,
+                                            "only_second": 2, "p": 1.0}

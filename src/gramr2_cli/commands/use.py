@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -113,20 +114,24 @@ def register(app: typer.Typer) -> None:
                                          "(default: all).")] = None,
                   max_pairs: Annotated[int | None, typer.Option(
                       "--max-pairs", help="Probe a seeded sample of this many source pairs (0 = all).")] = None,
+                  baseline: Annotated[Path | None, typer.Option(
+                      "--baseline", help="An earlier probe output directory of the same probe pairs (e.g. run with "
+                                         "-s prompt=gramr2-v1+raw): pair each model against its run there.")] = None,
                   votes: VotesOpt = None, recipe: ConfigOpt = None, override: SetOpt = None, seed: SeedOpt = None,
                   engine: EngineOpt = None, overwrite: OverwriteOpt = False,
                   no_progress: NoProgressOpt = False) -> None:
         """How easily a reward model is fooled, on probe pairs built from gold-labeled pairs: content-free
         master keys, verdict injection, position bias (both orders) and length bias (padded wrong answers).
 
-        Every rate with its count and a 95% Wilson interval in OUTPUT/report.md, report.json, probe.png;
-        predictions/<model>/ is resumable per model."""
+        Every rate with its count and a 95% Wilson interval in OUTPUT/report.md, report.json, probe.png; models
+        paired against the first (and against --baseline) with an exact sign test; predictions/<model>/ is
+        resumable per model."""
         from ..stages import probe
         fams = [f.strip() for f in families.split(",") if f.strip()] if families else None
         cfg = load_recipe(recipe, override, probe__families=fams, probe__max_pairs=max_pairs, probe__votes=votes,
                           seed=seed, generate__engine=engine)
         show(probe.run(cfg, inputs, output, models=model or [cfg.model], overwrite=overwrite,
-                       progress=not no_progress))
+                       progress=not no_progress, baseline=baseline))
 
     @command(app, "serve", epilog="Example: gramr2 serve --model out/rm --port 8000 --orders both  "
                                   "(then: curl -s localhost:8000/health)")

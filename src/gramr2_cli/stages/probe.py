@@ -5,7 +5,8 @@ them with each model through the judging core (`judge.run_batches`; attack probe
 both orders) and writes
 
     OUTPUT/predictions/<model>/   a resumable shard per model: the probe pairs with `meta.judgment`
-    OUTPUT/report.json            every rate per model, family and variant: k, n, rate, 95% Wilson interval
+    OUTPUT/report.json            every rate per model, family and variant: k, n, rate, 95% Wilson interval;
+                                  with several models, each later one paired against the first (sign test)
     OUTPUT/report.md              the same as tables
     OUTPUT/probe.png              attack success rates with their intervals, one colour per model
 
@@ -90,6 +91,31 @@ def family_metrics(preds: list[dict]) -> dict[str, Any]:
     return out
 
 
+def outcomes(preds: list[dict]) -> dict[str, dict[str, bool]]:
+    """{measure: {probe id: outcome}} for paired tests between models: `<family>` = the attack succeeded,
+    `order_inconsistency` = the two orders of a position probe disagree (both parsed), `ordinary_accuracy` = the
+    position probe's majority verdict over both orders is the gold label (accuracy on the ordinary pairs)."""
+    out: dict[str, dict[str, bool]] = defaultdict(dict)
+    for p in preds:
+        fam, j = p["meta"]["probe"]["family"], p["meta"]["judgment"]
+        if fam == "position":
+            if j.get("order_consistent") is not None:
+                out["order_inconsistency"][p["id"]] = not j["order_consistent"]
+            out["ordinary_accuracy"][p["id"]] = j["label"] == judge.gold_label(p)
+        else:
+            out[fam][p["id"]] = j["label"] == p["meta"]["probe"]["attack_slot"]
+    return dict(out)
+
+
+PAIRED = (*ATTACKS, "order_inconsistency", "ordinary_accuracy")
+
+
+def paired_tests(first: list[dict], other: list[dict]) -> dict[str, dict]:
+    """Each `PAIRED` measure of two models' judged probe pairs, paired on the probe ids (`probes.paired`)."""
+    a, b = outcomes(first), outcomes(other)
+    return {k: probes.paired(a[k], b[k]) for k in PAIRED if k in a and k in b}
+
+
 # ---------------------------------------------------------------- report writers
 
 def _r(d: dict | None) -> str:
@@ -97,6 +123,19 @@ def _r(d: dict | None) -> str:
         return "–"
     lo, hi = d["ci95"]
     return f"{100 * d['rate']:.1f}% ({d['k']}/{d['n']}; {100 * lo:.1f}–{100 * hi:.1f})"
+
+
+def _paired_md(title: str, first: str, rows: dict[str, dict]) -> list[str]:
+    lines = ["", f"## Paired: {title}", "",
+             "Same probe pairs; exact two-sided sign test on the discordant pairs (McNemar's exact test).", "",
+             f"| model | measure | pairs | {first} | model | only {first} | only model | p |",
+             "|---|---|---|---|---|---|---|---|"]
+    for n, tests in rows.items():
+        for k, d in tests.items():
+            rates = ["–" if x is None else f"{100 * x:.1f}%" for x in (d["first"], d["second"])]
+            lines.append(f"| {n} | {k} | {d['n']} | {rates[0]} | {rates[1]} | {d['only_first']} | "
+                         f"{d['only_second']} | {d['p']:.3g} |")
+    return lines
 
 
 def report_md(models: dict[str, dict], meta: dict) -> str:
@@ -113,6 +152,13 @@ def report_md(models: dict[str, dict], meta: dict) -> str:
         sh = "–" if shift.get("mean") is None else f"{shift['mean']:+.3f} (n={shift['n']})"
         lines.append(f"| {name} | " + " | ".join(_r((m.get(f) or {}).get("attack_success")) for f in ATTACKS)
                      + f" | {_r(pos.get('order_inconsistency'))} | {sh} |")
+    names = list(models)
+    if len(names) > 1:
+        lines += _paired_md(f"each model against {names[0]}", names[0],
+                            {n: models[n]["paired_vs_first"] for n in names[1:]})
+    if meta.get("baseline"):
+        lines += _paired_md(f"each model against its own run in {meta['baseline']}", "baseline",
+                            {n: models[n]["paired_vs_baseline"] for n in names})
     for fam in ("master_key", "verdict_injection"):
         names = [n for n in models if fam in models[n]["metrics"]]
         if not names:
@@ -200,12 +246,27 @@ def source_pairs(cfg: Config, inputs: list[Path]) -> tuple[list[dict], Counter]:
     return gold, skipped
 
 
+def baseline_preds(baseline: Path, name: str, pairs: list[dict]) -> list[dict]:
+    """Model `name`'s judged probe pairs in an earlier probe output `baseline`, those of `pairs` only. Raises
+    GramrError when it has none of them (a different seed, --max-pairs, families or input)."""
+    d = Path(baseline) / "predictions" / name
+    got = _read_preds(d, {p["id"] for p in pairs}) if d.is_dir() else []
+    if not got:
+        raise GramrError(f"--baseline {baseline}: no predictions of model {name!r} for these probe pairs in {d}",
+                         hint="probe the same inputs with the same seed, --max-pairs and families there")
+    return got
+
+
 def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | None = None,
-        engines: dict | None = None, overwrite: bool = False, progress: bool = True) -> shards.Summary:
+        engines: dict | None = None, overwrite: bool = False, progress: bool = True,
+        baseline: Path | None = None) -> shards.Summary:
     """Probe each model in `models` (default cfg.model) with the probe pairs of `inputs`' gold-labeled pairs.
 
-    `engines` maps a model spec to an already-loaded engine (tests); others are loaded one at a time. Raises
-    GramrError for empty inputs, inputs without gold labels, a bad model spec or an output that is a file."""
+    `engines` maps a model spec to an already-loaded engine (tests); others are loaded one at a time. Each model
+    after the first is paired against the first (`paired_tests`); with `baseline` (an earlier probe output, e.g.
+    the same models with `prompt: gramr2-v1+raw`), each model is also paired against its own predictions there.
+    Raises GramrError for empty inputs, inputs without gold labels, a bad model spec, an output that is a file or a
+    baseline without this run's probe pairs."""
     t0 = time.time()
     config.ensure(cfg.probe, "probe.")
     from .. import models as model_specs
@@ -216,6 +277,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
             model_specs.resolve(spec)
     if str(output) == "-":
         raise GramrError("probe writes a report directory; give -o a directory, not '-'")
+    if baseline is not None and not (Path(baseline) / "predictions").is_dir():
+        raise GramrError(f"--baseline {baseline}: not a probe output (no predictions/ directory in it)")
     gold, skipped = source_pairs(cfg, inputs)
     pairs = probes.build(gold, seed=cfg.seed, families=tuple(cfg.probe.families))
     output = Path(output)
@@ -224,14 +287,22 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     output.mkdir(parents=True, exist_ok=True)
     report: dict[str, dict] = {}
     counts: Counter = Counter()
+    first: list[dict] | None = None
     for spec, name in zip(specs, slugs):
         preds, stats = _judge_model(cfg, spec, output / "predictions" / name, pairs, inputs, engines or {},
                                     overwrite, progress)
         report[name] = {"spec": spec, "metrics": family_metrics(preds)}
+        if first is None:
+            first = preds
+        else:
+            report[name]["paired_vs_first"] = paired_tests(first, preds)
+        if baseline is not None:
+            report[name]["paired_vs_baseline"] = paired_tests(baseline_preds(baseline, name, pairs), preds)
         counts.update({"probes_judged": stats["judged"], "probes_resumed": stats["resumed"]})
     pc = cfg.probe
     meta = {"source_pairs": len(gold), "probe_pairs": len(pairs), "families": list(pc.families), "seed": cfg.seed,
-            "prompt": cfg.prompt, "votes": pc.votes, "inputs": [str(i) for i in inputs], "skipped": dict(skipped)}
+            "prompt": cfg.prompt, "votes": pc.votes, "inputs": [str(i) for i in inputs], "skipped": dict(skipped),
+            "baseline": str(baseline) if baseline is not None else None}
     outs = outdir.write_report(output, meta, report, report_md(report, meta),
                                ("probe.png", plot) if pc.plot else None)
     summary_metrics: dict[str, Any] = {}

@@ -291,3 +291,27 @@ def test_unlabeled_record_is_skipped_and_counted_not_fatal(tiny_model, tmp_path)
     s = core.train(_cfg(tiny_model, max_steps=1), [data], tmp_path / "out", stage="pretrain")
     assert s.skipped == {"no_label": 1}
     assert s.counts["examples"] == 3 and s.counts["records"] == 4
+
+
+def test_trainable_layers_trains_only_the_top_blocks(tiny_model, tmp_path):
+    from safetensors.torch import load_file
+
+    data = write_pairs(tmp_path / "pairs.jsonl", make_pairs(8))
+    s = core.train(_cfg(tiny_model, max_steps=2, trainable_layers=1, precision="fp32"), [data], tmp_path / "out",
+                   stage="pretrain")
+    assert s.metrics["steps"] == 2
+    before, after = load_file(str(tiny_model / "model.safetensors")), load_file(str(tmp_path / "out" /
+                                                                                "model.safetensors"))
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed and all(n.startswith(("model.layers.1.", "model.norm.")) for n in changed), sorted(changed)
+    assert any(n.startswith("model.layers.1.") for n in changed)
+    assert "model.embed_tokens.weight" not in changed
+
+
+def test_trainable_layers_is_checked(tiny_model, tmp_path):
+    data = write_pairs(tmp_path / "pairs.jsonl", make_pairs(4))
+    with pytest.raises(GramrError, match="3 asked, the model has 2 blocks"):
+        core.train(_cfg(tiny_model, trainable_layers=3), [data], tmp_path / "out", stage="pretrain")
+    cfg = _cfg(tiny_model, trainable_layers=1)
+    cfg.train.lora.enabled = True
+    assert any("not both" in p for p in cfg.train.check())

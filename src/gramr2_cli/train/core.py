@@ -348,6 +348,7 @@ def _metrics(tcfg: TrainConfig, state, model, run: _Run, t0: float, train_runtim
         "roofline_fraction": round(tps / roof, 3) if tps and roof else None,
         "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if run.flags["bf16"] else "fp32",
         "lora": tcfg.lora.enabled, "merged_lora": merged, "world_size": world,
+        "trainable_layers": tcfg.trainable_layers or "all",
         "resumed_from": run.ckpt.name if run.ckpt else None,
     }
     return metrics, curve

@@ -40,6 +40,7 @@ RECIPE = ROOT / "recipes" / "demo.yaml"
 ARMS: dict[str, tuple[list[str], list[str]]] = {
     "per-response": (["synth.rationale=per-response"], []),
     "claim-first": (["synth.rationale=claim-first"], []),
+    "claim-first-both": (["synth.rationale=claim-first", "synth.both_orders=true"], []),
     "claim-first-lr1e-4": (["synth.rationale=claim-first"], ["train.lr=1e-4"]),
     "claim-first-top8": (["synth.rationale=claim-first"], ["train.trainable_layers=8", "train.lr=5e-4"]),
     "claim-first-top4": (["synth.rationale=claim-first"], ["train.trainable_layers=4", "train.lr=1e-3"]),

@@ -271,3 +271,20 @@ def test_cli_errors_are_one_line(tmp_path):
     r = _synth("--n", "8", "--seed", "5", "-o", str(tmp_path / "y"))
     assert r.exit_code == 1 and "different config" in r.output
     assert _synth("--n", "8", "--seed", "5", "-o", str(tmp_path / "y"), "--overwrite").exit_code == 0
+
+
+def test_both_orders_writes_each_training_pair_swapped_with_its_rationale():
+    one = synth.generate(synth.SynthConfig(n=30), seed=4)
+    two = synth.generate(synth.SynthConfig(n=30, both_orders=True), seed=4)
+    assert len(two["labeled"]) == 60 and len(two["test"]) == len(one["test"])      # test pairs untouched
+    assert [r["id"] for r in two["test"]] == [r["id"] for r in one["test"]]
+    by_prompt: dict[str, list[dict]] = {}
+    for r in two["labeled"]:
+        by_prompt.setdefault(r["prompt"], []).append(r)
+    assert len(by_prompt) == 30
+    for prompt, (x, y) in by_prompt.items():
+        assert (x["response_a"], x["response_b"]) == (y["response_b"], y["response_a"])
+        assert {x["label"], y["label"]} == {"A", "B"}
+        for r in (x, y):
+            assert prompts.conclusion_label(r["rationale"]) == r["label"] == _gold(r)
+            assert r["rationale"].startswith("Feedback: Response A says ")

@@ -56,6 +56,7 @@ class SynthConfig:
     adapt_families: list[str] = field(default_factory=list)      # [] = every heldout family
     splits: SplitSizes = field(default_factory=SplitSizes)
     rationale: str = "claim-first"                               # gold rationale style (ours): claim-first | per-response
+    both_orders: bool = False                                    # labeled/adapt: each pair also swapped (ours)
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `synth`; `splits` checks itself): n < 1, an unknown
@@ -148,21 +149,27 @@ def _draw(family: str, rng: random.Random, pool: str, seen: set[str], split: str
 
 
 def _split_records(split: str, families: list[str], size: int, seed: int, seen: set[str],
-                   style: str = "claim-first") -> list[dict]:
+                   style: str = "claim-first", both_orders: bool = False) -> list[dict]:
+    """`size` problems of `families` for `split`, A/B alternating, shuffled. With `both_orders` (training splits
+    only: labeled, adapt) each problem is written twice, the second time with the responses swapped, the label
+    flipped and its rationale rewritten for that order, so no position prior lowers the loss (ours)."""
     pool, _, labeled = SPLITS[split]
+    twice = both_orders and split in ("labeled", "adapt")
     rng = random.Random(f"gramr2-synth:{seed}:{split}")
     per = [size // len(families) + (i < size % len(families)) for i in range(len(families))]
     out, slot = [], 0
     for family, k in zip(families, per):
         for _ in range(k):
             p = _draw(family, rng, pool, seen, split)
-            label = "AB"[slot % 2]  # alternate over the family-ordered list: exact overall, within 1 per family
+            first = "AB"[slot % 2]  # alternate over the family-ordered list: exact overall, within 1 per family
             slot += 1
-            a, b = (p.right, p.wrong) if label == "A" else (p.wrong, p.right)
-            meta = {"family": family, "category": family, "split": split, "gold_label": label,
-                    "difficulty": FAMILIES[family].difficulty, "operands": p.operands}
-            out.append(records.new_pair(p.prompt, a, b, label if labeled else None,
-                                        gold_rationale(p, label, style) if labeled else None, source="synth", meta=meta))
+            for label in (first, records.swap_label(first)) if twice else (first,):
+                a, b = (p.right, p.wrong) if label == "A" else (p.wrong, p.right)
+                meta = {"family": family, "category": family, "split": split, "gold_label": label,
+                        "difficulty": FAMILIES[family].difficulty, "operands": p.operands}
+                out.append(records.new_pair(p.prompt, a, b, label if labeled else None,
+                                            gold_rationale(p, label, style) if labeled else None, source="synth",
+                                            meta=meta))
     rng.shuffle(out)
     return out
 
@@ -182,7 +189,7 @@ def generate(cfg: SynthConfig, seed: int) -> dict[str, list[dict]]:
         main = [f for f in main if f not in adapt]          # reached through a group (all, heldout): held out
     seen: set[str] = set()
     return {split: _split_records(split, main if SPLITS[split][1] == "main" else adapt, size, seed, seen,
-                                  cfg.rationale)
+                                  cfg.rationale, cfg.both_orders)
             for split, size in sizes.items()}
 
 

@@ -282,7 +282,7 @@ def test_both_orders_writes_each_training_pair_swapped_with_its_rationale():
     for r in two["labeled"]:
         by_prompt.setdefault(r["prompt"], []).append(r)
     assert len(by_prompt) == 30
-    for prompt, (x, y) in by_prompt.items():
+    for x, y in by_prompt.values():
         assert (x["response_a"], x["response_b"]) == (y["response_b"], y["response_a"])
         assert {x["label"], y["label"]} == {"A", "B"}
         for r in (x, y):

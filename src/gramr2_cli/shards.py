@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, outdir
+from . import __version__, outdir, outguard
 from .errors import GramrError
 from .readers import (  # noqa: F401  (re-exported: stages read through `shards`)
     PART_GLOB,
@@ -107,8 +106,18 @@ class Output:
         self._pending = 0
         self._t0 = time.time()
         self.created = False
+        self.lock: outguard.Lock | None = None
         if not self.to_stdout:
-            self._prepare(overwrite)
+            outguard.check_not_input(self.path, inputs)
+            if self.path.exists() and not self.path.is_dir():
+                raise GramrError(f"{self.path}: output exists and is not a directory")
+            self.created = not self.path.exists()
+            self.lock = outguard.lock(self.path, outguard.lock_name(shard_index, num_shards))
+            try:
+                self._prepare(overwrite)
+            except BaseException:
+                self._unlock()
+                raise
 
     # -- setup
     def part_path(self, part: str | None = None) -> Path:
@@ -119,24 +128,29 @@ class Output:
         """`manifest.json`, or one manifest per shard when several processes share the directory."""
         return outdir.meta_name(base, self.shard_index, self.num_shards)
 
+    def _unlock(self) -> None:
+        """Release the output lock; a directory this run created only to hold it is removed again."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+            if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+
     def _prepare(self, overwrite: bool) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise GramrError(f"{self.path}: output exists and is not a directory")
-        self.created = not self.path.exists()
-        if overwrite and self.path.exists():
+        """With the lock held: check what the directory holds, clear it on `overwrite`, recover its parts."""
+        if overwrite and outguard.entries(self.path):
             if self.num_shards == 1:
-                shutil.rmtree(self.path)
+                outguard.clear(self.path)
             else:   # other shards of this run may have finished or be running: remove only our own files
                 self._check_sharding(outdir.manifests(self.path))
                 self._remove_own_files()
         existing = outdir.manifests(self.path)
-        if not existing and self.path.exists() and self.num_shards == 1 and any(self.path.iterdir()):
+        if not existing and self.num_shards == 1 and outguard.entries(self.path):
             raise GramrError(f"{self.path}: directory exists, is not empty and has no manifest.json",
                              hint="use --overwrite to replace it, or choose another -o")
         self._check_sharding(existing)
         for old in existing.values():
             self._check_resumable(old, overwrite)
-        self.path.mkdir(parents=True, exist_ok=True)
         for part in self._existing_parts():
             ids = _recover_part(self.part_path(part))
             self.done_ids |= ids
@@ -183,7 +197,7 @@ class Output:
 
     def discard(self) -> None:
         """Remove what this run wrote into an output directory it created (a failed import): this shard's
-        files, then the directory itself when no other shard wrote into it."""
+        files, then the directory itself when no other shard wrote into it (the lock is released last)."""
         self._remove_own_files()
         if outdir.manifests_ok(self.path):
             return
@@ -191,8 +205,7 @@ class Output:
             if not any(d.iterdir()):
                 d.rmdir()
         (self.path / "config.yaml").unlink(missing_ok=True)
-        if not any(self.path.iterdir()):
-            self.path.rmdir()
+        self._unlock()
 
     def _existing_parts(self) -> list[str | None]:
         parts: list[str | None] = [None] if self.part_path().exists() else []
@@ -308,10 +321,13 @@ class open_output:
         return self.out
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.out.close(done=exc_type is None)
-        if (self.discard_on_error and exc_type is not None and issubclass(exc_type, GramrError)
-                and not self.out.to_stdout and self.out.created):
-            self.out.discard()
+        try:
+            self.out.close(done=exc_type is None)
+            if (self.discard_on_error and exc_type is not None and issubclass(exc_type, GramrError)
+                    and not self.out.to_stdout and self.out.created):
+                self.out.discard()
+        finally:
+            self.out._unlock()
 
 
 is_done = outdir.is_done   # (kept here: stages ask `shards.is_done(output)`)

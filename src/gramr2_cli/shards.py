@@ -39,10 +39,29 @@ from .readers import (  # noqa: F401  (re-exported: stages read through `shards`
 
 # ---------------------------------------------------------------- writing
 
-def config_hash(config: Any) -> str:
-    """sha256 (first 12 hex) of the resolved config, as canonical JSON."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode("utf-8")
+# How to reach the endpoints, not what they compute (issue 27 item 9): left out of the hash, so replacing a dead
+# endpoint or raising `retries` / `request_timeout` resumes an output instead of refusing it. Every other key of
+# the resolved config (config.yaml) is hashed.
+UNHASHED = {"generate": ("endpoints", "max_concurrency", "request_timeout", "retries")}
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def config_hash(config: Any) -> str:
+    """sha256 (first 12 hex) of the resolved config, as canonical JSON, without the `UNHASHED` connection
+    settings."""
+    if isinstance(config, dict):
+        config = {k: ({kk: vv for kk, vv in v.items() if kk not in UNHASHED[k]}
+                      if k in UNHASHED and isinstance(v, dict) else v) for k, v in config.items()}
+    return _hash(config)
+
+
+def legacy_config_hash(config: Any) -> str:
+    """The hash earlier gramr2 wrote (every key hashed): an output written before `UNHASHED` still resumes."""
+    return _hash(config)
 
 
 def _recover_part(path: Path) -> set[str]:
@@ -175,7 +194,8 @@ class Output:
         `--overwrite` only the other shards' manifests are left, and they must match too: never mix runs."""
         hint = ("with --num-shards > 1, --overwrite replaces only this shard's files: delete the directory to "
                 "start every shard again" if overwrite else "use --overwrite to replace it, or choose another -o")
-        if old.get("stage") != self.stage or old.get("config_hash") != self.hash:
+        if old.get("stage") != self.stage or old.get("config_hash") not in (self.hash,
+                                                                             legacy_config_hash(self.config)):
             raise GramrError(
                 f"{self.path}: holds output of '{old.get('stage')}' with a different config "
                 f"(hash {old.get('config_hash')} != {self.hash})", hint=hint)

@@ -194,3 +194,23 @@ def test_interrupt_with_requests_in_flight_exits_at_once_and_resumes(tiny_model,
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert [g["id"] for g in read_back(out)] == ids and {g["label"] for g in read_back(out)} == {"A"}
+
+
+# ---------------------------------------------------------------- item 9: connection settings are not hashed
+
+def test_new_endpoints_and_retries_resume_instead_of_refusing(tiny_model, tmp_path, endpoint, pairs):
+    dead_or_replaced, new = endpoint("ok"), endpoint("ok")
+    inp, ids = pairs
+    out = tmp_path / "out"
+    base = ["self-label", str(inp), "-o", str(out), "--model", str(tiny_model)]
+    r = CliRunner().invoke(app, [*base, *remote_args(dead_or_replaced.url)])
+    assert r.exit_code == 0, r.output
+    before = (out / "part-00000-of-00001.jsonl").read_bytes()
+    r = CliRunner().invoke(app, [*base, *remote_args(new.url, "-s", "generate.retries=7", "-s",
+                                                     "generate.request_timeout=30", "-s", "generate.max_concurrency=2")])
+    assert r.exit_code == 0, r.output
+    assert (out / "part-00000-of-00001.jsonl").read_bytes() == before and new.requests == 0   # all already done
+    assert json.loads((out / "summary.json").read_text())["skipped"] == {"already_done": len(ids)}
+    # what the endpoints compute is still hashed: another temperature is another config
+    r = CliRunner().invoke(app, [*base, *remote_args(new.url, "-s", "self_label.temperature=0.5")])
+    one_error_line(r, "different config")

@@ -12,6 +12,7 @@ hash, the same `--num-shards`, and the same inputs (`input_fingerprint`: their p
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -75,12 +76,16 @@ def _recover_part(path: Path) -> set[str]:
             f.truncate(cut)
         data = data[:cut]
     ids = set()
-    for line in data.splitlines():
+    for i, line in enumerate(data.splitlines(), 1):
         if line.strip():
             try:
-                ids.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                raise GramrError(f"{path}: corrupt line in an existing output; delete it or use --overwrite") from None
+                rid = json.loads(line)["id"]       # bytes: json detects the encoding, and bad UTF-8 is a ValueError
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+                rid = None                         # not JSON, not UTF-8, not an object, or no id
+            if not isinstance(rid, str):
+                raise GramrError(f"{path} line {i}: corrupt line in an existing output (not a record with an id)",
+                                 hint="delete that line or the file, or use --overwrite")
+            ids.add(rid)
     return ids
 
 
@@ -282,9 +287,14 @@ class Output:
 
     def flush(self) -> None:
         for f in self._files.values():
-            f.flush()
-            if f is not sys.stdout:
-                os.fsync(f.fileno())
+            try:
+                f.flush()
+                if f is not sys.stdout:
+                    os.fsync(f.fileno())
+            except OSError as e:   # a full disk: name the part file (a write error carries no file name)
+                if e.errno in (errno.ENOSPC, errno.EDQUOT) and f is not sys.stdout and e.filename is None:
+                    raise OSError(e.errno, e.strerror, f.name) from None
+                raise
         if self.to_stdout:
             sys.stdout.flush()
         self._pending = 0

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 class MicroBatcher:
     """Collects pairs from concurrent requests; one `fn(pairs)` call (in a worker thread) per batch of at most
-    `max_batch` pairs: a request with more is split into chunks of `max_batch`, queued in turn, so no engine call
-    is larger and the work of a request that was cancelled (its client got 504) is dropped from the queue."""
+    `max_batch` pairs: a request with more is split into chunks of `max_batch`, queued one after another, so no
+    engine call is larger, other requests get their turn in between, and the rest of a request that was
+    cancelled (its client got 504) is never queued."""
 
     def __init__(self, fn: Callable[[list[dict]], list], max_batch: int, max_wait_ms: int):
         self.fn, self.max_batch, self.max_wait = fn, max(1, max_batch), max(0, max_wait_ms) / 1000
@@ -44,21 +45,21 @@ class MicroBatcher:
             self.task = None
 
     async def submit(self, pairs: list[dict]) -> list:
-        """The results for `pairs`, in order. Cancelling the caller cancels its chunks not yet judged."""
+        """The results for `pairs`, in order, judged in chunks of at most `max_batch`, one after another: other
+        requests queued meanwhile are taken between two chunks. Cancelling the caller drops its chunks."""
         self.start()
-        loop = asyncio.get_running_loop()
-        futs = []
-        for k in range(0, len(pairs), self.max_batch):
-            futs.append(loop.create_future())
-            await self.queue.put((pairs[k:k + self.max_batch], futs[-1]))
         self.stats["requests"] += 1
-        try:
-            parts = await asyncio.gather(*futs)
-        except BaseException:
-            for f in futs:
-                f.cancel()        # the worker skips a cancelled chunk (`_next`)
-            raise
-        return [r for part in parts for r in part]
+        loop = asyncio.get_running_loop()
+        out: list = []
+        for k in range(0, len(pairs), self.max_batch):
+            fut = loop.create_future()
+            await self.queue.put((pairs[k:k + self.max_batch], fut))
+            try:
+                out += await fut
+            except asyncio.CancelledError:
+                fut.cancel()      # the worker skips a cancelled chunk (`_next`)
+                raise
+        return out
 
     async def _next(self, timeout: float | None) -> tuple[list[dict], asyncio.Future] | None:
         """The next queued chunk whose request still waits (None after `timeout` s; None = wait for one)."""

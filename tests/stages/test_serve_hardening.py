@@ -279,3 +279,22 @@ def test_bad_unicode_or_nesting_is_a_400(raw, what):
             r = c.post(path, content=raw, headers={"Content-Type": "application/json"})
             assert r.status_code == 400 and what in r.json()["detail"], (path, r.text)
         assert eng.sizes == []
+
+
+def test_other_requests_are_judged_between_the_chunks_of_a_large_one():
+    """Item 6: a large request's chunks are queued one after another, so a small request sent meanwhile waits
+    for one chunk, not for all of them."""
+    eng = Timed(lambda q, a, b, k: ("A", 0.9), delay=0.2)
+    big = {"prompt": ["p"] * 40, "response": [f"r{i}" for i in range(40)], "reference": ["ref"] * 40}
+    small = {"prompt": ["q"], "response": ["small one"], "reference": ["ref"]}
+    with TestClient(make_app(eng, "serve.max_batch=16", "serve.max_wait_ms=0")) as c:
+        got = {}
+        t = threading.Thread(target=lambda: got.update(big=c.post("/score", json=big)))
+        t.start()
+        while not eng.sizes:                                        # the first chunk is in the engine
+            time.sleep(0.01)
+        assert c.post("/score", json=small).status_code == 200
+        t.join(timeout=60)
+    assert got["big"].status_code == 200 and eng.sizes == [16, 2, 16, 16, 16, 16]   # 80 pairs in 5 chunks
+    small_calls = [i for i, ps in enumerate(eng.calls) if any("small one" in p for p in ps)]
+    assert small_calls == [1]                                       # right after the chunk it waited for

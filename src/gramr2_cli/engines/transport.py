@@ -140,10 +140,10 @@ class Transport:
     def call(self, path: str, body: dict | None, slot: int, parse=None, *, stop: threading.Event | None = None,
              failover: bool = True):
         """GET (body None) or POST `path` on endpoint `slot` mod n and return `parse(reply bytes, body)` (default:
-        the reply as a JSON object); a failed try
-        moves on to the next endpoint (`failover`, else the same one again). Connection errors, timeouts, 5xx
-        and protocol errors (`parse` raising ProtocolError) are retried; a 4xx is not. Raises GramrError naming
-        the endpoint."""
+        the reply as a JSON object); a failed try moves on to the next endpoint (`failover`, else the same one
+        again). Connection errors, timeouts, 5xx and protocol errors (`parse` raising ProtocolError) are retried;
+        a 4xx is not. Raises GramrError naming the endpoint. The whole-request deadline is enforced by `map`'s
+        watchdog; called alone (the GET /models at start), `timeout` bounds each socket operation."""
         stop = stop or threading.Event()
         last = ""
         for attempt in range(self.retries + 1):

@@ -85,6 +85,8 @@ def prepare_output(output: Path, stage: str, cfg_hash: str, overwrite: bool, res
     Raises GramrError for: a file in the way, a finished output without --overwrite, an unfinished one with
     checkpoints without --resume, a different config on --resume, or a foreign non-empty directory."""
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise GramrError(f"{output}: output exists and is not a directory")
     if overwrite and output.exists():
         outguard.clear(output)     # (`train` holds the output's lock: it stays)
     man = output / "manifest.json"

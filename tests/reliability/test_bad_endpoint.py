@@ -187,8 +187,9 @@ def test_interrupt_with_requests_in_flight_exits_at_once_and_resumes(tiny_model,
             p.wait()
     assert p.returncode == code, err[-2000:]
     # the message comes at once (0.04 s measured); the rest is the interpreter's own teardown of torch and
-    # transformers (4.5 s in all on a loaded 2-core runner). Before: every request in flight was waited for (60 s).
-    assert waited < 10 and "rerun the same command to resume" in err and "Traceback" not in err
+    # transformers (4.5 s in all on a loaded 2-core runner; the bound leaves room for `make test -n 2`).
+    # Before: every request in flight was waited for (60 s here).
+    assert waited < 15 and "rerun the same command to resume" in err and "Traceback" not in err
     assert lines_in(out) == 0 and json.loads((out / "manifest.json").read_text())["done"] is False
     ep.mode = "ok"
     r = CliRunner().invoke(app, args)

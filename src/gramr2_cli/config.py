@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Iterable
@@ -35,6 +37,21 @@ T = TypeVar("T")
 
 _TRUE = {"1", "true", "yes", "on", "y"}
 _FALSE = {"0", "false", "no", "off", "n"}
+_SHOW = reprlib.Repr()      # (keyword arguments only from Python 3.12)
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict, _SHOW.maxstring, _SHOW.maxother = 2, 4, 4, 60, 60
+MAX_YAML_NODES = 100_000   # a recipe has a few hundred; YAML aliases can make a 300-byte file expand to 10^9
+
+
+def show(value: Any) -> str:
+    """A value quoted in an error message, cut to ~80 characters without expanding it (a YAML alias bomb)."""
+    return _SHOW.repr(value)
+
+
+def _non_finite(value: Any) -> bool:
+    try:
+        return not math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
@@ -54,11 +71,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 value = value[1:-1]
             value = [v.strip() for v in value.split(",") if v.strip()] if value.strip() else []
         if not isinstance(value, (list, tuple)):
-            raise GramrError(f"config key '{key}': expected a list, got {value!r}")
+            raise GramrError(f"config key '{key}': expected a list, got {show(value)}")
         return [_coerce(v, item_tp, key) for v in value]
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise GramrError(f"config key '{key}': expected a mapping, got {value!r}")
+            raise GramrError(f"config key '{key}': expected a mapping, got {show(value)}")
         return dict(value)
     try:
         if tp is bool:
@@ -78,15 +95,16 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
                 raise ValueError
             return int(f)
         if tp is float:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not math.isfinite(float(value)):   # nan and inf are no setting
                 raise ValueError
             return float(value)
         if tp is str:
             if isinstance(value, (dict, list)):
                 raise ValueError
             return str(value)
-    except (TypeError, ValueError):
-        raise GramrError(f"config key '{key}': expected {tp.__name__}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):     # OverflowError: int(float("inf"))
+        what = f"a finite {tp.__name__}" if tp in (int, float) and _non_finite(value) else tp.__name__
+        raise GramrError(f"config key '{key}': expected {what}, got {show(value)}") from None
     return value
 
 
@@ -144,13 +162,43 @@ def _flatten(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _read_yaml(path: Path, depth: int = 0) -> dict:
+def _expanded_size_ok(data: Any, limit: int = MAX_YAML_NODES) -> bool:
+    """Whether `data`, with every YAML alias expanded, has at most `limit` nodes (counted without expanding
+    anything, and stopping at the limit: bounded time and memory)."""
+    stack, seen = [data], 0
+    while stack:
+        seen += 1
+        if seen > limit:
+            return False
+        x = stack.pop()
+        if isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+    return True
+
+
+def read_yaml(path: Path | str, what: str = "recipe") -> Any:
+    """`yaml.safe_load` of a file, refusing one whose aliases expand past MAX_YAML_NODES nodes. Raises GramrError
+    for a missing file, invalid YAML, or such a file."""
+    path = Path(path)
     if not path.exists():
-        raise GramrError(f"{path}: recipe not found")
+        raise GramrError(f"{path}: {what} not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         raise GramrError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
+    except (UnicodeDecodeError, RecursionError) as e:
+        raise GramrError(f"{path}: not a readable YAML file ({type(e).__name__})") from None
+    if not _expanded_size_ok(data):
+        raise GramrError(f"{path}: more than {MAX_YAML_NODES} values once its YAML aliases (*name) are expanded",
+                         hint="a recipe needs no more than a few hundred; write the values out")
+    return data
+
+
+def _read_yaml(path: Path, depth: int = 0) -> dict:
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
         raise GramrError(f"{path}: a recipe must be a mapping of sections")
     base = data.pop("extends", None)

@@ -121,8 +121,10 @@ def split_sizes(n: int, cfg: SplitConfig) -> list[int]:
     """Target record counts per part. Raises GramrError for inconsistent ratio/count/names."""
     if bool(cfg.ratio) == bool(cfg.count):
         raise GramrError("give exactly one of --ratio or --count")
-    if len(set(cfg.names)) != len(cfg.names) or any(not x or "/" in x for x in cfg.names):
-        raise GramrError(f"--names must be distinct, non-empty directory names, got {cfg.names}")
+    if len(set(cfg.names)) != len(cfg.names) or any(not x or "/" in x or "\0" in x or x in (".", "..")
+                                                    for x in cfg.names):
+        # `..` would put a part (and its manifest) in the parent of -o, `.` in -o itself
+        raise GramrError(f"--names must be distinct directory names inside -o (not '.' or '..'), got {cfg.names}")
     if cfg.ratio:
         if len(cfg.ratio) != len(cfg.names):
             raise GramrError(f"--ratio has {len(cfg.ratio)} values but --names has {len(cfg.names)}")

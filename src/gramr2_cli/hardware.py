@@ -11,16 +11,22 @@ All of it is ours (the paper trains on GPUs and says nothing about CPUs). Measur
 
 from __future__ import annotations
 
+import os
 import time
 from functools import lru_cache
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16")   # torch.cpu.get_capabilities() keys = /proc/cpuinfo flags
+FORCE_ENV = "GRAMR2_NATIVE_BF16"   # "1"/"0": what `auto` takes this CPU to be (tests simulate another runner)
 
 
 @lru_cache(maxsize=1)
 def cpu_native_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16): torch's CPU capabilities when this torch
+    """Whether this CPU computes bf16 natively (AMX or AVX512-BF16): `GRAMR2_NATIVE_BF16=1|0` when set (so a
+    test, or a user, can see what `auto` does on another CPU), else torch's CPU capabilities when this torch
     reports them, else the flags in /proc/cpuinfo; False when neither can be read."""
+    forced = os.environ.get(FORCE_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
     import torch
 
     get = getattr(torch.cpu, "get_capabilities", None)   # torch >= 2.8; older builds fall back to cpuinfo

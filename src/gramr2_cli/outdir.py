@@ -66,14 +66,27 @@ def meta_name(base: str, shard_index: int | None = None, num_shards: int | None 
     return f"{base}-{shard_index or 0:05d}-of-{num_shards:05d}.json"
 
 
+# the manifest fields gramr2 reads back, and the types it wrote them with (anything else is a corrupt manifest)
+MANIFEST_TYPES = {"stage": str, "config_hash": str, "inputs": list, "inputs_fingerprint": str, "shard_index": int,
+                  "num_shards": int, "counts": dict, "skipped": dict, "done": bool, "kind": str}
+
+
 def read_manifest(path: Path) -> dict:
-    """One manifest file as a dict. Raises GramrError for a corrupt (unparseable) one."""
+    """One manifest file as a dict. Raises GramrError for a corrupt one: unparseable, not an object, or a field
+    of `MANIFEST_TYPES` of another type (null allowed), negative, or an `inputs` entry that is not a string."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise GramrError(f"{path}: corrupt manifest", hint="use --overwrite to start again") from None
     if not isinstance(doc, dict):
         raise GramrError(f"{path}: corrupt manifest (not a JSON object)", hint="use --overwrite to start again")
+    for key, tp in MANIFEST_TYPES.items():
+        v = doc.get(key)
+        bad = v is not None and (not isinstance(v, tp) or (tp is int and (isinstance(v, bool) or v < 0))
+                                 or (key == "inputs" and not all(isinstance(x, str) for x in v)))
+        if bad:
+            raise GramrError(f"{path}: corrupt manifest ('{key}' must be {tp.__name__}, got {str(v)[:40]!r})",
+                             hint="use --overwrite to start again")
     return doc
 
 

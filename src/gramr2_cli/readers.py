@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from . import records
+from . import outguard, records
 from .errors import GramrError
 
 PART_GLOB = "part-*.jsonl"
@@ -59,6 +59,40 @@ def source_files(inputs: Iterable[Path | str]) -> list[Path | str]:
     return out
 
 
+def _lone_surrogate(obj: Any) -> str | None:
+    """The first string in `obj` (keys included) that is not valid Unicode, or None. A JSON `\\ud800` escape
+    without its pair decodes to such a string, which no UTF-8 file can hold: writing it would fail."""
+    stack = [obj]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError:
+                return x
+        elif isinstance(x, dict):
+            stack.extend(x.keys())
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return None
+
+
+def loads(text: str, where: str) -> Any:
+    """`json.loads` for untrusted text: RecursionError (nesting deeper than Python's stack) and lone surrogates
+    become GramrError naming `where`; json.JSONDecodeError is left to the caller."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise GramrError(f"{where}: JSON nested too deeply to read") from None
+    bad = _lone_surrogate(obj) if "\\u" in text else None       # only an escape can make one: cheap test first
+    if bad is not None:
+        at = next(i for i, ch in enumerate(bad) if 0xD800 <= ord(ch) <= 0xDFFF)
+        raise GramrError(f"{where}: a lone surrogate (\\u{ord(bad[at]):04x} at character {at} of a string) is "
+                         "not valid Unicode", hint="the writer split a UTF-16 pair; fix or drop that text")
+    return obj
+
+
 def _jsonl_lines(text_lines: Iterable[bytes], name: str) -> Iterator[tuple[str, Any]]:
     lines = list(text_lines)
     for i, raw in enumerate(lines, 1):
@@ -71,7 +105,7 @@ def _jsonl_lines(text_lines: Iterable[bytes], name: str) -> Iterator[tuple[str, 
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line, where)
         except json.JSONDecodeError as e:
             if i == len(lines) and not raw.endswith(b"\n"):
                 raise GramrError(f"{where}: truncated JSON line (the file ends mid-record)",
@@ -116,7 +150,7 @@ def read_raw(src: Path | str) -> Iterator[tuple[str, Any]]:
         raise GramrError(f"{p}: empty file")
     if data.lstrip()[:1] == b"[":
         try:
-            arr = json.loads(data.decode("utf-8"))
+            arr = loads(data.decode("utf-8"), str(p))
         except UnicodeDecodeError as e:
             raise GramrError(f"{p}: not valid UTF-8 (byte {e.start})", hint="re-encode the file as UTF-8") from None
         except json.JSONDecodeError as e:
@@ -176,6 +210,6 @@ def input_fingerprint(inputs: Iterable[Path | str]) -> str:
             items.append(["-", None])
             continue
         p = Path(src)
-        files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+        files = sorted(f for f in p.rglob("*") if f.is_file() and not outguard.is_lock(f)) if p.is_dir() else [p]
         items += [[str(f.resolve()), f.stat().st_size] for f in files]
     return hashlib.sha256(json.dumps(items).encode("utf-8")).hexdigest()[:12]

@@ -26,24 +26,28 @@ Every scoring endpoint also returns `flags`: per item, the suspicious strings fo
 the judge's own markup neutralised (docs/security.md), and the reward is computed as for any other response.
 
 Hardening: beyond loopback an API key is required (`Authorization: Bearer`, else 401); prompt tokens per item
-are limited (413), each request has a deadline (504), and SIGTERM lets in-flight batches finish.
-Micro-batching: every request's pairs go into one queue; a background task takes what arrived within
-`max_wait_ms` of the first, up to `max_batch` pairs, and makes one engine call in a worker thread (the event
-loop stays free to accept more requests). `create_app(engine, cfg)` builds the app in-process for tests.
+are limited (413), judge comparisons per request too (`max_judge_pairs`, 413), each request has a deadline (504,
+and its judge work still queued is dropped), a body with a lone surrogate or nesting deeper than Python's stack
+is a 400, and SIGTERM lets in-flight batches finish.
+Micro-batching (`serve_batching.py`): every request's pairs go into one queue in chunks of at most `max_batch`; a
+background task takes what arrived within `max_wait_ms` of the first, up to `max_batch` pairs, and makes one
+engine call in a worker thread (the event loop stays free to accept more requests). `create_app(engine, cfg)`
+builds the app in-process for tests.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' `request: Request` annotations, and
 # Request is imported inside create_app (so importing this module for ServeConfig stays cheap).
 import asyncio
 import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import config, flags, group_rewards, judge, prompts
 from .errors import GramrError
+from .serve_batching import MicroBatcher
 from .serve_requests import (
     LOOPBACK,
     TEMPLATE_NAMES,
@@ -72,7 +76,9 @@ class ServeConfig:
     max_body_bytes: int = 1_000_000
     max_items: int = 1024           # most items in one request
     max_prompt_tokens: int = 4096   # most tokens of one item's question + responses (413 above; 0 = no limit; ours)
-    request_timeout: float = 300.0  # seconds a request may take before it gets 504 (ours)
+    request_timeout: float = 300.0  # seconds a request may take before it gets 504; its queued work is dropped (ours)
+    max_judge_pairs: int = 4096     # most judge comparisons one request may cause (413 above; ours): 64 rollouts
+                                    # of one prompt under round-robin with orders both are 64·63 = 4032
     votes: int = 1                  # voting@k per order (k > 1 samples at generate.temperature)
     orders: str = "both"            # both = averaged over presentation orders (cancels position bias); or ab
     tie_break: bool = True
@@ -90,6 +96,7 @@ class ServeConfig:
                 *config.at_least("max_body_bytes", self.max_body_bytes, 1),
                 *config.at_least("max_items", self.max_items, 1),
                 *config.at_least("max_prompt_tokens", self.max_prompt_tokens, 0),
+                *config.at_least("max_judge_pairs", self.max_judge_pairs, 1),
                 *config.within("request_timeout", self.request_timeout, 0, float("inf"), open_low=True),
                 *config.choice("policy_template", self.policy_template, TEMPLATE_NAMES),
                 *[p for p in group if not p.startswith("votes")]]
@@ -115,95 +122,8 @@ def rationale_of(j: judge.Judgment) -> str | None:
                  if s["order"] == "ab" and s["verdict"] == j.label), None)
 
 
-# ---------------------------------------------------------------- micro-batching
-
-class MicroBatcher:
-    """Collects pairs from concurrent requests; one `fn(pairs)` call (in a worker thread) per batch."""
-
-    def __init__(self, fn: Callable[[list[dict]], list], max_batch: int, max_wait_ms: int):
-        self.fn, self.max_batch, self.max_wait = fn, max(1, max_batch), max(0, max_wait_ms) / 1000
-        self.queue: asyncio.Queue | None = None
-        self.task: asyncio.Task | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stats = {"requests": 0, "pairs": 0, "batches": 0, "largest_batch": 0}
-        self.busy = 0                    # jobs taken from the queue whose results are not yet delivered
-        # engine calls run in the batcher's own thread: request threads of the default pool may all be waiting
-        # on this batcher (the group path judges from a worker thread), which would otherwise deadlock it
-        self.executor = ThreadPoolExecutor(1, thread_name_prefix="gramr2-engine")
-
-    def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self.task is None or self.task.done() or self.loop is not loop:
-            self.loop, self.queue = loop, asyncio.Queue()
-            self.task = loop.create_task(self._worker())
-
-    async def stop(self, drain_s: float = 0.0) -> None:
-        """Stop the worker; first, up to `drain_s` seconds for queued and running batches to finish (graceful
-        shutdown: requests in flight get their results)."""
-        deadline = time.monotonic() + drain_s
-        while self.queue is not None and (self.busy or not self.queue.empty()) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, RuntimeError):
-                pass
-            self.task = None
-
-    async def submit(self, pairs: list[dict]) -> list:
-        self.start()
-        fut = asyncio.get_running_loop().create_future()
-        await self.queue.put((pairs, fut))
-        self.stats["requests"] += 1
-        return await fut
-
-    async def _collect(self) -> list[tuple[list[dict], asyncio.Future]]:
-        held, self._held = self._held, None
-        jobs = [held if held is not None else await self.queue.get()]
-        size = len(jobs[0][0])
-        deadline = self.loop.time() + self.max_wait
-        while size < self.max_batch:
-            try:
-                job = self.queue.get_nowait()
-            except asyncio.QueueEmpty:
-                left = deadline - self.loop.time()
-                if left <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self.queue.get(), left)
-                except asyncio.TimeoutError:
-                    break
-            if size + len(job[0]) > self.max_batch:
-                self._held = job
-                break
-            jobs.append(job)
-            size += len(job[0])
-        return jobs
-
-    async def _worker(self) -> None:
-        self._held = None    # a job that did not fit into the last batch opens the next one
-        while True:
-            jobs = await self._collect()
-            self.busy = len(jobs)
-            pairs = [p for ps, _ in jobs for p in ps]
-            try:
-                results = await self.loop.run_in_executor(self.executor, self.fn, pairs)
-            except Exception as e:  # noqa: BLE001 - the engine failed: each waiting request gets it; serving goes on
-                for _, f in jobs:
-                    if not f.done():
-                        f.set_exception(e)
-                self.busy = 0
-                continue
-            self.stats["batches"] += 1
-            self.stats["pairs"] += len(pairs)
-            self.stats["largest_batch"] = max(self.stats["largest_batch"], len(pairs))
-            k = 0
-            for ps, f in jobs:
-                if not f.done():
-                    f.set_result(results[k:k + len(ps)])
-                k += len(ps)
-            self.busy = 0
+class TooMuchWork(GramrError):
+    """A request that would cause more than `serve.max_judge_pairs` judge comparisons (413)."""
 
 
 # ---------------------------------------------------------------- the app
@@ -257,21 +177,27 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         if not authorized(request.headers.get("authorization"), api_key):
             return JSONResponse({"detail": "missing or wrong API key (send 'Authorization: Bearer <key>')"},
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        # the deadline is also the endpoints' own: a timed-out request's queued judge work is dropped (Starlette
+        # does not cancel an endpoint when the middleware stops waiting for it)
+        request.state.deadline = time.monotonic() + sc.request_timeout
         try:
             return await asyncio.wait_for(call_next(request), sc.request_timeout)
         except asyncio.TimeoutError:
             return JSONResponse({"detail": f"request took longer than serve.request_timeout={sc.request_timeout}s"},
                                 status_code=504)
 
-    async def judged(batcher: MicroBatcher, pairs: list[dict]) -> list[judge.Judgment]:
+    async def judged(batcher: MicroBatcher, pairs: list[dict], deadline: float) -> list[judge.Judgment]:
         try:
-            return await batcher.submit(pairs)
+            return await asyncio.wait_for(batcher.submit(pairs), max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            raise http(504, f"request took longer than serve.request_timeout={sc.request_timeout}s") from None
         except GramrError as e:
             raise http(400, e.message) from None
         except Exception as e:  # noqa: BLE001 - an engine bug: report it (500), keep serving
             raise http(500, f"{type(e).__name__}: {e}") from None
 
-    async def rewards(ps: list[str], rs: list[str], refs: list[str] | None) -> tuple[list[float | None], dict]:
+    async def rewards(ps: list[str], rs: list[str], refs: list[str] | None,
+                      deadline: float) -> tuple[list[float | None], dict]:
         """Group rewards for one request and its {judge_calls, failed_calls} (this request's own, even while
         others run); the group path's judge calls go through the shared batcher."""
         if gcfg.pairing == "reference" and refs is None:
@@ -280,11 +206,25 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
                                                           for p, r, f in zip(ps, rs, refs or ps)],
                      sc.max_prompt_tokens)
         loop = asyncio.get_running_loop()
+        spent, gone = [0], threading.Event()       # judge pairs asked for so far; set once the request is gone
 
         def judge_sync(pairs: list[dict]) -> list[judge.Judgment]:
-            return asyncio.run_coroutine_threadsafe(reward_batcher.submit(pairs), loop).result()
+            spent[0] += len(pairs)
+            if spent[0] > sc.max_judge_pairs:
+                raise TooMuchWork(f"this request needs more than serve.max_judge_pairs={sc.max_judge_pairs} judge "
+                                  f"comparisons ({spent[0]} so far; pairing {sc.pairing}, orders {sc.orders})")
+            fut = asyncio.run_coroutine_threadsafe(reward_batcher.submit(pairs), loop)
+            while not fut.done():                  # (a timeout loop, so the request going away is noticed)
+                if gone.wait(0.05) or time.monotonic() > deadline:
+                    fut.cancel()                   # timed out (504) or cancelled: its queued chunks are dropped
+            return fut.result()
         try:
             out, results = await asyncio.to_thread(group_rewards.batch_rewards, judge_sync, ps, rs, refs, gcfg)
+        except asyncio.CancelledError:
+            gone.set()
+            raise
+        except TooMuchWork as e:
+            raise http(413, e.message) from None
         except GramrError as e:
             raise http(400, e.message) from None
         except Exception as e:  # noqa: BLE001 - an engine bug: report it (500), keep serving
@@ -297,12 +237,13 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
                 "failed_calls": sum(r.failed_calls for r in results)}
         return out, cost
 
-    async def accounted(ps: list[str], rs: list[str], refs: list[str] | None) -> tuple[list[float | None], dict]:
+    async def accounted(ps: list[str], rs: list[str], refs: list[str] | None,
+                        deadline: float) -> tuple[list[float | None], dict]:
         """`rewards`, counting the requests in flight and the masked vs scored rewards with their lengths."""
         flight["in_flight"] += 1
         flight["max_in_flight"] = max(flight["max_in_flight"], flight["in_flight"])
         try:
-            out, cost = await rewards(ps, rs, refs)
+            out, cost = await rewards(ps, rs, refs, deadline)
         finally:
             flight["in_flight"] -= 1
         got = group_rewards.mask_report(rs, out)
@@ -330,7 +271,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
     async def score(request: Request) -> dict[str, Any]:
         body = await read_json(request, sc.max_body_bytes)
         ps, rs, refs = str_lists(body, ("prompt", "response", "reference"), sc.max_items, optional=("reference",))
-        out, cost = await accounted(ps, rs, refs)
+        out, cost = await accounted(ps, rs, refs, request.state.deadline)
         return {"rewards": out, **cost,
                 "flags": flagged([flags.suspicious(r) for r in rs], "score")}
 
@@ -345,7 +286,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
             bad = next(i for i, (q, p) in enumerate(zip(qs, ps)) if p and p not in q)
             raise http(422, f"query[{bad}]: {e.message}") from None
         questions = [question_of(p, sc.policy_template) for p in ps]
-        out, _ = await accounted(questions, rs, refs)
+        out, _ = await accounted(questions, rs, refs, request.state.deadline)
         keys = [(q, refs[i] if refs and sc.pairing == "reference" else "") for i, q in enumerate(questions)]
         filled = group_rewards.fill_masked(out, group_rewards.group_indices(keys))
         return {"rewards": filled, "scores": filled, "masked": [r is None for r in out],
@@ -356,7 +297,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
         body = await read_json(request, sc.max_body_bytes)
         pairs = compare_pairs(body, sc.max_items)
         check_tokens(engine.tokenizer, [list(p.values()) for p in pairs], sc.max_prompt_tokens)
-        js = await judged(compare_batcher, pairs)
+        js = await judged(compare_batcher, pairs, request.state.deadline)
         return {"verdicts": [j.label for j in js], "p_a": [j.p_a for j in js],
                 "rationales": [rationale_of(j) for j in js],
                 "order_consistent": [j.order_consistent for j in js], "votes": [j.votes for j in js],

@@ -9,6 +9,7 @@ import hmac
 import json
 import re
 
+from . import readers
 from .errors import GramrError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -53,9 +54,13 @@ async def read_json(request, max_bytes: int) -> dict:
             raise http(413, f"request body exceeds max_body_bytes={max_bytes}")
         chunks.append(chunk)
     try:
-        body = json.loads(b"".join(chunks).decode("utf-8"))
+        # readers.loads: nesting past Python's stack and lone surrogates (`"\ud800"`, which no tokenizer can
+        # encode) are bad requests too, not a 500 with a traceback in the log
+        body = readers.loads(b"".join(chunks).decode("utf-8"), "request body")
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise http(400, f"invalid JSON body ({e})") from None
+    except GramrError as e:
+        raise http(400, f"invalid JSON body ({e.message.removeprefix('request body: ')})") from None
     if not isinstance(body, dict):
         raise http(400, f"the JSON body must be an object, got {type(body).__name__}")
     return body

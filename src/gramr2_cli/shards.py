@@ -12,10 +12,10 @@ hash, the same `--num-shards`, and the same inputs (`input_fingerprint`: their p
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
-import shutil
 import sys
 import time
 from collections import Counter
@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from . import __version__, outdir
+from . import __version__, outdir, outguard
 from .errors import GramrError
 from .readers import (  # noqa: F401  (re-exported: stages read through `shards`)
     PART_GLOB,
@@ -40,10 +40,29 @@ from .readers import (  # noqa: F401  (re-exported: stages read through `shards`
 
 # ---------------------------------------------------------------- writing
 
-def config_hash(config: Any) -> str:
-    """sha256 (first 12 hex) of the resolved config, as canonical JSON."""
-    blob = json.dumps(config, sort_keys=True, default=str).encode("utf-8")
+# How to reach the endpoints, not what they compute (issue 27 item 9): left out of the hash, so replacing a dead
+# endpoint or raising `retries` / `request_timeout` resumes an output instead of refusing it. Every other key of
+# the resolved config (config.yaml) is hashed.
+UNHASHED = {"generate": ("endpoints", "max_concurrency", "request_timeout", "retries")}
+
+
+def _hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def config_hash(config: Any) -> str:
+    """sha256 (first 12 hex) of the resolved config, as canonical JSON, without the `UNHASHED` connection
+    settings."""
+    if isinstance(config, dict):
+        config = {k: ({kk: vv for kk, vv in v.items() if kk not in UNHASHED[k]}
+                      if k in UNHASHED and isinstance(v, dict) else v) for k, v in config.items()}
+    return _hash(config)
+
+
+def legacy_config_hash(config: Any) -> str:
+    """The hash earlier gramr2 wrote (every key hashed): an output written before `UNHASHED` still resumes."""
+    return _hash(config)
 
 
 def _recover_part(path: Path) -> set[str]:
@@ -57,12 +76,16 @@ def _recover_part(path: Path) -> set[str]:
             f.truncate(cut)
         data = data[:cut]
     ids = set()
-    for line in data.splitlines():
+    for i, line in enumerate(data.splitlines(), 1):
         if line.strip():
             try:
-                ids.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                raise GramrError(f"{path}: corrupt line in an existing output; delete it or use --overwrite") from None
+                rid = json.loads(line)["id"]       # bytes: json detects the encoding, and bad UTF-8 is a ValueError
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+                rid = None                         # not JSON, not UTF-8, not an object, or no id
+            if not isinstance(rid, str):
+                raise GramrError(f"{path} line {i}: corrupt line in an existing output (not a record with an id)",
+                                 hint="delete that line or the file, or use --overwrite")
+            ids.add(rid)
     return ids
 
 
@@ -107,8 +130,18 @@ class Output:
         self._pending = 0
         self._t0 = time.time()
         self.created = False
+        self.lock: outguard.Lock | None = None
         if not self.to_stdout:
-            self._prepare(overwrite)
+            outguard.check_not_input(self.path, inputs)
+            if self.path.exists() and not self.path.is_dir():
+                raise GramrError(f"{self.path}: output exists and is not a directory")
+            self.created = not self.path.exists()
+            self.lock = outguard.lock(self.path, outguard.lock_name(shard_index, num_shards))
+            try:
+                self._prepare(overwrite)
+            except BaseException:
+                self._unlock()
+                raise
 
     # -- setup
     def part_path(self, part: str | None = None) -> Path:
@@ -119,24 +152,29 @@ class Output:
         """`manifest.json`, or one manifest per shard when several processes share the directory."""
         return outdir.meta_name(base, self.shard_index, self.num_shards)
 
+    def _unlock(self) -> None:
+        """Release the output lock; a directory this run created only to hold it is removed again."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+            if self.created and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+
     def _prepare(self, overwrite: bool) -> None:
-        if self.path.exists() and not self.path.is_dir():
-            raise GramrError(f"{self.path}: output exists and is not a directory")
-        self.created = not self.path.exists()
-        if overwrite and self.path.exists():
+        """With the lock held: check what the directory holds, clear it on `overwrite`, recover its parts."""
+        if overwrite and outguard.entries(self.path):
             if self.num_shards == 1:
-                shutil.rmtree(self.path)
+                outguard.clear(self.path)
             else:   # other shards of this run may have finished or be running: remove only our own files
                 self._check_sharding(outdir.manifests(self.path))
                 self._remove_own_files()
         existing = outdir.manifests(self.path)
-        if not existing and self.path.exists() and self.num_shards == 1 and any(self.path.iterdir()):
+        if not existing and self.num_shards == 1 and outguard.entries(self.path):
             raise GramrError(f"{self.path}: directory exists, is not empty and has no manifest.json",
                              hint="use --overwrite to replace it, or choose another -o")
         self._check_sharding(existing)
         for old in existing.values():
             self._check_resumable(old, overwrite)
-        self.path.mkdir(parents=True, exist_ok=True)
         for part in self._existing_parts():
             ids = _recover_part(self.part_path(part))
             self.done_ids |= ids
@@ -161,7 +199,8 @@ class Output:
         `--overwrite` only the other shards' manifests are left, and they must match too: never mix runs."""
         hint = ("with --num-shards > 1, --overwrite replaces only this shard's files: delete the directory to "
                 "start every shard again" if overwrite else "use --overwrite to replace it, or choose another -o")
-        if old.get("stage") != self.stage or old.get("config_hash") != self.hash:
+        if old.get("stage") != self.stage or old.get("config_hash") not in (self.hash,
+                                                                             legacy_config_hash(self.config)):
             raise GramrError(
                 f"{self.path}: holds output of '{old.get('stage')}' with a different config "
                 f"(hash {old.get('config_hash')} != {self.hash})", hint=hint)
@@ -183,7 +222,7 @@ class Output:
 
     def discard(self) -> None:
         """Remove what this run wrote into an output directory it created (a failed import): this shard's
-        files, then the directory itself when no other shard wrote into it."""
+        files, then the directory itself when no other shard wrote into it (the lock is released last)."""
         self._remove_own_files()
         if outdir.manifests_ok(self.path):
             return
@@ -191,8 +230,7 @@ class Output:
             if not any(d.iterdir()):
                 d.rmdir()
         (self.path / "config.yaml").unlink(missing_ok=True)
-        if not any(self.path.iterdir()):
-            self.path.rmdir()
+        self._unlock()
 
     def _existing_parts(self) -> list[str | None]:
         parts: list[str | None] = [None] if self.part_path().exists() else []
@@ -249,9 +287,14 @@ class Output:
 
     def flush(self) -> None:
         for f in self._files.values():
-            f.flush()
-            if f is not sys.stdout:
-                os.fsync(f.fileno())
+            try:
+                f.flush()
+                if f is not sys.stdout:
+                    os.fsync(f.fileno())
+            except OSError as e:   # a full disk: name the part file (a write error carries no file name)
+                if e.errno in (errno.ENOSPC, errno.EDQUOT) and f is not sys.stdout and e.filename is None:
+                    raise OSError(e.errno, e.strerror, f.name) from None
+                raise
         if self.to_stdout:
             sys.stdout.flush()
         self._pending = 0
@@ -308,10 +351,13 @@ class open_output:
         return self.out
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self.out.close(done=exc_type is None)
-        if (self.discard_on_error and exc_type is not None and issubclass(exc_type, GramrError)
-                and not self.out.to_stdout and self.out.created):
-            self.out.discard()
+        try:
+            self.out.close(done=exc_type is None)
+            if (self.discard_on_error and exc_type is not None and issubclass(exc_type, GramrError)
+                    and not self.out.to_stdout and self.out.created):
+                self.out.discard()
+        finally:
+            self.out._unlock()
 
 
 is_done = outdir.is_done   # (kept here: stages ask `shards.is_done(output)`)

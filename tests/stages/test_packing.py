@@ -163,3 +163,15 @@ def test_flops_per_token_counts_the_matmul_weights(model):
     tied = model.config.tie_word_embeddings
     emb = model.get_input_embeddings().weight.numel()
     assert hardware.train_flops_per_token(model) == 6 * (n if tied else n - emb)
+
+
+@pytest.mark.parametrize("forced,want", [("1", True), ("0", False)])
+def test_native_bf16_can_be_forced_to_simulate_another_cpu(monkeypatch, forced, want):
+    """GRAMR2_NATIVE_BF16 overrides the CPU probe (issue 27 item 0: a test can run as on an AMX runner)."""
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": not want, "avx512_bf16": not want})
+    monkeypatch.setenv(hardware.FORCE_ENV, forced)
+    hardware.cpu_native_bf16.cache_clear()
+    try:
+        assert core.precision_flags("auto", on_gpu=False) == {"bf16": want}
+    finally:
+        hardware.cpu_native_bf16.cache_clear()

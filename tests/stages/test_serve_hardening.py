@@ -207,3 +207,94 @@ def test_sigterm_lets_a_request_in_flight_finish():
     assert got["r"].status_code == 200 and got["r"].json()["rewards"] == pytest.approx([0.5])
     # the engine was closed after the request finished; uvicorn then re-raises SIGTERM (killed-by-signal status)
     assert proc.returncode == -signal.SIGTERM and out == "engine closed\n", err
+
+
+# ---------------------------------------------------------------- issue 27 items 6 and 7
+
+class Timed(ScriptedEngine):
+    """Records the size of every engine call; each call takes `delay` seconds."""
+
+    def __init__(self, decide, delay: float = 0.0):
+        super().__init__(decide)
+        self.delay, self.sizes = delay, []
+
+    def generate(self, prompts, **kw):
+        self.sizes.append(len(prompts))
+        time.sleep(self.delay)
+        return super().generate(prompts, **kw)
+
+
+def test_a_large_request_is_split_into_engine_calls_of_max_batch():
+    """Item 6: 40 items x 2 orders = 80 judge pairs became one engine call of 80 prompts."""
+    eng = Timed(lambda q, a, b, k: ("A", 0.9) if a == "good" or b == "bad" else ("B", 0.1))
+    body = {"prompt": ["p"] * 40, "response": [f"r{i}" for i in range(40)], "reference": ["ref"] * 40}
+    with TestClient(make_app(eng, "serve.max_batch=16")) as c:
+        r = c.post("/score", json=body)
+        assert r.status_code == 200 and len(r.json()["rewards"]) == 40 and r.json()["judge_calls"] == 80
+        assert sum(eng.sizes) == 80 and max(eng.sizes) == 16
+        assert c.get("/health").json()["largest_batch"] == 16
+        r = c.post("/compare", json={"prompt": ["p"] * 20, "response_a": ["good"] * 20, "response_b": ["bad"] * 20})
+        assert r.status_code == 200 and r.json()["verdicts"] == ["A"] * 20
+        assert c.get("/health").json()["largest_batch"] == 16     # pairs; judged in both orders: 32 prompts
+        assert eng.sizes[-2:] == [32, 8]
+
+
+def test_work_per_request_is_capped():
+    """Item 6: round-robin over 128 responses to one prompt asked for 16,256 judge comparisons in one request."""
+    eng = Timed(lambda q, a, b, k: ("A", 0.9))
+    body = {"prompt": ["p"] * 128, "response": [f"r{i}" for i in range(128)]}
+    with TestClient(make_app(eng, "serve.pairing=round-robin")) as c:
+        r = c.post("/score", json=body)
+        assert r.status_code == 413 and "serve.max_judge_pairs=4096" in r.text and "16256" in r.text
+        assert eng.sizes == []                                      # nothing was judged for it
+        ok = c.post("/score", json={"prompt": ["p"] * 8, "response": [f"r{i}" for i in range(8)]})
+        assert ok.status_code == 200 and ok.json()["judge_calls"] == 56
+
+
+def test_work_of_a_timed_out_request_stops():
+    """Item 6: after its 504 the request's work went on; now its queued chunks are dropped."""
+    eng = Timed(lambda q, a, b, k: ("A", 0.9), delay=0.25)
+    body = {"prompt": ["p"] * 12, "response": [f"r{i}" for i in range(12)]}     # 132 pairs = 33 chunks of 4
+    with TestClient(make_app(eng, "serve.pairing=round-robin", "serve.max_batch=4",
+                             "serve.request_timeout=1")) as c:
+        r = c.post("/score", json=body)
+        assert r.status_code == 504
+        time.sleep(1.0)                                            # the chunk in the engine (if any) ends
+        done = len(eng.sizes)
+        time.sleep(1.0)
+        assert len(eng.sizes) == done and done < 10                # not 33: the rest was dropped
+        ok = c.post("/score", json={"prompt": ["p"] * 2, "response": ["x", "y"]})
+        assert ok.status_code == 200 and ok.json()["judge_calls"] == 2   # the server serves on
+
+
+@pytest.mark.parametrize("raw,what", [
+    (b'{"prompt": ["\\ud800"], "response": ["x"], "reference": ["y"]}', "lone surrogate"),
+    (b'{"prompt": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested too deeply"),
+])
+def test_bad_unicode_or_nesting_is_a_400(raw, what):
+    """Item 7: both were a 500 with ~75 lines of traceback in the log."""
+    eng = Timed(lambda q, a, b, k: ("A", 0.9))
+    with TestClient(make_app(eng)) as c:                           # (raises on a server error, as it should)
+        for path in ("/score", "/get_reward", "/compare"):
+            r = c.post(path, content=raw, headers={"Content-Type": "application/json"})
+            assert r.status_code == 400 and what in r.json()["detail"], (path, r.text)
+        assert eng.sizes == []
+
+
+def test_other_requests_are_judged_between_the_chunks_of_a_large_one():
+    """Item 6: a large request's chunks are queued one after another, so a small request sent meanwhile waits
+    for one chunk, not for all of them."""
+    eng = Timed(lambda q, a, b, k: ("A", 0.9), delay=0.2)
+    big = {"prompt": ["p"] * 40, "response": [f"r{i}" for i in range(40)], "reference": ["ref"] * 40}
+    small = {"prompt": ["q"], "response": ["small one"], "reference": ["ref"]}
+    with TestClient(make_app(eng, "serve.max_batch=16", "serve.max_wait_ms=0")) as c:
+        got = {}
+        t = threading.Thread(target=lambda: got.update(big=c.post("/score", json=big)))
+        t.start()
+        while not eng.sizes:                                        # the first chunk is in the engine
+            time.sleep(0.01)
+        assert c.post("/score", json=small).status_code == 200
+        t.join(timeout=60)
+    assert got["big"].status_code == 200 and eng.sizes == [16, 2, 16, 16, 16, 16]   # 80 pairs in 5 chunks
+    small_calls = [i for i, ps in enumerate(eng.calls) if any("small one" in p for p in ps)]
+    assert small_calls == [1]                                       # right after the chunk it waited for

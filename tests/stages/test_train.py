@@ -9,7 +9,7 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import models, prompts, recipe, shards
+from gramr2_cli import hardware, models, prompts, recipe, shards
 from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import training
 from gramr2_cli.train import core, objectives
@@ -27,9 +27,11 @@ def _ids(tok, text):
 
 
 def _cfg(tiny_model, **train) -> recipe.Config:
+    """A tiny training config, pinned to fp32: `precision: auto` is bf16 on a CPU with native bf16 (issue 27
+    item 0), and these tests compare arithmetic at fp32 tolerances."""
     cfg = recipe.Config(model=str(tiny_model))
     defaults = {"batch_size": 4, "max_steps": 6, "lr": 1e-3, "logging_steps": 1, "save_steps": 100,
-                "warmup_ratio": 0.0, "max_length": 256}
+                "warmup_ratio": 0.0, "max_length": 256, "precision": "fp32"}
     for k, v in {**defaults, **train}.items():
         setattr(cfg.train, k, v)
     return cfg
@@ -221,11 +223,17 @@ def test_lora_saves_merges_and_reloads(tiny_model, tmp_path, tok):
     assert (out / "chat_template.jinja").exists() or "chat_template" in (out / "tokenizer_config.json").read_text()
 
 
+@pytest.mark.parametrize("native_bf16", ["0", "1"])
 @pytest.mark.parametrize("objective", ["reasoning", "label"])
-def test_grad_accum_equals_the_big_batch(tiny_model, tmp_path, objective):
+def test_grad_accum_equals_the_big_batch(tiny_model, tmp_path, objective, native_bf16, monkeypatch, request):
     """The gradient of one batch of 4 == that of 2 x 2 accumulated (token-mean for SFT, row-mean for label).
-    (Compared before the optimizer: Adam's first step is ~lr·sign(g), which amplifies rounding noise.)"""
+    (Compared before the optimizer: Adam's first step is ~lr·sign(g), which amplifies rounding noise.)
+    Run as on an AVX2 runner and as on one with native bf16 (issue 27 item 0): the fp32 pin holds on both."""
     from transformers import TrainerCallback
+
+    monkeypatch.setenv(hardware.FORCE_ENV, native_bf16)
+    hardware.cpu_native_bf16.cache_clear()
+    request.addfinalizer(hardware.cpu_native_bf16.cache_clear)     # after monkeypatch's env is restored
 
     class Grads(TrainerCallback):
         def __init__(self):
@@ -239,7 +247,8 @@ def test_grad_accum_equals_the_big_batch(tiny_model, tmp_path, objective):
     for name, bs, ga in [("big", 4, 1), ("accum", 2, 2)]:
         cb = Grads()
         cfg = _cfg(tiny_model, objective=objective, max_steps=1, batch_size=bs, grad_accum=ga)
-        core.train(cfg, [data], tmp_path / name, stage="pretrain", callbacks=[cb])
+        s = core.train(cfg, [data], tmp_path / name, stage="pretrain", callbacks=[cb])
+        assert s.metrics["precision"] == "fp32" and hardware.auto_bf16(on_gpu=False) is (native_bf16 == "1")
         grads[name] = cb.grads
     assert grads["big"].keys() == grads["accum"].keys() and len(grads["big"]) > 10
     for n, g in grads["big"].items():

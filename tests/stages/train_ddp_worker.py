@@ -29,6 +29,6 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     model, data, out = sys.argv[1:4]
     cfg = recipe.load(None, ["train.max_steps=3", "train.batch_size=2", "train.lr=1e-3", "train.save_steps=100",
-                             "train.logging_steps=1", "train.warmup_ratio=0"], model=model)
+                             "train.logging_steps=1", "train.warmup_ratio=0", "train.precision=fp32"], model=model)
     rank = int(os.environ["RANK"])
     core.train(cfg, [data], Path(out), stage="pretrain", callbacks=[Digest(Path(out).parent / f"rank{rank}.json")])

@@ -163,3 +163,22 @@ def test_atomic_open_leaves_no_file_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == []
     outdir.write_json(tmp_path / "x.json", {"a": 1})
     assert json.loads((tmp_path / "x.json").read_text()) == {"a": 1} and len(list(tmp_path.iterdir())) == 1
+
+
+def test_connection_settings_are_not_hashed_and_an_old_full_hash_still_resumes(tmp_path):
+    """Issue 27 item 9: endpoints / retries / request_timeout / max_concurrency say how to reach a server, not
+    what it computes; every other key is hashed. A manifest holding the earlier all-keys hash still resumes."""
+    a = {"generate": {"temperature": 0.7, "endpoints": ["http://a/v1"], "retries": 3, "request_timeout": 600.0,
+                      "max_concurrency": 8}, "seed": 0}
+    b = {"generate": {**a["generate"], "endpoints": ["http://b/v1"], "retries": 9, "request_timeout": 5.0,
+                      "max_concurrency": 1}, "seed": 0}
+    assert shards.config_hash(a) == shards.config_hash(b)
+    assert shards.config_hash(a) != shards.config_hash({**a, "generate": {**a["generate"], "temperature": 0.8}})
+    with pytest.raises(KeyboardInterrupt), shards.open_output(tmp_path / "o", stage="s", config=a) as out:
+        out.write({"id": "x1", "prompt": "p", "response_a": "a", "response_b": "b"})
+        raise KeyboardInterrupt
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    man["config_hash"] = shards.legacy_config_hash(a)          # as an earlier gramr2 wrote it
+    (tmp_path / "o" / "manifest.json").write_text(json.dumps(man))
+    with shards.open_output(tmp_path / "o", stage="s", config=a) as out:
+        assert out.done_ids == {"x1"}

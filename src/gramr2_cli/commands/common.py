@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import signal
@@ -101,6 +102,17 @@ def guard(fn):
             # now points at devnull so the flush at exit cannot fail a second time
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise                              # anything else is a bug: its traceback shows
+            # a full disk (or quota): what was written is flushed per batch, so the output stays resumable
+            err_console.print(f"[bold red]error:[/] {escape(str(e.filename or 'output'))}: no space left on device",
+                              highlight=False, soft_wrap=True)
+            err_console.print("[yellow]hint:[/] free some space, then rerun the same command to resume",
+                              highlight=False)
+            if e.filename is None:                 # stdout itself is full: keep the exit flush from failing again
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
     return wrapper
 
 

@@ -16,28 +16,30 @@ installed on the client. The tokenizer comes from the local model spec; the serv
   probabilities keyed by token id), `prompt_logprobs` (teacher-forced scoring), `stop_token_ids`, `ignore_eos`;
   `top_k`, `min_p` and the penalties are sent at their neutral values so a server's generation-config defaults
   cannot change the sampling.
-- Failures: connection errors, timeouts and HTTP 5xx are retried `retries` times with exponential backoff
-  (`backoff_s`·2^k), each retry going to the next endpoint; a 4xx is the request's fault and fails at once.
-  Either way the error is a GramrError naming the endpoint.
+- Failures: connection errors, timeouts, HTTP 5xx and protocol errors (a reply that is not JSON, an HTML page
+  with status 200, a completion without `choices`/`index`/`logprobs`, a connection closed mid-body, or the wrong
+  number of choices for `n`) are retried `retries` times with exponential backoff (`backoff_s`·2^k), each retry
+  going to the next endpoint; a 4xx is the request's fault and fails at once. Either way the error is one
+  GramrError naming the endpoint, and the batch it belonged to is not written (a rerun resumes it). A reply is
+  never padded: fewer or more choices than asked never become votes.
+- Deadlines and interruption: `request_timeout` bounds a whole exchange (connect, send, every byte of the reply),
+  not each socket read. Ctrl-C / SIGTERM, or one request's final failure, closes every connection of the batch
+  at once (`Transport.map`), so the stage exits within about a second instead of waiting for the network.
+- At start every endpoint is asked `GET /models` itself (retried on that endpoint only): one that does not answer
+  is an error naming it, never silently skipped.
 - `OPENAI_API_KEY`, when set, is sent as a bearer token (`vllm serve --api-key`).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import threading
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import models
 from ..errors import GramrError
 from . import forget, note, stop_ids
+from .transport import ProtocolError, Transport, decode
 from .vllm import VLLMEngine
 
 NEUTRAL = {"top_k": 0, "min_p": 0.0, "repetition_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
@@ -70,6 +72,33 @@ def _token_id(key: str) -> int:
     return int(key.split(":", 1)[1])
 
 
+def checked_response(data: bytes, request: dict) -> RequestOutput:
+    """One `/v1/completions` reply → `RequestOutput`, checked against its request: exactly `n` choices with
+    indexes 0..n-1 (an endpoint that ignores `n` must not turn one sample into n agreeing votes), log-probabilities
+    for every generated token when asked, and a prompt log-probability for every prompt token when asked.
+    Raises ProtocolError."""
+    body = decode(data)
+    try:
+        out = parse_response(body)
+        got = sorted(c["index"] for c in body["choices"])
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as e:   # GramrError is a ValueError
+        raise ProtocolError(f"malformed completion ({type(e).__name__}: {e})") from None
+    n = request.get("n", 1)
+    if len(out.outputs) != n or got != list(range(n)):
+        raise ProtocolError(f"{len(out.outputs)} choice(s) (indexes {got[:8]}) for n={n}: a server or proxy that "
+                            "ignores n would turn one sample into n agreeing votes")
+    if request.get("logprobs") is not None and any(
+            c.logprobs is None or len(c.logprobs) != len(c.token_ids)
+            or any(t not in step for step, t in zip(c.logprobs, c.token_ids)) for c in out.outputs):
+        raise ProtocolError("a choice without a log-probability for each generated token")
+    if request.get("prompt_logprobs") is not None:
+        ids, plp = request["prompt"], out.prompt_logprobs
+        if plp is None or len(plp) != len(ids) or any(plp[q] is None or ids[q] not in plp[q]
+                                                      for q in range(1, len(ids))):
+            raise ProtocolError("prompt_logprobs missing or not one per prompt token")
+    return out
+
+
 def parse_choice(choice: dict) -> Completion:
     """A `/v1/completions` choice → `Completion`: token ids and, per step, {token id: log-probability} for the
     sampled token and the top-k alternatives."""
@@ -80,6 +109,8 @@ def parse_choice(choice: dict) -> Completion:
     steps = None
     if lp is not None:
         steps = []
+        if not len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) == len(ids):
+            raise ValueError("logprobs lists of different lengths")
         for tok, tok_lp, top in zip(lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]):
             step = {_token_id(k): Logprob(v) for k, v in (top or {}).items()}
             step[_token_id(tok)] = Logprob(tok_lp)
@@ -113,63 +144,6 @@ def _model_eos(path: str) -> int | list[int] | None:
 
 # ---------------------------------------------------------------- the engine
 
-@dataclass
-class Transport:
-    """Round-robin HTTP POSTs with bounded concurrency and retries (thread-safe)."""
-    endpoints: list[str]
-    max_concurrency: int = 8
-    timeout: float = 600.0
-    retries: int = 3
-    backoff_s: float = 0.5
-    requests_sent: list[int] = field(default_factory=list)   # per endpoint, tries included
-
-    def __post_init__(self):
-        self.pool = ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="gramr2-http")
-        self.slots = itertools.count()
-        self.lock = threading.Lock()
-        self.requests_sent = [0] * len(self.endpoints)
-        key = os.environ.get("OPENAI_API_KEY")
-        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {key}"} if key else {})}
-
-    def call(self, path: str, body: dict | None, slot: int) -> dict:
-        """GET (body None) or POST `path` on endpoint `slot` mod n; a failed try moves on to the next one."""
-        last = ""
-        for attempt in range(self.retries + 1):
-            k = (slot + attempt) % len(self.endpoints)
-            url = self.endpoints[k] + path
-            with self.lock:
-                self.requests_sent[k] += 1
-            data = None if body is None else json.dumps(body).encode("utf-8")
-            req = urllib.request.Request(url, data=data, headers=self.headers, method="GET" if body is None else "POST")
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as r:
-                    return json.loads(r.read())
-            except urllib.error.HTTPError as e:
-                detail = e.read().decode("utf-8", "replace")[:300]
-                if e.code < 500:
-                    raise GramrError(f"{url}: HTTP {e.code}: {detail}") from None
-                last = f"{url}: HTTP {e.code}: {detail}"
-            except (urllib.error.URLError, OSError) as e:       # refused, reset, DNS, timeouts
-                last = f"{url}: {getattr(e, 'reason', e)}"
-            if attempt < self.retries:
-                time.sleep(self.backoff_s * 2 ** attempt)
-        raise GramrError(f"request failed after {self.retries + 1} tries; last: {last}",
-                         hint="is `vllm serve` running there? see generate.endpoints / generate.retries")
-
-    def map(self, path: str, bodies: list[dict]) -> list[dict]:
-        """POST every body (in order of `bodies`, round-robin over endpoints); replies in the same order."""
-        futures = [self.pool.submit(self.call, path, b, next(self.slots)) for b in bodies]
-        try:
-            return [f.result() for f in futures]
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
 def _normalise(url: str) -> str:
     url = str(url).strip().rstrip("/")
     if not url.startswith(("http://", "https://")):
@@ -202,7 +176,7 @@ class RemoteEngine(VLLMEngine):
         self.stops = stop_ids(self.tokenizer, _model_eos(self.model_path))
         self._SamplingParams = dict        # `generate`/`score` build keyword dicts; `_run` sends them
         self.llm = None
-        served = [self.transport.call("/models", None, k)["data"][0] for k in range(len(endpoints))]
+        served = [self._model_of(k) for k in range(len(endpoints))]
         names = {m["id"] for m in served}
         if len(names) != 1:
             raise GramrError(f"generate.endpoints serve different models: {', '.join(sorted(names))}")
@@ -213,10 +187,26 @@ class RemoteEngine(VLLMEngine):
         note(f"openai engine: {len(endpoints)} endpoint(s) serving {self.served_model}, "
              f"{max_concurrency} requests in flight at most")
 
+    def _model_of(self, k: int) -> dict:
+        """Endpoint k's `GET /models` entry, asked of that endpoint alone (retried, never answered by another).
+        Raises GramrError naming it when it does not answer: a dead endpoint is an error at start."""
+        def parse(data: bytes, _) -> dict:
+            models_ = decode(data).get("data")
+            if not isinstance(models_, list) or not models_ or not isinstance(models_[0], dict) \
+                    or not isinstance(models_[0].get("id"), str):
+                raise ProtocolError("GET /models has no model in 'data'")
+            return models_[0]
+        try:
+            return self.transport.call("/models", None, k, parse, failover=False)
+        except GramrError as e:
+            self.transport.close()
+            raise GramrError(f"endpoint {self.transport.endpoints[k]} is not usable at start: {e.message}",
+                             hint="start `vllm serve` there, or leave it out of generate.endpoints") from None
+
     def _run(self, token_prompts: list[list[int]], params) -> list[RequestOutput]:
         per = params if isinstance(params, list) else [params] * len(token_prompts)
         bodies = [request_body(self.served_model, ids, p) for ids, p in zip(token_prompts, per)]
-        return [parse_response(r) for r in self.transport.map("/completions", bodies)]
+        return self.transport.map("/completions", bodies, checked_response)
 
     def close(self) -> None:
         """Stop the request threads and drop the engine from `load_engine`'s cache (the servers keep running)."""

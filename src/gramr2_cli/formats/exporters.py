@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from .. import outdir, prompts, readers
+from .. import outdir, outguard, prompts, readers
 from ..errors import GramrError
 from ..shards import Summary
 
@@ -50,6 +50,7 @@ def export(inputs: list, output: Path | str, fmt: str, *, prompt_version: str = 
     path = Path(output)
     to_stdout = str(output) == "-"
     if not to_stdout:
+        outguard.check_not_input(path, inputs)
         if path.is_dir():
             raise GramrError(f"{path}: is a directory; export writes one JSONL file")
         if path.exists() and not overwrite:

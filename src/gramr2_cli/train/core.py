@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import __version__, config, hardware, models, outdir, shards
+from .. import __version__, config, hardware, models, outdir, outguard, shards
 from ..errors import GramrError
 from . import objectives, packing
 from .settings import PRECISIONS, TrainConfig
@@ -88,7 +88,7 @@ def prepare_output(output: Path, stage: str, cfg_hash: str, overwrite: bool, res
     if output.exists() and not output.is_dir():
         raise GramrError(f"{output}: output exists and is not a directory")
     if overwrite and output.exists():
-        shutil.rmtree(output)
+        outguard.clear(output)     # (`train` holds the output's lock: it stays)
     man = output / "manifest.json"
     ckpt = latest_checkpoint(output)
     if man.exists():
@@ -103,7 +103,7 @@ def prepare_output(output: Path, stage: str, cfg_hash: str, overwrite: bool, res
         if ckpt is not None and not resume:
             raise GramrError(f"{output}: holds an unfinished run with {ckpt.name}",
                              hint="add --resume to continue it, or --overwrite to start again")
-    elif output.exists() and any(output.iterdir()):
+    elif output.exists() and outguard.entries(output):
         raise GramrError(f"{output}: directory exists, is not empty and has no manifest.json",
                          hint="use --overwrite to replace it, or choose another -o")
     output.mkdir(parents=True, exist_ok=True)
@@ -205,10 +205,28 @@ def train(cfg: Config, inputs: list, output: Path, *, stage: str, overwrite: boo
 
     Returns the stage Summary. Raises GramrError for bad inputs/config, an existing output (see
     `prepare_output`), or no usable example."""
+    output = Path(output)
+    if not is_main_process():
+        return _train(cfg, inputs, output, stage, overwrite, resume, callbacks)
+    # rank 0 writes: never over an input (the data, or the weights it starts from), and one writer at a time
+    starts = [p for p in (cfg.model, cfg.train.init) if p and Path(p).exists()]
+    outguard.check_not_input(output, [*inputs, *starts])
+    if output.exists() and not output.is_dir():
+        raise GramrError(f"{output}: output exists and is not a directory")
+    created = not output.exists()
+    try:
+        with outguard.lock(output):
+            return _train(cfg, inputs, output, stage, overwrite, resume, callbacks)
+    finally:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()         # a run refused before it wrote anything leaves no directory behind
+
+
+def _train(cfg: Config, inputs: list, output: Path, stage: str, overwrite: bool, resume: bool,
+           callbacks: list | None) -> shards.Summary:
     from transformers import set_seed
 
     t0 = time.time()
-    output = Path(output)
     run = _setup(cfg, output, stage, overwrite, resume)
     if run.main:
         outdir.atomic_write(output / "config.yaml", yaml.safe_dump(run.resolved, sort_keys=False, allow_unicode=True))

@@ -88,12 +88,12 @@ class RewardClient:
 
     def _local(self):
         if self.engine is None:
-            from . import judge
+            from . import runner
             if in_spawned_bootstrap():
                 raise GramrError("the reward model is being loaded while a child process re-imports your script",
                                  hint="put the training code under `if __name__ == \"__main__\":`")
             self.cfg = local_config(self.config())
-            self.engine = judge.load(self.cfg)
+            self.engine = runner.load(self.cfg)
         return self.engine
 
     def rewards(self, prompts: list[str], responses: list[str], references: list[str] | None,

@@ -1,4 +1,4 @@
-"""judge.run_batches, the one batch loop of the judging stages: order, writes, progress, resume (scripted engine)."""
+"""runner.run_batches, the one batch loop of the model-running stages: order, writes, progress, resume (scripted engine)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import judge, records, shards
+from gramr2_cli import judge, records, runner, shards
 from gramr2_cli.errors import GramrError
 
 
@@ -29,7 +29,7 @@ def bar(monkeypatch):
         steps.append(("open", total, desc))
         yield lambda k=1: steps.append(("advance", k))
 
-    monkeypatch.setattr(judge.progress, "bar", fake)
+    monkeypatch.setattr(runner.progress, "bar", fake)
     return steps
 
 
@@ -41,8 +41,8 @@ def run(out_dir, recs, eng, seen, batch_size=2):
         return dict(rec, label=j.label)
 
     with shards.open_output(out_dir, stage="loop-test", config={"x": 1}, batch_size=100) as out:
-        judge.run_batches(out, recs, lambda batch: how.judge(eng, batch), handle, batch_size=batch_size,
-                          progress_on=False, desc="loop")
+        runner.run_batches(out, recs, lambda batch: how.judge(eng, batch), handle, batch_size=batch_size,
+                           progress_on=False, desc="loop")
     return out
 
 
@@ -79,8 +79,8 @@ def test_a_callback_returning_none_writes_nothing_itself(tmp_path, bar):
                 out.write(rec, part="skipped", reasons=["scripted"])
                 return None
             return rec
-        judge.run_batches(out, recs, lambda b: how.judge(eng, b), handle, batch_size=8, progress_on=False,
-                          desc="loop")
+        runner.run_batches(out, recs, lambda b: how.judge(eng, b), handle, batch_size=8, progress_on=False,
+                           desc="loop")
     assert [r["id"] for r in shards.read_all([tmp_path / "o"])] == [recs[0]["id"], recs[2]["id"]]
     assert [r["id"] for r in shards.read_all([tmp_path / "o" / "skipped"])] == [recs[1]["id"]]
     assert bar[1:] == [("advance", 1)] * 3

@@ -12,7 +12,7 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import judge, records, shards
+from .. import judge, records, runner, shards
 from ..errors import GramrError
 from .rank import ALGORITHMS, METHODS, drive
 from .rank_pairs import pair_metrics, provenance, resolved, settings
@@ -68,11 +68,10 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
         raise GramrError(f"rank.method: unknown method {rc.method!r}; choose from {', '.join(METHODS)}")
     how = settings(cfg)
     per_cmp = len(judge.ORDERS[rc.orders])
-    with shards.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
+    with runner.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards, provenance=provenance(cfg),
                             batch_size=rc.batch_size) as out:
-        todo = list(shards.read(inputs, skip=out.done_ids, shard_index=shard_index, num_shards=num_shards,
-                                skipped=out.skipped, normalize=normalize_list))
+        recs, _ = runner.read_left(out, inputs, normalize=normalize_list)
         totals = {"comparisons": 0, "judge_calls": 0, "engine_rounds": 0, "candidates": 0}
         js: list[judge.Judgment] = []
 
@@ -92,9 +91,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
             totals["candidates"] += len(rec["candidates"])
             return rec
 
-        with judge.engine(cfg, engine, needed=bool(todo)) as eng:
-            judge.run_batches(out, todo, lambda batch: select(eng, batch), ranked, batch_size=rc.batch_size,
-                              progress_on=progress, desc=f"rank list ({rc.method})")
+        runner.run_model(out, cfg, recs, select, ranked, engine=engine, batch_size=rc.batch_size,
+                         progress_on=progress, desc=f"rank list ({rc.method})")
         out.metrics.update(totals)
         out.metrics.update({"method": rc.method, "votes": rc.votes, "orders": rc.orders})
         if js:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, shards
+from .. import config, judge, runner, shards
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -59,11 +59,10 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
     """Judge every pair (rank.votes samples per order, rank.orders) and write it with `meta.judgment`."""
     rc = cfg.rank
     how = settings(cfg)
-    with shards.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
+    with runner.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards, provenance=provenance(cfg),
                             batch_size=rc.batch_size) as out:
-        todo = list(shards.read(inputs, skip=out.done_ids, shard_index=shard_index, num_shards=num_shards,
-                                skipped=out.skipped))
+        recs, _ = runner.read_left(out, inputs)
         all_j, gold = [], []
 
         def judged(rec: dict, j: judge.Judgment) -> dict:
@@ -72,9 +71,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
             gold.append(judge.gold_label(rec))
             return rec
 
-        with judge.engine(cfg, engine, needed=bool(todo)) as eng:
-            judge.run_batches(out, todo, lambda batch: how.judge(eng, batch), judged, batch_size=rc.batch_size,
-                              progress_on=progress, desc="rank pairs")
+        runner.run_model(out, cfg, recs, how.judge, judged, engine=engine, batch_size=rc.batch_size,
+                         progress_on=progress, desc="rank pairs")
         if out.resumed:                     # report on the whole output, not only this run's share
             out.flush()
             done = list(shards.read([out.part_path()]))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, judge, prompts, shards
+from .. import config, judge, prompts, runner, shards
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -94,11 +94,11 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     how = judge.settings(cfg, "self_label", votes=sl.samples, orders=sl.orders, tie_break=sl.tie_break,
                          temperature=sl.temperature, votes_key="samples")
     resolved = config.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
-    with shards.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
+    with runner.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": cfg.model, "seed": cfg.seed, "prompt_version": cfg.prompt},
                             batch_size=cfg.generate.batch_size) as out:
-        recs, todo = out.read_resumable(inputs)
+        recs, _ = runner.read_left(out, inputs)
 
         def labeled(rec: dict, j: judge.Judgment) -> dict:
             lab = labeled_record(rec, j, cfg)
@@ -107,9 +107,8 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
                 out.counts[f"unlabeled:{j.reason}"] += 1
             return lab
 
-        with judge.engine(cfg, engine, needed=bool(todo)) as eng:
-            judge.run_batches(out, recs, lambda batch: how.judge(eng, batch), labeled,
-                              batch_size=cfg.generate.batch_size, progress_on=progress, desc="self-label")
+        runner.run_model(out, cfg, recs, how.judge, labeled, engine=engine, batch_size=cfg.generate.batch_size,
+                         progress_on=progress, desc="self-label")
         if not out.to_stdout:
             written = shards.read_all([out.part_path()]) if out.part_path().exists() else []
             out.metrics.update(_metrics(written))

@@ -225,6 +225,13 @@ def ensure(section: Any, prefix: str = "") -> None:
         raise ConfigError(found)
 
 
+def require(found: list[str]) -> None:
+    """Raise ConfigError with `found` when there is any: how a library function guards its own arguments with
+    the same validators (`choice`, `at_least`) and tables its recipe section's `check()` uses."""
+    if found:
+        raise ConfigError(found)
+
+
 # ---------------------------------------------------------------- helpers for sections' checks
 
 def choice(key: str, value: Any, valid: Iterable[str]) -> list[str]:

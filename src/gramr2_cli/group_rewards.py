@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import config
 from .errors import GramrError
 from .judge import preference
 from .stages.rank import drive
@@ -62,22 +63,21 @@ class GroupConfig:
     whole_pairs: bool = True       # orders both: a comparison counts only when both of its orders were judged
 
     def check(self) -> list[str]:
-        """Problems with these settings, one string per problem naming the key; [] when fine."""
-        problems = []
-        if self.pairing not in PAIRINGS:
-            problems.append(f"group.pairing: unknown value {self.pairing!r}; choose from {', '.join(PAIRINGS)}")
-        if self.orders not in ORIENTATIONS:
-            problems.append(f"group.orders: unknown value {self.orders!r}; choose from {', '.join(ORIENTATIONS)}")
-        if self.score not in SCORES:
-            problems.append(f"group.score: unknown value {self.score!r}; choose from {', '.join(SCORES)}")
-        elif self.score == "bt" and self.pairing in ("reference", "knockout"):
-            problems.append(f"group.score: bt needs comparisons between rollouts; pairing {self.pairing!r} "
-                            "does not make them (use round-robin or circular)")
-        if self.votes < 1:
-            problems.append(f"group.votes must be >= 1, got {self.votes}")
-        if self.bt_prior < 0:
-            problems.append(f"group.bt_prior must be >= 0, got {self.bt_prior}")
-        return problems
+        """Problems with these settings, one string per problem naming the key (`group.`); [] when fine."""
+        return [f"group.{p}" for p in [*scoring_problems(self.pairing, self.score),
+                                       *config.choice("orders", self.orders, ORIENTATIONS),
+                                       *config.at_least("votes", self.votes, 1),
+                                       *config.at_least("bt_prior", self.bt_prior, 0)]]
+
+
+def scoring_problems(pairing: str, score: str) -> list[str]:
+    """The one check of a pairing and a score (keys relative to the section: `pairing`, `score`): what
+    `GroupConfig.check` and a recipe section that chooses them (`serve.pairing`, `serve.score`) report."""
+    found = [*config.choice("pairing", pairing, PAIRINGS), *config.choice("score", score, SCORES)]
+    if not found and score == "bt" and pairing in ("reference", "knockout"):
+        found.append(f"score: bt needs comparisons between rollouts; pairing {pairing!r} does not make them "
+                     "(use round-robin or circular)")
+    return found
 
 
 @dataclass

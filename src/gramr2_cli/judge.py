@@ -19,19 +19,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from . import engines, prompts, truncation
+from . import config, engines, prompts, truncation
 from .engines import Generation
-from .errors import GramrError
+from .engines.settings import TRUNCATE_POLICIES
 from .records import LABELS, swap_label
 
-ORDERS = {"ab": ("ab",), "both": ("ab", "ba")}
-
-
-def order_tuple(orders: str, key: str = "orders") -> tuple[str, ...]:
-    """The presentation orders of an `orders` value. Raises GramrError naming `key` for an unknown value."""
-    if orders not in ORDERS:
-        raise GramrError(f"{key}: unknown value {orders!r}; choose from {', '.join(ORDERS)}")
-    return ORDERS[orders]
+ORDERS = {"ab": ("ab",), "both": ("ab", "ba")}   # the `orders` of self_label, rank, evaluate, serve: the one table
 
 
 @dataclass
@@ -166,7 +159,8 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
                 temperature: float = 0.0, max_new_tokens: int = 192, seed: int = 0, top_p: float = 1.0,
                 tie_break: bool = False, verdict_only: bool = False, truncate: str = "skip",
                 retry_truncated_tokens: int = 0) -> list[Judgment]:
-    """Judge each pair `n` times per order. Raises GramrError for an unknown `orders` or `truncate` value.
+    """Judge each pair `n` times per order. Raises ConfigError for an unknown `orders` or `truncate` value or
+    `n` < 1 (the tables and validators of the recipe sections' `check()`).
 
     A pair whose prompt does not fit the context gets label None, reason "too_long_for_context", unless
     `truncate` (`truncation.POLICIES`) trims its responses to fit (`Judgment.responses_truncated`). A sample
@@ -175,10 +169,9 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
     `verdict_only` judges without a rationale, for models trained with the `label` objective (the generative-RM
     baseline): the prompt is followed by the forced `<answer>\n` and the verdict is the likelier of A/B at that
     position (one deterministic sample per order; `n` and the sampling settings do not apply)."""
-    order_t = order_tuple(orders)
-    truncation.check_policy(truncate)
-    if n < 1:
-        raise GramrError(f"the number of samples must be >= 1, got {n}")
+    config.require([*config.choice("orders", orders, ORDERS), *config.choice("truncate", truncate, TRUNCATE_POLICIES),
+                    *config.at_least("n", n, 1)])
+    order_t = ORDERS[orders]
     fitted = fit_prompts(engine, pairs, order_t, version, max_new_tokens, truncate)
     run = [t for f in fitted if f.prompts for t in f.prompts]
     lengths = [k for f in fitted if f.prompts for k in f.lengths]
@@ -262,16 +255,13 @@ class Settings:
                            truncate=self.truncate, retry_truncated_tokens=self.retry_truncated_tokens)
 
 
-def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, temperature: float | None = None,
-             votes_key: str = "votes") -> Settings:
+def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, temperature: float | None = None
+             ) -> Settings:
     """The judge settings of a stage whose recipe section `section` gives votes/orders/tie_break; the rest
     comes from `cfg.prompt`, `cfg.seed` and `cfg.generate`. `temperature` None = greedy for one vote and
-    generate.temperature for voting@k (rank, evaluate, serve); self-label passes its own. Raises GramrError
-    naming the key for votes < 1, an unknown orders value or an unknown generate.truncate."""
-    truncation.check_policy(cfg.generate.truncate)
-    if votes < 1:
-        raise GramrError(f"{section}.{votes_key} must be >= 1, got {votes}")
-    order_tuple(orders, f"{section}.orders")
+    generate.temperature for voting@k (rank, evaluate, serve); self-label passes its own. The stage has checked
+    its section (`config.ensure`); this checks `generate` the same way (raises ConfigError)."""
+    config.ensure(cfg.generate, "generate.")
     g = cfg.generate
     if temperature is None:
         temperature = g.temperature if votes > 1 else 0.0

@@ -103,7 +103,17 @@ def test_settings_are_built_once_from_the_recipe():
     own = judge.settings(cfg, "self_label", votes=1, orders="ab", tie_break=False, temperature=0.9)
     assert (one.temperature, many.temperature, own.temperature) == (0.0, 0.7, 0.9)
     assert one.seed == 5 and one.verdict_only is True and one.orders == "both"
-    with pytest.raises(GramrError, match=r"rank.orders: unknown value 'ba'; choose from ab, both"):
-        judge.settings(cfg, "rank", votes=1, orders="ba", tie_break=True)
-    with pytest.raises(GramrError, match=r"self_label.samples must be >= 1, got 0"):
-        judge.settings(cfg, "self_label", votes=0, orders="ab", tie_break=True, votes_key="samples")
+
+
+def test_settings_and_judge_pairs_check_with_the_sections_validators():
+    """No rule of its own: settings runs the generate section's check; judge_pairs guards its arguments with
+    the tables of the recipe sections (judge.ORDERS, TRUNCATE_POLICIES)."""
+    from gramr2_cli import recipe
+    cfg = recipe.load(None, [])
+    cfg.generate.truncate = "cut"                  # built by hand, past `config check`
+    with pytest.raises(GramrError, match=r"^generate.truncate: unknown value 'cut'; choose from skip, middle, end$"):
+        judge.settings(cfg, "rank", votes=1, orders="ab", tie_break=True)
+    with pytest.raises(GramrError, match=r"^orders: unknown value 'ba'; choose from ab, both$"):
+        judge.judge_pairs(None, pairs(1), orders="ba")
+    with pytest.raises(GramrError, match=r"^truncate: unknown value 'both'; choose from skip, middle, end\nn must be"):
+        judge.judge_pairs(None, pairs(1), truncate="both", n=0)

@@ -28,8 +28,6 @@ from .. import config
 from ..errors import GramrError
 from ..judge import ORDERS
 
-METHODS = ("knockout", "full", "tournament", "mergesort", "round_robin")
-
 
 @dataclass
 class RankConfig:
@@ -43,7 +41,7 @@ class RankConfig:
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `rank`)."""
         return [*config.at_least("votes", self.votes, 1), *config.choice("orders", self.orders, ORDERS),
-                *config.choice("method", self.method, METHODS), *config.at_least("batch_size", self.batch_size, 1)]
+                *config.choice("method", self.method, ALGORITHMS), *config.at_least("batch_size", self.batch_size, 1)]
 
 
 # ---------------------------------------------------------------- selection algorithms (pure)
@@ -168,9 +166,8 @@ def drive(sizes: list[int], method: str, compare: Callable[[list[tuple[int, int,
     """Run `method` for records with `sizes` candidates, advancing them together: each step calls
     `compare([(record, i, j), …])` once with every active record's comparisons and expects one P(i better) each.
     Returns the selections and the number of compare calls (engine rounds). Raises GramrError for an unknown
-    method or a compare that returns the wrong number of values."""
-    if method not in ALGORITHMS:
-        raise GramrError(f"unknown rank method {method!r}; choose from {', '.join(METHODS)}")
+    method (ConfigError, `ALGORITHMS`) or a compare that returns the wrong number of values."""
+    config.require(config.choice("method", method, ALGORITHMS))
     procs = [ALGORITHMS[method](n) for n in sizes]
     results: list[Selection | None] = [None] * len(procs)
     logs: list[list[tuple[int, int, float]]] = [[] for _ in procs]

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import judge, records, runner, shards
 from ..errors import GramrError
-from .rank import ALGORITHMS, METHODS, drive
+from .rank import drive
 from .rank_pairs import pair_metrics, provenance, resolved, settings
 
 if TYPE_CHECKING:
@@ -64,9 +64,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
         shard_index: int | None = None, num_shards: int | None = None, progress: bool = True) -> shards.Summary:
     """Best-of-n per record with rank.method; adds meta.rank {method, winner, ranking, comparisons, judge_calls}."""
     rc = cfg.rank
-    if rc.method not in ALGORITHMS:
-        raise GramrError(f"rank.method: unknown method {rc.method!r}; choose from {', '.join(METHODS)}")
-    how = settings(cfg)
+    how = settings(cfg)                     # checks the rank section (rank.method included)
     per_cmp = len(judge.ORDERS[rc.orders])
     with runner.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards, provenance=provenance(cfg),

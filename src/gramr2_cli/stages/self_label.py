@@ -92,7 +92,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     sl = cfg.self_label
     config.ensure(sl, "self_label.")
     how = judge.settings(cfg, "self_label", votes=sl.samples, orders=sl.orders, tie_break=sl.tie_break,
-                         temperature=sl.temperature, votes_key="samples")
+                         temperature=sl.temperature)
     resolved = config.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
     with runner.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,

@@ -237,7 +237,7 @@ def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], scale: float, hw: 
     return out, notes
 
 
-def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu: float = 0.4, zero: str = "3",
+def run(cfg, inputs: list, *, stage: str, gpus: int = 8, gpu: str = "h100", mfu: float = 0.4, zero: str = "3",
         examples: int | None = None, recipe: str = "", records: list[dict] | None = None,
         rationale_tokens: int | None = None) -> dict:
     """The plan of running `stage` with `cfg` on `inputs` (or on in-memory `records`; see the module docstring),

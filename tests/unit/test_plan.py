@@ -78,7 +78,7 @@ def test_8b_on_512_tokens_with_4k_token_data_warns_and_costs_by_hand():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=512",
                              "train.batch_size=2", "train.grad_accum=2", "train.epochs=1"])
     recs = _long_pairs(3, 8000) + [records.new_pair("short", "yes", "no", "A", None, source="test")]
-    p = plan.run(cfg, "pretrain", [], gpus=1, gpu="h100", zero="0", examples=None, recipe="x",
+    p = plan.run(cfg, [], stage="pretrain", gpus=1, gpu="h100", zero="0", examples=None, recipe="x",
                  records=recs)
     tr = p["training"]
     assert (tr["used"], tr["skipped"]) == (1, {"too_long": 3})
@@ -123,7 +123,7 @@ def test_self_train_plans_every_iteration_as_an_upper_bound():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.2-3B-Instruct", "self_train.iterations=3",
                              "self_label.samples=2", "self_label.orders=ab", "train.max_length=100000"])
     unl = [records.new_pair(f"q{i}", "x", "y", None, None, source="test") for i in range(6)]
-    p = plan.run(cfg, "self-train", [], gpus=8, records=unl)
+    p = plan.run(cfg, [], stage="self-train", gpus=8, records=unl)
     its = p["iterations"]
     assert [it["training"]["used"] for it in its] == [2, 4, 6]
     assert [it["generation"][0]["samples"] for it in its] == [4, 4, 4]
@@ -156,8 +156,8 @@ def test_cli_json_and_one_line_errors(tmp_path):
 def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000"])
     rec = records.new_pair("q", "x", "y", "A", None, source="test")
-    bare = plan.run(cfg, "pretrain", [], records=[rec])["training"]
-    p = plan.run(cfg, "pretrain", [], records=[rec], rationale_tokens=300)
+    bare = plan.run(cfg, [], stage="pretrain", records=[rec])["training"]
+    p = plan.run(cfg, [], stage="pretrain", records=[rec], rationale_tokens=300)
     built = objectives.build_reasoning(plan.CharTokenizer(), dict(rec, rationale="x" * 1200), "gramr2-v1")
     assert p["training"]["tokens_per_epoch"] == math.ceil(len(built.input_ids) / 4)
     assert p["training"]["tokens_per_epoch"] - bare["tokens_per_epoch"] == 305   # ceil((1200 + 18 chars of <think> tags) / 4) more
@@ -169,11 +169,11 @@ def test_examples_scales_a_sample():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000",
                              "train.batch_size=1", "train.grad_accum=1", "self_label.samples=2"])
     sample = _long_pairs(2, 40)
-    one = plan.run(cfg, "pretrain", [], records=sample, gpus=1)["training"]
-    big = plan.run(cfg, "pretrain", [], records=sample, gpus=1, examples=10)
+    one = plan.run(cfg, [], stage="pretrain", records=sample, gpus=1)["training"]
+    big = plan.run(cfg, [], stage="pretrain", records=sample, gpus=1, examples=10)
     assert (big["records"], big["training"]["used"], big["training"]["steps"]) == (10, 10, 10)
     assert big["training"]["tokens"] == 5 * one["tokens"]
-    gen = plan.run(cfg, "self-label", [], records=sample, examples=10)["generation"][0]
+    gen = plan.run(cfg, [], stage="self-label", records=sample, examples=10)["generation"][0]
     assert (gen["prompts"], gen["samples"]) == (10, 20)
     with pytest.raises(plan.GramrError, match="--examples N"):
-        plan.run(cfg, "pretrain", [], records=sample, examples=0)
+        plan.run(cfg, [], stage="pretrain", records=sample, examples=0)

@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         from .. import plan
         stage = stage or plan.infer_stage(recipe)
         cfg = load_recipe(recipe, override, model=model, prove__prover=model if stage == "prove" else None)
-        p = plan.run(cfg, stage, list(inputs or []), gpus=gpus, gpu=gpu, mfu=mfu,
+        p = plan.run(cfg, list(inputs or []), stage=stage, gpus=gpus, gpu=gpu, mfu=mfu,
                      zero=zero, examples=examples, recipe=str(recipe), rationale_tokens=rationale_tokens)
         show_plan(p)
         if as_json:

@@ -206,8 +206,8 @@ def problems(obj: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def load(cls: type[T], recipe: Path | str | None = None, overrides: list[str] | None = None,
-         **direct: Any) -> T:
+def load_dataclass(cls: type[T], recipe: Path | str | None = None, overrides: list[str] | None = None,
+                   **direct: Any) -> T:
     """`resolve` then `problems`: the checked instance. Raises ConfigError with every problem found (one line
     each), or GramrError for a missing or unreadable recipe file."""
     obj, found = resolve(cls, recipe, overrides, **direct)

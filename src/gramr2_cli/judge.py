@@ -271,7 +271,7 @@ def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, tem
 
 
 def load(cfg, model: str | None = None):
-    """Kept only for `serve.py` (edited on another branch this round): use `runner.load`. The lead swaps the
+    """Kept only for `serve.py` (edited on another branch this round): use `runner.recipe_engine`. The lead swaps the
     one call in serve.py after merging and deletes this."""
     return engines.load_engine(model or cfg.model, cfg.generate, cfg.seed)
 

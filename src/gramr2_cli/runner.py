@@ -63,7 +63,7 @@ def read_left(out: Output, inputs: Iterable[Path | str], **read_kw) -> tuple[lis
 
 # ---------------------------------------------------------------- engines
 
-def load(cfg, model: str | None = None):
+def recipe_engine(cfg, model: str | None = None):
     """`model` (default `cfg.model`) loaded with `cfg.generate` and `cfg.seed` (`engines.load_engine`); the
     caller closes it."""
     return engines.load_engine(model or cfg.model, cfg.generate, cfg.seed)
@@ -71,12 +71,12 @@ def load(cfg, model: str | None = None):
 
 @contextmanager
 def engine(cfg, given=None, *, model: str | None = None, needed: bool = True) -> Iterator[Any]:
-    """The engine to run: `given` (left open), or `load(cfg, model)` closed on exit; None when there is nothing
+    """The engine to run: `given` (left open), or `recipe_engine(cfg, model)` closed on exit; None when there is nothing
     to do (`needed` false): no model is loaded."""
     if given is not None or not needed:
         yield given
         return
-    eng = load(cfg, model)
+    eng = recipe_engine(cfg, model)
     try:
         yield eng
     finally:

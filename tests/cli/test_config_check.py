@@ -94,7 +94,7 @@ def test_stage_commands_reject_what_config_check_rejects(tmp_path, cmd):
                            "round_robin"),
     ("evaluate.list_method=full", "evaluate.list_method: unknown value 'full'; choose from round_robin, knockout"),
     ("serve.orders=xyz", "serve.orders: unknown value 'xyz'; choose from ab, both"),
-    ("serve.pairing=swiss", "serve.pairing: unknown value 'swiss'; choose from reference, round-robin, circular, "
+    ("serve.pairing=swiss", "serve.pairing: unknown value 'swiss'; choose from reference, round_robin, circular, "
                             "knockout"),
     ("serve.score=elo", "serve.score: unknown value 'elo'; choose from p_a, win_rate, bt"),
     ("serve.votes=0", "serve.votes must be >= 1, got 0"),
@@ -113,7 +113,7 @@ def test_rank_list_reports_a_bad_method_with_the_sections_check(tmp_path):
     from gramr2_cli.stages import rank_list
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"prompt": "p", "candidates": ["a", "b"]}\n')
-    cfg = recipe.load(None, [])
+    cfg = recipe.load_recipe(None, [])
     cfg.rank.method = "bubble"
     with pytest.raises(GramrError) as e:
         rank_list.run(cfg, [inp], tmp_path / "o", engine=object())

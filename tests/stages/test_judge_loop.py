@@ -97,7 +97,7 @@ def test_gold_label_has_one_meaning():
 
 def test_settings_are_built_once_from_the_recipe():
     from gramr2_cli import recipe
-    cfg = recipe.load(None, ["generate.temperature=0.7", "generate.verdict_only=true", "seed=5"])
+    cfg = recipe.load_recipe(None, ["generate.temperature=0.7", "generate.verdict_only=true", "seed=5"])
     one = judge.settings(cfg, "rank", votes=1, orders="both", tie_break=True)
     many = judge.settings(cfg, "rank", votes=3, orders="ab", tie_break=False)
     own = judge.settings(cfg, "self_label", votes=1, orders="ab", tie_break=False, temperature=0.9)
@@ -109,7 +109,7 @@ def test_settings_and_judge_pairs_check_with_the_sections_validators():
     """No rule of its own: settings runs the generate section's check; judge_pairs guards its arguments with
     the tables of the recipe sections (judge.ORDERS, TRUNCATE_POLICIES)."""
     from gramr2_cli import recipe
-    cfg = recipe.load(None, [])
+    cfg = recipe.load_recipe(None, [])
     cfg.generate.truncate = "cut"                  # built by hand, past `config check`
     with pytest.raises(GramrError, match=r"^generate.truncate: unknown value 'cut'; choose from skip, middle, end$"):
         judge.settings(cfg, "rank", votes=1, orders="ab", tie_break=True)

@@ -44,8 +44,8 @@ def test_read_left_reads_every_record_and_counts_the_written_ones(tmp_path):
 
 def test_run_model_loads_no_engine_when_nothing_is_left(tmp_path, monkeypatch):
     loaded = []
-    monkeypatch.setattr(runner, "load", lambda cfg, model=None: loaded.append(model) or ScriptedEngine(good_first))
-    cfg = recipe.load(None, [])
+    monkeypatch.setattr(runner, "recipe_engine", lambda cfg, model=None: loaded.append(model) or ScriptedEngine(good_first))
+    cfg = recipe.load_recipe(None, [])
     recs, how = pairs(3), judge.Settings()
     handle = lambda rec, j: dict(rec, label=j.label)   # noqa: E731
     with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
@@ -60,7 +60,7 @@ def test_run_model_loads_no_engine_when_nothing_is_left(tmp_path, monkeypatch):
 
 
 def test_each_model_writes_one_resumable_shard_per_model(tmp_path):
-    cfg = recipe.load(None, [])
+    cfg = recipe.load_recipe(None, [])
     engines = {"a": ScriptedEngine(good_first), "b": ScriptedEngine(lambda q, a, b, k: ("B", 0.1))}
     specs, slugs = runner.models(cfg, ["a", "b"], engines, tmp_path / "r", "t")
     recs, how = pairs(3), judge.Settings()
@@ -77,7 +77,7 @@ def test_each_model_writes_one_resumable_shard_per_model(tmp_path):
 
 
 def test_the_report_preamble_refuses_a_repeated_model_and_stdout(tmp_path):
-    cfg = recipe.load(None, [])
+    cfg = recipe.load_recipe(None, [])
     with pytest.raises(GramrError, match=r"--model given twice"):
         runner.models(cfg, ["a", "a"], {"a": None}, tmp_path, "evaluate")
     with pytest.raises(GramrError, match=r"probe writes a report directory"):

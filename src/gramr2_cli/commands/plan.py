@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..recipe import load as load_recipe
+from ..recipe import load_recipe
 from .common import ModelOpt, SetOpt, command, err_console
 
 

@@ -13,7 +13,7 @@ Pairings (`GroupConfig.pairing`), each judged in `orders` (default both: every p
   `rlhf.py` used before group rewards, GRAM (v1)'s RLHF reward, not a pairing GRAM-R² specifies. G calls per order.
 - `round_robin`: all G(G−1)/2 pairs, each in every order (G(G−1) calls with both orders).
 - `circular`: each rollout against its neighbour i+1 mod G: G pairs (one for G = 2), G calls per order.
-- `knockout`: the paper's best-of-n linear search (`stages/rank.knockout`, n−1 comparisons, each in every
+- `knockout`: the paper's best-of-n linear search (`selection.knockout`, n−1 comparisons, each in every
   order); the ranking (winner, then reverse elimination order) maps linearly to [0, 1]: 1 − position/(m−1).
 
 Scores (`GroupConfig.score`) for the non-knockout pairings, from each rollout's own side of its comparisons:
@@ -42,7 +42,7 @@ import numpy as np
 from . import config
 from .errors import GramrError
 from .judge import preference
-from .stages.rank import drive
+from .selection import drive
 
 PAIRINGS = ("reference", "round_robin", "circular", "knockout")
 SCORES = ("p_a", "win_rate", "bt")

@@ -5,7 +5,7 @@
 ({prompt, candidates, meta.correct, meta.chosen_index}). Rows become list records with the candidates shuffled by
 a hash of (seed, row id) (`rewardbench2.list_record`).
 
-Selection, with `stages/rank.py`'s algorithms and `evaluate.orders` / `evaluate.votes` per comparison:
+Selection, with `selection.py`'s algorithms and `evaluate.orders` / `evaluate.votes` per comparison:
 - best-of-4 subsets: `evaluate.list_method` = `round_robin` (every pair; a candidate's score = its win rate,
   P = 0.5 counting half) or `knockout` (the paper's linear search; the winner scores 1, the others 0). The row
   result is the official one on those scores: 1 / #(candidates at the max) when the chosen answer is at the max.
@@ -29,8 +29,8 @@ from .. import judge, outdir, runner, shards
 from .. import rewardbench2 as rb2
 from ..engines import note
 from ..errors import GramrError
-from .rank import Selection, drive
-from .rank_list import engine_compare, normalize_list
+from ..records import normalize_list
+from ..selection import Selection, candidate_compare, drive
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -121,7 +121,7 @@ def selector(how: judge.Settings, list_method: str):
         for method in LIST_METHODS:
             part = [r for r in batch if method_for(r, list_method) == method]
             if part:
-                sels, _ = drive([len(r["candidates"]) for r in part], method, engine_compare(eng, part, how))
+                sels, _ = drive([len(r["candidates"]) for r in part], method, candidate_compare(eng, part, how))
                 got.update({r["id"]: (method, sel) for r, sel in zip(part, sels)})
         return [got[r["id"]] for r in batch]
     return select

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import config, judge, prompts, runner, shards
+from ..metrics import precision
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -70,15 +71,6 @@ def labeled_record(rec: dict, j: judge.Judgment, cfg: Config) -> dict:
         out["rationale"] = majority_rationale(j)
     out["meta"] = meta
     return out
-
-
-def precision(recs: list[dict]) -> dict:
-    """Share of labeled records whose label equals their gold label (`judge.gold_label`), over records that have
-    both."""
-    pairs = [(r["label"], judge.gold_label(r)) for r in recs
-             if r.get("label") is not None and judge.gold_label(r)]
-    right = sum(a == b for a, b in pairs)
-    return {"n": len(pairs), "correct": right, "precision": (right / len(pairs)) if pairs else None}
 
 
 def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, overwrite: bool = False,

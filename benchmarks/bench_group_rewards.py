@@ -85,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or str(models.build_tiny(Path(tmp) / "tiny"))
         label = args.model or "tiny random Llama (2 layers, hidden 128, SmolLM2 tokenizer)"
-        cfg = recipe.load(None, ["generate.engine=hf"], model=model)
+        cfg = recipe.load_recipe(None, ["generate.engine=hf"], model=model)
         engine = load_engine(cfg.model, cfg.generate, cfg.seed)
         modes = [False, True] if args.verdict_only else [False]
         judge_fns = {vo: (lambda pairs, vo=vo: judge.judge_pairs(engine, pairs, orders="ab", temperature=0.0,

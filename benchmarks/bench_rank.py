@@ -54,16 +54,16 @@ def main() -> None:
         model = args.model or str(models.build_tiny(tmp / "tiny"))
         label = args.model or "tiny random Llama (2 layers, hidden 128, SmolLM2 tokenizer)"
         base = ["generate.engine=hf", f"generate.max_new_tokens={args.max_new_tokens}", "rank.orders=both"]
-        cfg0 = recipe.load(None, base, model=model)
+        cfg0 = recipe.load_recipe(None, base, model=model)
         engine = load_engine(cfg0.model, cfg0.generate, cfg0.seed)
         # warm-up: first forward passes allocate
-        rank_list.run(recipe.load(None, base + ["rank.method=knockout"], model=model),
+        rank_list.run(recipe.load_recipe(None, base + ["rank.method=knockout"], model=model),
                       [candidates_file(tmp / "w.jsonl", 1, 2)], tmp / "warm", engine=engine, progress=False)
         rows = []
         for n in args.ns:
             data = candidates_file(tmp / f"c{n}.jsonl", args.records, n)
             for method in args.methods:
-                cfg = recipe.load(None, base + [f"rank.method={method}"], model=model)
+                cfg = recipe.load_recipe(None, base + [f"rank.method={method}"], model=model)
                 t0 = time.perf_counter()
                 s = rank_list.run(cfg, [data], tmp / f"{method}-{n}", engine=engine, progress=False)
                 wall = time.perf_counter() - t0

@@ -90,11 +90,11 @@ def main() -> None:
         model = args.model or str(models.build_tiny(Path(tmp) / "tiny"))
         label = args.model or "tiny random Llama (2 layers, hidden 128, SmolLM2 tokenizer)"
         base = ["generate.engine=hf", f"generate.max_new_tokens={args.max_new_tokens}", "generate.batch_size=32"]
-        cfg0 = recipe.load(None, base, model=model)
+        cfg0 = recipe.load_recipe(None, base, model=model)
         engine = load_engine(cfg0.model, cfg0.generate, cfg0.seed)
         rows = []
         for mb, wait in ((1, 0), (args.max_batch, 20)):
-            cfg = recipe.load(None, base + [f"serve.max_batch={mb}", f"serve.max_wait_ms={wait}"], model=model)
+            cfg = recipe.load_recipe(None, base + [f"serve.max_batch={mb}", f"serve.max_wait_ms={wait}"], model=model)
             rows.append(run_server(engine, cfg, args.clients, args.requests))
             print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
         close_all()

@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="completions per step (a multiple of --num-generations)")
     ap.add_argument("--max-completion-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--pairing", default="round-robin")
+    ap.add_argument("--pairing", default="round_robin")
     ap.add_argument("--set", "-s", action="append", default=[], help="recipe override for the reward, k=v")
     ap.add_argument("--asynchronous", action="store_true", help="the async reward (one request per group)")
     ap.add_argument("--max-prompts", type=int, default=256)
@@ -147,7 +147,7 @@ def main() -> None:
         sys.exit("error: --prompts is required (e.g. the unlabeled split of 'gramr2 data synth')")
 
     url = rm.startswith(("http://", "https://"))
-    cfg = None if url else recipe.load(None, sets + ["generate.engine=hf"], model=rm)
+    cfg = None if url else recipe.load_recipe(None, sets + ["generate.engine=hf"], model=rm)
     reward = make_trl_reward(rm, cfg=cfg, num_generations=a.num_generations, asynchronous=a.asynchronous)
     step_seconds: dict[int, float] = {}
 

@@ -1,3 +1,58 @@
-"""gramr2: train and run reasoning generative reward models the GRAM-R² way (arXiv 2509.02492)."""
+"""gramr2: train and run reasoning generative reward models the GRAM-R² way (arXiv 2509.02492).
+
+The public Python API is the names in `__all__`, imported lazily: `import gramr2_cli` loads no engine, torch or
+transformers; each name loads its module on first use.
+
+    from gramr2_cli import load_recipe, load_engine, judge_pairs
+    cfg = load_recipe("recipes/rank.yaml", ["generate.engine=hf"])
+    engine = load_engine(cfg.model, cfg.generate, cfg.seed)
+    judgments = judge_pairs(engine, [{"prompt": "2+2?", "response_a": "4", "response_b": "5"}], orders="both")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# public name -> (module, attribute)
+_API: dict[str, tuple[str, str]] = {
+    # recipes and data
+    "load_recipe": ("recipe", "load_recipe"),       # a recipe YAML (+ --set overrides) → the checked Config
+    "Config": ("recipe", "Config"),
+    "read_records": ("shards", "read_all"),         # records of files/directories (JSONL, JSON, Parquet)
+    "new_pair": ("records", "new_pair"),
+    "GramrError": ("errors", "GramrError"),
+    "embedded_model": ("models", "embedded_dir"),   # the directory of a model shipped with gramr2
+    # engines and judging
+    "load_engine": ("engines", "load_engine"),      # (model, cfg.generate, seed) → an engine (hf, vllm, openai)
+    "Generation": ("engines", "Generation"),
+    "render_prompt": ("prompts", "render"),
+    "judge_pairs": ("judge", "judge_pairs"),        # engine + pairs → Judgments (votes, label, confidence, P(A))
+    "judge_settings": ("judge", "settings"),
+    "Judgment": ("judge", "Judgment"),
+    "gold_label": ("judge", "gold_label"),
+    # RLHF rewards
+    "make_trl_reward": ("rlhf", "make_trl_reward"),
+    "make_online_dpo_reward": ("rlhf", "make_online_dpo_reward"),
+    "compute_score": ("rlhf", "compute_score"),     # verl's custom_reward_function
+    "score_groups": ("group_rewards", "score_groups"),    # group rewards: one per rollout of each group (GRPO)
+    "GroupConfig": ("group_rewards", "GroupConfig"),
+    "judge_compare": ("group_rewards", "judge_compare"),
+}
+
+__all__ = sorted(_API)    # no name is also a submodule's (`group_rewards` is the module; `score_groups` its API)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _API:
+        raise AttributeError(f"module 'gramr2_cli' has no attribute {name!r}")
+    module, attr = _API[name]
+    value = getattr(importlib.import_module(f".{module}", __name__), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -18,7 +18,7 @@ import typer
 from . import __version__, config, models
 from .commands import data, plan, selftrain, training, use
 from .commands.common import STATE, SetOpt, command, err_console, set_threads
-from .recipe import load as load_recipe
+from .recipe import load_recipe
 
 app = typer.Typer(name="gramr2", no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Train and run reasoning generative reward models (GRAM-R², arXiv 2509.02492).\n\n"

@@ -254,8 +254,8 @@ def problems(obj: Any, prefix: str = "") -> list[str]:
     return found
 
 
-def load(cls: type[T], recipe: Path | str | None = None, overrides: list[str] | None = None,
-         **direct: Any) -> T:
+def load_dataclass(cls: type[T], recipe: Path | str | None = None, overrides: list[str] | None = None,
+                   **direct: Any) -> T:
     """`resolve` then `problems`: the checked instance. Raises ConfigError with every problem found (one line
     each), or GramrError for a missing or unreadable recipe file."""
     obj, found = resolve(cls, recipe, overrides, **direct)
@@ -269,6 +269,13 @@ def ensure(section: Any, prefix: str = "") -> None:
     """Raise ConfigError with the problems of one section (`ensure(cfg.prove, "prove.")`): what a stage's
     `run()` calls, so a library caller that builds its config by hand gets the checks `load` runs."""
     found = problems(section, prefix)
+    if found:
+        raise ConfigError(found)
+
+
+def require(found: list[str]) -> None:
+    """Raise ConfigError with `found` when there is any: how a library function guards its own arguments with
+    the same validators (`choice`, `at_least`) and tables its recipe section's `check()` uses."""
     if found:
         raise ConfigError(found)
 

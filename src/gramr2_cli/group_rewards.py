@@ -11,16 +11,16 @@ better) in [0, 1], or None when the judgment failed (unparseable, truncated, too
 Pairings (`GroupConfig.pairing`), each judged in `orders` (default both: every pair shown A/B and B/A):
 - `reference`: each rollout against a reference response (e.g. the policy's greedy output): the scheme
   `rlhf.py` used before group rewards, GRAM (v1)'s RLHF reward, not a pairing GRAM-R² specifies. G calls per order.
-- `round-robin`: all G(G−1)/2 pairs, each in every order (G(G−1) calls with both orders).
+- `round_robin`: all G(G−1)/2 pairs, each in every order (G(G−1) calls with both orders).
 - `circular`: each rollout against its neighbour i+1 mod G: G pairs (one for G = 2), G calls per order.
-- `knockout`: the paper's best-of-n linear search (`stages/rank.knockout`, n−1 comparisons, each in every
+- `knockout`: the paper's best-of-n linear search (`selection.knockout`, n−1 comparisons, each in every
   order); the ranking (winner, then reverse elimination order) maps linearly to [0, 1]: 1 − position/(m−1).
 
 Scores (`GroupConfig.score`) for the non-knockout pairings, from each rollout's own side of its comparisons:
 - `p_a`: mean P(rollout better) (with `reference` and both orders: today's reward, ½[P(A|y,ref) + P(B|ref,y)]);
 - `win_rate`: mean of 1 (P > ½), ½ (P = ½), 0 (P < ½);
 - `bt`: a Bradley–Terry fit on the soft outcomes (`fit_bradley_terry`), reward = mean over the group's other
-  scored rollouts j of σ(s_i − s_j) (round-robin and circular only).
+  scored rollouts j of σ(s_i − s_j) (round_robin and circular only).
 
 Masking: a failed call is dropped, never scored as a loss or a neutral ½. A rollout whose every call failed gets
 None (TRL drops a None reward from the advantage; what other frameworks get is their hook's business). A knockout
@@ -33,16 +33,18 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import config
 from .errors import GramrError
 from .judge import preference
-from .stages.rank import drive
+from .selection import drive
 
-PAIRINGS = ("reference", "round-robin", "circular", "knockout")
+PAIRINGS = ("reference", "round_robin", "circular", "knockout")
 SCORES = ("p_a", "win_rate", "bt")
 ORIENTATIONS = {"ab": ((0, 1),), "ba": ((1, 0),), "both": ((0, 1), (1, 0))}   # which side is shown as A
 REFERENCE = -1                                   # the group's reference response in a call
@@ -54,30 +56,34 @@ GroupCompare = Callable[[list[Call]], list["float | None"]]
 @dataclass
 class GroupConfig:
     """How a group of rollouts is judged and scored (every default here is ours; the paper gives none)."""
-    pairing: str = "round-robin"   # reference | round-robin | circular | knockout
+    pairing: str = "round_robin"   # reference | round_robin | circular | knockout
     orders: str = "both"           # ab | ba | both (both presentation orders of every comparison)
     score: str = "p_a"             # p_a | win_rate | bt (knockout: the rank, so leave p_a or win_rate)
     votes: int = 1                 # judge samples per call (voting@k inside one call)
     bt_prior: float = 0.1          # Gaussian prior precision on BT strengths (0 = plain maximum likelihood)
     whole_pairs: bool = True       # orders both: a comparison counts only when both of its orders were judged
 
+    def __post_init__(self) -> None:
+        if self.pairing == "round-robin":        # the old spelling (recipe.RENAMED_VALUES for serve.pairing)
+            warnings.warn("pairing 'round-robin' is now 'round_robin'", DeprecationWarning, stacklevel=3)
+            self.pairing = "round_robin"
+
     def check(self) -> list[str]:
-        """Problems with these settings, one string per problem naming the key; [] when fine."""
-        problems = []
-        if self.pairing not in PAIRINGS:
-            problems.append(f"group.pairing: unknown value {self.pairing!r}; choose from {', '.join(PAIRINGS)}")
-        if self.orders not in ORIENTATIONS:
-            problems.append(f"group.orders: unknown value {self.orders!r}; choose from {', '.join(ORIENTATIONS)}")
-        if self.score not in SCORES:
-            problems.append(f"group.score: unknown value {self.score!r}; choose from {', '.join(SCORES)}")
-        elif self.score == "bt" and self.pairing in ("reference", "knockout"):
-            problems.append(f"group.score: bt needs comparisons between rollouts; pairing {self.pairing!r} "
-                            "does not make them (use round-robin or circular)")
-        if self.votes < 1:
-            problems.append(f"group.votes must be >= 1, got {self.votes}")
-        if self.bt_prior < 0:
-            problems.append(f"group.bt_prior must be >= 0, got {self.bt_prior}")
-        return problems
+        """Problems with these settings, one string per problem naming the key (`group.`); [] when fine."""
+        return [f"group.{p}" for p in [*scoring_problems(self.pairing, self.score),
+                                       *config.choice("orders", self.orders, ORIENTATIONS),
+                                       *config.at_least("votes", self.votes, 1),
+                                       *config.at_least("bt_prior", self.bt_prior, 0)]]
+
+
+def scoring_problems(pairing: str, score: str) -> list[str]:
+    """The one check of a pairing and a score (keys relative to the section: `pairing`, `score`): what
+    `GroupConfig.check` and a recipe section that chooses them (`serve.pairing`, `serve.score`) report."""
+    found = [*config.choice("pairing", pairing, PAIRINGS), *config.choice("score", score, SCORES)]
+    if not found and score == "bt" and pairing in ("reference", "knockout"):
+        found.append(f"score: bt needs comparisons between rollouts; pairing {pairing!r} does not make them "
+                     "(use round_robin or circular)")
+    return found
 
 
 @dataclass
@@ -96,7 +102,7 @@ def pairs_of(pairing: str, g: int) -> list[tuple[int, int]]:
     """The unordered comparisons of a non-adaptive pairing for G rollouts, first element shown as A in 'ab'."""
     if pairing == "reference":
         return [(i, REFERENCE) for i in range(g)]
-    if pairing == "round-robin":
+    if pairing == "round_robin":
         return [(i, j) for i in range(g) for j in range(i + 1, g)]
     if pairing == "circular":
         if g < 3:

@@ -1,7 +1,6 @@
 """Everything about judging pairs with a generative reward model, in one place.
 
 - `Settings`, built once per run from the recipe (`settings()`): prompt version, votes, orders, sampling;
-- `engine()`: the engine a run judges with (the one given, or `model` loaded and closed after);
 - `ORDERS`: the one set of presentation orders ("ab"; "both" also judges with the responses swapped);
 - `judge_pairs()`: sampling, verdict parsing, voting. One call renders every (pair, order) prompt and lets the
   engine batch them; each of the `n` samples per prompt is parsed with `prompts.parse_verdict` (no verdict →
@@ -9,36 +8,23 @@
   swapped order ("ba": B shown first) are mapped back to the original A/B. A prompt longer than the context is
   skipped or has its responses trimmed (`truncation`, `generate.truncate`); truncated samples can be retried
   once with a larger budget (`generate.retry_truncated_tokens`);
-- `gold_label()`: the one meaning of "the known-correct label of a record";
-- `run_batches()`: the one batch loop of the judging stages (self-label, prove, rank pairs, rank list,
-  evaluate): read a batch → judge it → hand each result to the stage's callback → write → advance the bar.
-`serve` and `rlhf` use the same settings and engine helpers.
+- `gold_label()`: the one meaning of "the known-correct label of a record".
+Pure judging: prompts → verdicts → judgments. Loading and closing engines, outputs, resume and the batch loop
+are `runner`'s; `serve` and `rlhf` use the same settings.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from . import engines, progress, prompts, truncation
+from . import config, engines, prompts, truncation
 from .engines import Generation
-from .errors import GramrError
+from .engines.settings import TRUNCATE_POLICIES
 from .records import LABELS, swap_label
 
-if TYPE_CHECKING:
-    from .shards import Output
-
-ORDERS = {"ab": ("ab",), "both": ("ab", "ba")}
-
-
-def order_tuple(orders: str, key: str = "orders") -> tuple[str, ...]:
-    """The presentation orders of an `orders` value. Raises GramrError naming `key` for an unknown value."""
-    if orders not in ORDERS:
-        raise GramrError(f"{key}: unknown value {orders!r}; choose from {', '.join(ORDERS)}")
-    return ORDERS[orders]
+ORDERS = {"ab": ("ab",), "both": ("ab", "ba")}   # the `orders` of self_label, rank, evaluate, serve: the one table
 
 
 @dataclass
@@ -173,7 +159,8 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
                 temperature: float = 0.0, max_new_tokens: int = 192, seed: int = 0, top_p: float = 1.0,
                 tie_break: bool = False, verdict_only: bool = False, truncate: str = "skip",
                 retry_truncated_tokens: int = 0) -> list[Judgment]:
-    """Judge each pair `n` times per order. Raises GramrError for an unknown `orders` or `truncate` value.
+    """Judge each pair `n` times per order. Raises ConfigError for an unknown `orders` or `truncate` value or
+    `n` < 1 (the tables and validators of the recipe sections' `check()`).
 
     A pair whose prompt does not fit the context gets label None, reason "too_long_for_context", unless
     `truncate` (`truncation.POLICIES`) trims its responses to fit (`Judgment.responses_truncated`). A sample
@@ -182,10 +169,9 @@ def judge_pairs(engine, pairs: list[dict], *, version: str = "gramr2-v1", n: int
     `verdict_only` judges without a rationale, for models trained with the `label` objective (the generative-RM
     baseline): the prompt is followed by the forced `<answer>\n` and the verdict is the likelier of A/B at that
     position (one deterministic sample per order; `n` and the sampling settings do not apply)."""
-    order_t = order_tuple(orders)
-    truncation.check_policy(truncate)
-    if n < 1:
-        raise GramrError(f"the number of samples must be >= 1, got {n}")
+    config.require([*config.choice("orders", orders, ORDERS), *config.choice("truncate", truncate, TRUNCATE_POLICIES),
+                    *config.at_least("n", n, 1)])
+    order_t = ORDERS[orders]
     fitted = fit_prompts(engine, pairs, order_t, version, max_new_tokens, truncate)
     run = [t for f in fitted if f.prompts for t in f.prompts]
     lengths = [k for f in fitted if f.prompts for k in f.lengths]
@@ -269,16 +255,13 @@ class Settings:
                            truncate=self.truncate, retry_truncated_tokens=self.retry_truncated_tokens)
 
 
-def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, temperature: float | None = None,
-             votes_key: str = "votes") -> Settings:
+def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, temperature: float | None = None
+             ) -> Settings:
     """The judge settings of a stage whose recipe section `section` gives votes/orders/tie_break; the rest
     comes from `cfg.prompt`, `cfg.seed` and `cfg.generate`. `temperature` None = greedy for one vote and
-    generate.temperature for voting@k (rank, evaluate, serve); self-label passes its own. Raises GramrError
-    naming the key for votes < 1, an unknown orders value or an unknown generate.truncate."""
-    truncation.check_policy(cfg.generate.truncate)
-    if votes < 1:
-        raise GramrError(f"{section}.{votes_key} must be >= 1, got {votes}")
-    order_tuple(orders, f"{section}.orders")
+    generate.temperature for voting@k (rank, evaluate, serve); self-label passes its own. The stage has checked
+    its section (`config.ensure`); this checks `generate` the same way (raises ConfigError)."""
+    config.ensure(cfg.generate, "generate.")
     g = cfg.generate
     if temperature is None:
         temperature = g.temperature if votes > 1 else 0.0
@@ -288,23 +271,9 @@ def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, tem
 
 
 def load(cfg, model: str | None = None):
-    """`model` (default `cfg.model`) loaded with `cfg.generate` and `cfg.seed` (`engines.load_engine`); the
-    caller closes it."""
+    """Kept only for `serve.py` (edited on another branch this round): use `runner.recipe_engine`. The lead swaps the
+    one call in serve.py after merging and deletes this."""
     return engines.load_engine(model or cfg.model, cfg.generate, cfg.seed)
-
-
-@contextmanager
-def engine(cfg, given=None, *, model: str | None = None, needed: bool = True) -> Iterator[Any]:
-    """The engine to judge with: `given` (left open), or `load(cfg, model)` closed on exit; None when there is
-    nothing to judge (`needed` false): no model is loaded."""
-    if given is not None or not needed:
-        yield given
-        return
-    eng = load(cfg, model)
-    try:
-        yield eng
-    finally:
-        eng.close()
 
 
 def gold_label(rec: dict) -> str | None:
@@ -320,39 +289,3 @@ def gold_label(rec: dict) -> str | None:
         return None
     g = rec.get("label")
     return g if g in LABELS else None
-
-
-# ---------------------------------------------------------------- the batch loop
-
-def fixed_batches(recs: list[dict], size: int, done_ids: set[str]) -> Iterator[list[dict]]:
-    """Fixed-size batches of the whole of `recs`, leaving out batches that are fully written.
-
-    Cutting batches from the whole input (not from what is left) is what makes a resumed run generate exactly
-    what an uninterrupted one does: a half-written batch is generated again, whole, with the same seed.
-    """
-    if size < 1:
-        raise GramrError(f"the batch size must be >= 1, got {size}")
-    for i in range(0, len(recs), size):
-        batch = recs[i:i + size]
-        if any(r["id"] not in done_ids for r in batch):
-            yield batch
-
-
-def run_batches(out: Output, recs: list[dict], judge_batch: Callable[[list[dict]], list],
-                handle: Callable[[dict, Any], dict | None], *, batch_size: int, progress_on: bool, desc: str
-                ) -> None:
-    """The one batch loop of the judging stages: for each `fixed_batches` batch of `recs`, `judge_batch(batch)`
-    gives one result per record; each record not written yet goes with its result to `handle`, which returns the
-    record to write to `out`'s main part (or None when it wrote or skipped it itself); then the part is
-    flushed. The bar counts the records not yet written. A stage that reads only what is left passes that as
-    `recs` (its batches then start at the first record left)."""
-    with progress.bar(progress_on, sum(r["id"] not in out.done_ids for r in recs), desc) as advance:
-        for batch in fixed_batches(recs, batch_size, out.done_ids):
-            for rec, result in zip(batch, judge_batch(batch), strict=True):
-                if rec["id"] in out.done_ids:
-                    continue
-                row = handle(rec, result)
-                if row is not None:
-                    out.write(row)
-                advance(1)
-            out.flush()

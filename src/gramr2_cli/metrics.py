@@ -219,3 +219,12 @@ def benchmarks(preds: list[dict]) -> dict[str, Any]:
     if rm:
         out["rmbench"] = rmbench(rm)
     return out
+
+
+def precision(recs: list[dict]) -> dict:
+    """Share of labeled records whose label equals their gold label (`gold_label`), over records that have
+    both."""
+    pairs = [(r["label"], gold_label(r)) for r in recs
+             if r.get("label") is not None and gold_label(r)]
+    right = sum(a == b for a, b in pairs)
+    return {"n": len(pairs), "correct": right, "precision": (right / len(pairs)) if pairs else None}

@@ -15,7 +15,7 @@ For a generating stage (prove, self-label, evaluate, rank) it counts prompts, sa
 generated tokens (every sample running to its `max_new_tokens`). `self-train` plans each iteration.
 N comes from the model's safetensors headers (exact), else its `config.json`, else `KNOWN_MODELS` (offline).
 Warnings name problems: examples that will be skipped, memory over the GPU, prompts longer than the context.
-The model-size, step-schedule and memory arithmetic lives in `plan_cost` (its names are re-exported here).
+The model-size, step-schedule and memory arithmetic lives in `plan_cost` (import it from there).
 """
 
 from __future__ import annotations
@@ -27,18 +27,13 @@ from pathlib import Path
 from . import judge, shards
 from .errors import GramrError
 from .judge import ORDERS
-from .plan_cost import (  # noqa: F401  (re-exported: `plan` keeps its public names)
-    GIB,
-    GPU,
+from .plan_cost import (
     GPUS,
-    KNOWN_MODELS,
     ZERO,
     ModelFacts,
     lora_param_count,
     model_facts,
     optimizer_steps,
-    param_count,
-    safetensors_params,
     state_memory,
     tokens_processed,
 )
@@ -237,7 +232,7 @@ def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], scale: float, hw: 
     return out, notes
 
 
-def run(cfg, stage: str, inputs: list, *, gpus: int = 8, gpu: str = "h100", mfu: float = 0.4, zero: str = "3",
+def run(cfg, inputs: list, *, stage: str, gpus: int = 8, gpu: str = "h100", mfu: float = 0.4, zero: str = "3",
         examples: int | None = None, recipe: str = "", records: list[dict] | None = None,
         rationale_tokens: int | None = None) -> dict:
     """The plan of running `stage` with `cfg` on `inputs` (or on in-memory `records`; see the module docstring),

@@ -8,6 +8,7 @@ and hash `config.sections(cfg, ...)` of it; the field names and defaults here ar
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from . import config, prompts
 from .augment import AugmentConfig
 from .engines.settings import GenerateConfig
+from .errors import ConfigError
 from .serve import ServeConfig
 from .stages.evaluate import EvaluateConfig
 from .stages.filter import FilterConfig
@@ -52,7 +54,40 @@ class Config:
         return config.choice("prompt", self.prompt, prompts.PROMPT_VERSIONS)
 
 
-def load(path: Path | str | None = None, overrides: list[str] | None = None, **direct: Any) -> Config:
+# Old spellings a recipe may still hold: (key, old value) → new value. Each is accepted with a warning.
+RENAMED_VALUES = {
+    ("serve.pairing", "round-robin"): "round_robin",   # one spelling with rank.method and evaluate.list_method
+    ("train.init", "continue"): "backbone",            # it always trained from the backbone (self_train.init
+                                                       # `continue` is the one that starts from the last RM)
+}
+
+
+def upgrade(cfg: Config) -> list[str]:
+    """Replace the old spellings of `RENAMED_VALUES` in `cfg` by the new ones; returns one warning line each."""
+    said = []
+    for (key, old), new in RENAMED_VALUES.items():
+        section, name = key.split(".")
+        part = getattr(cfg, section)
+        if getattr(part, name) == old:
+            setattr(part, name, new)
+            said.append(f"{key}: {old!r} is an old spelling; use {new!r} (read as {new!r})")
+    return said
+
+
+def load_recipe(path: Path | str | None = None, overrides: list[str] | None = None, **direct: Any) -> Config:
     """The checked Config of a recipe file (None = defaults), `--set` overrides and dedicated CLI flags given as
-    `section__key=value` (None = not given). Raises ConfigError with every problem, one line each."""
-    return config.load(Config, path, overrides, **direct)
+    `section__key=value` (None = not given). Old spellings (`RENAMED_VALUES`) are read with a FutureWarning.
+    Raises ConfigError with every problem, one line each."""
+    cfg, found = config.resolve(Config, path, overrides, **direct)
+    for line in upgrade(cfg):
+        warnings.warn(line, FutureWarning, stacklevel=2)
+    found += config.problems(cfg)
+    if found:
+        raise ConfigError(found)
+    return cfg
+
+
+def load(path: Path | str | None = None, overrides: list[str] | None = None, **direct: Any) -> Config:
+    """The old name of `load_recipe` (kept for code written against it; DeprecationWarning)."""
+    warnings.warn("gramr2_cli.recipe.load is now load_recipe", DeprecationWarning, stacklevel=2)
+    return load_recipe(path, overrides, **direct)

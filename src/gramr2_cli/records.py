@@ -82,3 +82,32 @@ def new_pair(prompt: str, response_a: str, response_b: str, label: str | None = 
     """Build a validated record from parts (importers and synth use this)."""
     return normalize({"id": id, "prompt": prompt, "response_a": response_a, "response_b": response_b,
                       "label": label, "rationale": rationale, "source": source, "meta": meta or {}})
+
+
+# ---------------------------------------------------------------- list records (rank list, RewardBench 2)
+
+def list_id(prompt: str, candidates: list[str]) -> str:
+    """sha256 of prompt␟candidate_0␟…, first 16 hex (stable, like pair ids)."""
+    return hashlib.sha256(SEP.join([prompt, *candidates]).encode("utf-8")).hexdigest()[:16]
+
+
+def normalize_list(obj: Any, where: str) -> dict:
+    """Validate a listwise record {prompt, candidates[, id, source, meta]}. Raises GramrError naming `where`."""
+    if not isinstance(obj, dict):
+        raise GramrError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    prompt, cands = obj.get("prompt"), obj.get("candidates")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise GramrError(f"{where}: 'prompt' must be a non-empty string")
+    if not isinstance(cands, list) or not cands:
+        raise GramrError(f"{where}: 'candidates' must be a non-empty list of strings",
+                         hint="rank list reads {\"prompt\": ..., \"candidates\": [...]}; use 'rank pairs' for pairs")
+    for k, c in enumerate(cands):
+        if not isinstance(c, str) or not c.strip():
+            raise GramrError(f"{where}: candidates[{k}] must be a non-empty string")
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise GramrError(f"{where}: 'meta' must be an object")
+    rec = dict(obj)
+    rec["id"] = str(obj.get("id") or list_id(prompt, cands))
+    rec["meta"] = dict(meta)
+    return rec

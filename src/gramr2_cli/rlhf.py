@@ -2,7 +2,7 @@
 
 Every hook runs the group path (`group_rewards.batch_rewards`, the server's too): a batch's completions are
 grouped by prompt and scored with `serve.pairing` — `reference` (default: P(completion beats the row's reference
-response), both orders averaged, GRAM v1's RLHF scheme) or `round-robin`/`circular`/`knockout` among a prompt's
+response), both orders averaged, GRAM v1's RLHF scheme) or `round_robin`/`circular`/`knockout` among a prompt's
 rollouts (ours). A failed judgment is masked; what each framework gets for it (docs/rlhf.md):
 - TRL: None (GRPOTrainer turns it into NaN and leaves the completion out of its group's mean/std, advantage 0);
 - verl `compute_score` and OpenRLHF `/get_reward`: the mean of the group's scored rewards (a group with none
@@ -83,17 +83,17 @@ class RewardClient:
     def config(self):
         if self.cfg is None:
             from . import recipe
-            self.cfg = recipe.load(None, [], model=self.target)
+            self.cfg = recipe.load_recipe(None, [], model=self.target)
         return self.cfg
 
     def _local(self):
         if self.engine is None:
-            from . import judge
+            from . import runner
             if in_spawned_bootstrap():
                 raise GramrError("the reward model is being loaded while a child process re-imports your script",
                                  hint="put the training code under `if __name__ == \"__main__\":`")
             self.cfg = local_config(self.config())
-            self.engine = judge.load(self.cfg)
+            self.engine = runner.recipe_engine(self.cfg)
         return self.engine
 
     def rewards(self, prompts: list[str], responses: list[str], references: list[str] | None,
@@ -171,7 +171,7 @@ def batch_texts(prompts, completions, kwargs: dict, reference_column: str, clien
     if refs is None and client.url is None and client.config().serve.pairing == "reference":
         raise GramrError(f"the dataset has no '{reference_column}' column",
                          hint="add the policy's greedy output per prompt as a column, or use "
-                              "-s serve.pairing=round-robin (docs/rlhf.md)")
+                              "-s serve.pairing=round_robin (docs/rlhf.md)")
     return ([as_text(p) for p in prompts], [as_text(c) for c in completions],
             None if refs is None else [as_text(r) for r in refs])
 
@@ -234,7 +234,7 @@ def make_online_dpo_reward(model_or_url: str, reference_column: str = "reference
                            api_key: str | None = None):
     """A reward function for TRL's `trl.experimental.online_dpo.OnlineDPOTrainer` (`reward_funcs=[fn]`), which
     samples two completions per prompt and passes a batch of 2B: the first completions of prompts 0..B−1, then
-    the second ones. Each prompt's two completions are one group of 2, scored with `serve.pairing` (round-robin:
+    the second ones. Each prompt's two completions are one group of 2, scored with `serve.pairing` (round_robin:
     exactly one comparison, judged in both orders). Returns one float per completion, never None.
 
     A masked comparison: OnlineDPOTrainer sums rewards with `nansum` (None → 0) and makes the first completion

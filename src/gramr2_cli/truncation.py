@@ -22,8 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .engines import encode
-from .engines.settings import TRUNCATE_POLICIES as POLICIES
-from .errors import GramrError
 
 MARKER = "[… truncated …]"   # visible to the judge, so a verdict is never read as about the whole response
 ROUNDS = 6                   # re-measure-and-shrink rounds: token counts of re-joined text can differ by a few
@@ -35,12 +33,6 @@ class Fitted:
     prompts: list[str] | None       # one rendered prompt per presentation order; None = does not fit
     lengths: list[int]              # token counts of `prompts` (of the untrimmed prompts when None)
     trimmed: int = 0                # how many of the pair's responses were trimmed (0, 1 or 2)
-
-
-def check_policy(policy: str) -> None:
-    """Raises GramrError for an unknown `generate.truncate` value."""
-    if policy not in POLICIES:
-        raise GramrError(f"generate.truncate: unknown value {policy!r}; choose from {', '.join(POLICIES)}")
 
 
 def water_level(lengths: list[int], total: int) -> int:

@@ -92,7 +92,7 @@ def test_keyboard_interrupt_exits_130(monkeypatch):
 
     def boom(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(config, "load", boom)
+    monkeypatch.setattr(config, "resolve", boom)
     r = runner.invoke(app, ["config", "check", "x.yaml"])
     assert r.exit_code == 130
     assert "interrupted; rerun the same command to resume" in r.output

@@ -84,3 +84,39 @@ def test_stage_commands_reject_what_config_check_rejects(tmp_path, cmd):
     want = f"error: {section}.orders: unknown value 'ba'; choose from ab, both"
     assert (r.exit_code, errors_of(r)) == (1, [want])
     assert not (tmp_path / "o").exists()
+
+
+# one validator per rule (issue 24 point 2): each closed choice is one table, checked once in its section's
+# check(); a value that breaks the rule is one line, whichever sections and helpers use the value
+@pytest.mark.parametrize("override, error", [
+    ("generate.truncate=cut", "generate.truncate: unknown value 'cut'; choose from skip, middle, end"),
+    ("rank.method=bubble", "rank.method: unknown value 'bubble'; choose from knockout, full, tournament, mergesort, "
+                           "round_robin"),
+    ("evaluate.list_method=full", "evaluate.list_method: unknown value 'full'; choose from round_robin, knockout"),
+    ("serve.orders=xyz", "serve.orders: unknown value 'xyz'; choose from ab, both"),
+    ("serve.pairing=swiss", "serve.pairing: unknown value 'swiss'; choose from reference, round_robin, circular, "
+                            "knockout"),
+    ("serve.score=elo", "serve.score: unknown value 'elo'; choose from p_a, win_rate, bt"),
+    ("serve.votes=0", "serve.votes must be >= 1, got 0"),
+    ("probe.votes=0", "probe.votes must be >= 1, got 0"),
+])
+def test_each_rule_is_reported_once(override, error):
+    r = runner.invoke(app, ["config", "check", "recipes/demo.yaml", "-s", override])
+    assert (r.exit_code, errors_of(r)) == (1, [f"error: {error}"])
+
+
+def test_rank_list_reports_a_bad_method_with_the_sections_check(tmp_path):
+    """rank list does not re-check rank.method with its own message: the section's check (config.ensure) runs,
+    for a config built by hand as for one from a recipe."""
+    from gramr2_cli import recipe
+    from gramr2_cli.errors import GramrError
+    from gramr2_cli.stages import rank_list
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"prompt": "p", "candidates": ["a", "b"]}\n')
+    cfg = recipe.load_recipe(None, [])
+    cfg.rank.method = "bubble"
+    with pytest.raises(GramrError) as e:
+        rank_list.run(cfg, [inp], tmp_path / "o", engine=object())
+    assert e.value.message == ("rank.method: unknown value 'bubble'; choose from knockout, full, tournament, "
+                               "mergesort, round_robin")
+    assert not (tmp_path / "o").exists()

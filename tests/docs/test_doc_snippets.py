@@ -42,7 +42,7 @@ PAIRS = "__PAIRS__"    # replaced by the tiny labeled pairs' path
 
 # block (its first line) -> (preamble, {old: new}, checks)
 RUN: dict[tuple[str, str], tuple[str, dict[str, str], str]] = {
-    ("docs/rlhf.md", "from gramr2_cli import engines, prompts, recipe"): (
+    ("docs/rlhf.md", "from gramr2_cli import load_engine, load_recipe, render_prompt"): (
         'questions = ["What is 2 + 2?", "Name a colour."]\n',
         {'"path/to/sft-policy"': f'"{TINY}"',
          '["generate.max_new_tokens=512"]': '["generate.max_new_tokens=8", "generate.engine=hf"]',
@@ -55,9 +55,9 @@ RUN: dict[tuple[str, str], tuple[str, dict[str, str], str]] = {
         "assert trainer.reward_funcs[0] is reward and len(ds) == 1\n"),
     ("docs/rlhf.md", "# grpo_demo.py — python grpo_demo.py"): (
         "",
-        {'str(models.embedded_dir("smollm2-135m"))': f'"{TINY}"', 'model="demo/rm"': f'model="{TINY}"',
+        {'str(embedded_model("smollm2-135m"))': f'"{TINY}"', 'model="demo/rm"': f'model="{TINY}"',
          'make_trl_reward("demo/rm"': f'make_trl_reward("{TINY}"', "args=args, train_dataset=ds).train()":
-         "args=args, train_dataset=ds)\n    assert cfg.serve.pairing == 'round-robin' and cfg.model == policy"},
+         "args=args, train_dataset=ds)\n    assert cfg.serve.pairing == 'round_robin' and cfg.model == policy"},
         ""),
     ("docs/training.md", "from pathlib import Path"): (
         "",
@@ -65,7 +65,7 @@ RUN: dict[tuple[str, str], tuple[str, dict[str, str], str]] = {
          f'["train.max_steps=1", "model={TINY}", "train.batch_size=2"]'},
         'assert summary.counts and (Path("out/rm") / "config.json").exists()\n'
         'assert (Path("out/rm-2") / "config.json").exists()\n'),
-    ("docs/engines.md", "from gramr2_cli import recipe"): (
+    ("docs/engines.md", "from gramr2_cli import load_engine, load_recipe"): (
         'prompts = ["Hello", "2 + 2 ="]\ncontinuations = [" there", " 4"]\n',
         {'["generate.engine=hf"]': f'["generate.engine=hf", "model={TINY}"]', "max_new_tokens=192": "max_new_tokens=4"},
         "assert [len(g) for g in gens] == [4, 4] and len(scores) == 2 and all(s < 0 for s in scores)\n"),

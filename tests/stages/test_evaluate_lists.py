@@ -132,8 +132,8 @@ def test_list_records_score_like_the_rows_they_came_from(tmp_path):
 def test_ties_scores_are_not_rounded_before_scoring():
     """A Ties row whose correct answer wins its one comparison with P = 0.5000001: scores 0.5000001 and 0.4999999,
     accurate (margin 2e-7 > 0). Rounded to 6 places both were 0.5: margin 0, not accurate (issue 23)."""
+    from gramr2_cli.selection import Selection
     from gramr2_cli.stages import evaluate_lists
-    from gramr2_cli.stages.rank import Selection
     rec = {"id": "x", "prompt": "p", "candidates": ["right", "wrong"],
            "meta": {"subset": "Ties", "source_id": "ref:0", "correct": [0], "chosen_index": 0}}
     rb = evaluate_lists.scored(rec, "round_robin", Selection(0, [0, 1], [(0, 1, 0.5000001)]))

@@ -39,7 +39,7 @@ def quality_judge(q: list[float], bias: float = 0.0):
 def test_round_robin_p_a_and_win_rate_with_one_failed_call():
     ps = {(0, 1): 0.8, (1, 0): 0.3, (0, 2): 0.6, (2, 0): 0.5, (1, 2): 0.9, (2, 1): None}
     log: list = []
-    (res,) = score_groups([3], table(ps, log), GroupConfig(pairing="round-robin", score="p_a",
+    (res,) = score_groups([3], table(ps, log), GroupConfig(pairing="round_robin", score="p_a",
                                                                         whole_pairs=False))
     # one engine round with every call, pair-major, both orders
     assert log == [[(0, 0, 1), (0, 1, 0), (0, 0, 2), (0, 2, 0), (0, 1, 2), (0, 2, 1)]]
@@ -47,18 +47,18 @@ def test_round_robin_p_a_and_win_rate_with_one_failed_call():
     # shown first against r1 failed) → 1/3
     assert res.rewards == pytest.approx([0.65, 1.4 / 3, 1 / 3], abs=1e-12)
     assert (res.judge_calls, res.failed_calls) == (6, 1)
-    (win,) = score_groups([3], table(ps), GroupConfig(pairing="round-robin", score="win_rate", whole_pairs=False))
+    (win,) = score_groups([3], table(ps), GroupConfig(pairing="round_robin", score="win_rate", whole_pairs=False))
     # wins: r0 1,1,1,½ → 3.5/4; r1 0,0,1 → 1/3; r2 0,½,0 → 1/6
     assert win.rewards == pytest.approx([0.875, 1 / 3, 1 / 6], abs=1e-12)
 
 
 def test_a_rollout_whose_every_call_failed_gets_none_not_a_neutral_half():
     ps = {(0, 1): 0.9, (1, 0): 0.2, (0, 2): None, (2, 0): None, (1, 2): None, (2, 1): None}
-    (res,) = score_groups([3], table(ps), GroupConfig(pairing="round-robin"))
+    (res,) = score_groups([3], table(ps), GroupConfig(pairing="round_robin"))
     assert res.rewards[2] is None
     assert res.rewards[:2] == pytest.approx([0.85, 0.15], abs=1e-12)   # (0.9 + 0.8)/2, (0.1 + 0.2)/2
     assert (res.judge_calls, res.failed_calls) == (6, 4)
-    (bt,) = score_groups([3], table(ps), GroupConfig(pairing="round-robin", score="bt"))
+    (bt,) = score_groups([3], table(ps), GroupConfig(pairing="round_robin", score="bt"))
     assert bt.rewards[2] is None
     assert bt.rewards[0] + bt.rewards[1] == pytest.approx(1.0, abs=1e-12)   # σ(d) + σ(−d) over the two left
 
@@ -89,7 +89,7 @@ def test_one_order_alone_never_makes_a_reward_by_default():
     assert (res.judge_calls, res.failed_calls) == (6, 4)
     assert res.calls[2:4] == [(1, R, None), (R, 1, None)]
     rr = {(0, 1): 0.8, (1, 0): 0.3, (0, 2): 0.6, (2, 0): 0.5, (1, 2): 0.9, (2, 1): None}
-    (res,) = score_groups([3], table(rr), GroupConfig(pairing="round-robin"))
+    (res,) = score_groups([3], table(rr), GroupConfig(pairing="round_robin"))
     # the r1/r2 comparison is dropped in both orders: r0 2.6/4, r1 0.2, 0.3 → 0.25, r2 0.4, 0.5 → 0.45
     assert res.rewards == pytest.approx([0.65, 0.25, 0.45], abs=1e-12)
 
@@ -131,7 +131,7 @@ def test_knockout_masks_a_rollout_whose_comparison_failed():
 def test_bradley_terry_recovers_consistent_strengths_exactly():
     # s0 − s1 = log 2, s1 − s2 = log 2 → P(0>1) = 2/3, P(1>2) = 2/3, P(0>2) = 4/5
     ps = {(0, 1): 2 / 3, (0, 2): 4 / 5, (1, 2): 2 / 3}
-    (res,) = score_groups([3], table(ps), GroupConfig(pairing="round-robin", orders="ab", score="bt",
+    (res,) = score_groups([3], table(ps), GroupConfig(pairing="round_robin", orders="ab", score="bt",
                                                       bt_prior=0.0))
     # r_i = mean_j σ(s_i − s_j): (2/3 + 4/5)/2, (1/3 + 2/3)/2, (1/5 + 1/3)/2
     assert res.rewards == pytest.approx([11 / 15, 0.5, 4 / 15], abs=1e-9)
@@ -158,7 +158,7 @@ def test_groups_share_compare_calls_and_report_their_own_counts():
         log.append(list(calls))
         time.sleep(0.05)
         return [0.5 + 0.1 * (a - b) for _, a, b in calls]
-    res = score_groups([3, 2], compare, GroupConfig(pairing="round-robin", orders="ab"))
+    res = score_groups([3, 2], compare, GroupConfig(pairing="round_robin", orders="ab"))
     assert log == [[(0, 0, 1), (0, 0, 2), (0, 1, 2), (1, 0, 1)]]
     assert [r.judge_calls for r in res] == [3, 1]
     assert res[1].rewards == pytest.approx([0.4, 0.6], abs=1e-12)
@@ -173,7 +173,7 @@ def test_config_check_lists_every_problem():
                                                                  "group.bt_prior"]
     assert GroupConfig(pairing="knockout", score="bt").check() == [
         "group.score: bt needs comparisons between rollouts; pairing 'knockout' does not make them "
-        "(use round-robin or circular)"]
+        "(use round_robin or circular)"]
     with pytest.raises(GramrError, match="group.score: unknown value 'elo'"):
         score_groups([2], quality_judge([0, 1]), GroupConfig(score="elo"))
 
@@ -187,7 +187,7 @@ def test_judge_compare_masks_unparseable_judgments():
     eng = ScriptedEngine(decide)
     fn = lambda pairs: judge.judge_pairs(eng, pairs, orders="ab")
     compare = judge_compare(fn, ["q0"], [["zz", "bad", "aa"]])
-    (res,) = score_groups([3], compare, GroupConfig(pairing="round-robin"))
+    (res,) = score_groups([3], compare, GroupConfig(pairing="round_robin"))
     # zz vs aa: P(zz) = 0.8 shown first, 1 − 0.3 shown second → 0.75 each; aa gets 0.25; "bad" nothing
     assert res.rewards[1] is None
     assert res.rewards[0] == pytest.approx(0.75, abs=1e-12)

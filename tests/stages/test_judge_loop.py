@@ -1,4 +1,4 @@
-"""judge.run_batches, the one batch loop of the judging stages: order, writes, progress, resume (scripted engine)."""
+"""runner.run_batches, the one batch loop of the model-running stages: order, writes, progress, resume (scripted engine)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import judge, records, shards
+from gramr2_cli import judge, records, runner, shards
 from gramr2_cli.errors import GramrError
 
 
@@ -29,7 +29,7 @@ def bar(monkeypatch):
         steps.append(("open", total, desc))
         yield lambda k=1: steps.append(("advance", k))
 
-    monkeypatch.setattr(judge.progress, "bar", fake)
+    monkeypatch.setattr(runner.progress, "bar", fake)
     return steps
 
 
@@ -41,8 +41,8 @@ def run(out_dir, recs, eng, seen, batch_size=2):
         return dict(rec, label=j.label)
 
     with shards.open_output(out_dir, stage="loop-test", config={"x": 1}, batch_size=100) as out:
-        judge.run_batches(out, recs, lambda batch: how.judge(eng, batch), handle, batch_size=batch_size,
-                          progress_on=False, desc="loop")
+        runner.run_batches(out, recs, lambda batch: how.judge(eng, batch), handle, batch_size=batch_size,
+                           progress_on=False, desc="loop")
     return out
 
 
@@ -79,8 +79,8 @@ def test_a_callback_returning_none_writes_nothing_itself(tmp_path, bar):
                 out.write(rec, part="skipped", reasons=["scripted"])
                 return None
             return rec
-        judge.run_batches(out, recs, lambda b: how.judge(eng, b), handle, batch_size=8, progress_on=False,
-                          desc="loop")
+        runner.run_batches(out, recs, lambda b: how.judge(eng, b), handle, batch_size=8, progress_on=False,
+                           desc="loop")
     assert [r["id"] for r in shards.read_all([tmp_path / "o"])] == [recs[0]["id"], recs[2]["id"]]
     assert [r["id"] for r in shards.read_all([tmp_path / "o" / "skipped"])] == [recs[1]["id"]]
     assert bar[1:] == [("advance", 1)] * 3
@@ -97,13 +97,23 @@ def test_gold_label_has_one_meaning():
 
 def test_settings_are_built_once_from_the_recipe():
     from gramr2_cli import recipe
-    cfg = recipe.load(None, ["generate.temperature=0.7", "generate.verdict_only=true", "seed=5"])
+    cfg = recipe.load_recipe(None, ["generate.temperature=0.7", "generate.verdict_only=true", "seed=5"])
     one = judge.settings(cfg, "rank", votes=1, orders="both", tie_break=True)
     many = judge.settings(cfg, "rank", votes=3, orders="ab", tie_break=False)
     own = judge.settings(cfg, "self_label", votes=1, orders="ab", tie_break=False, temperature=0.9)
     assert (one.temperature, many.temperature, own.temperature) == (0.0, 0.7, 0.9)
     assert one.seed == 5 and one.verdict_only is True and one.orders == "both"
-    with pytest.raises(GramrError, match=r"rank.orders: unknown value 'ba'; choose from ab, both"):
-        judge.settings(cfg, "rank", votes=1, orders="ba", tie_break=True)
-    with pytest.raises(GramrError, match=r"self_label.samples must be >= 1, got 0"):
-        judge.settings(cfg, "self_label", votes=0, orders="ab", tie_break=True, votes_key="samples")
+
+
+def test_settings_and_judge_pairs_check_with_the_sections_validators():
+    """No rule of its own: settings runs the generate section's check; judge_pairs guards its arguments with
+    the tables of the recipe sections (judge.ORDERS, TRUNCATE_POLICIES)."""
+    from gramr2_cli import recipe
+    cfg = recipe.load_recipe(None, [])
+    cfg.generate.truncate = "cut"                  # built by hand, past `config check`
+    with pytest.raises(GramrError, match=r"^generate.truncate: unknown value 'cut'; choose from skip, middle, end$"):
+        judge.settings(cfg, "rank", votes=1, orders="ab", tie_break=True)
+    with pytest.raises(GramrError, match=r"^orders: unknown value 'ba'; choose from ab, both$"):
+        judge.judge_pairs(None, pairs(1), orders="ba")
+    with pytest.raises(GramrError, match=r"^truncate: unknown value 'both'; choose from skip, middle, end\nn must be"):
+        judge.judge_pairs(None, pairs(1), truncate="both", n=0)

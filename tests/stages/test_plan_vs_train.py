@@ -32,7 +32,7 @@ def test_plan_matches_what_pretrain_does(tiny_model, tiny_pairs, tmp_path, train
     cut = lengths[-4] - 1                                   # the 3+ longest examples are too long
     path = _recipe(tmp_path, tiny_model, max_length=cut, **train)
     cfg = recipe.load(path)
-    p = plan.run(cfg, plan.infer_stage(path), [tiny_pairs], gpus=1)
+    p = plan.run(cfg, [tiny_pairs], stage=plan.infer_stage(path), gpus=1)
     s = training.pretrain(recipe.load(path), [tiny_pairs], tmp_path / "rm")
     tr = p["training"]
     assert s.skipped["too_long"] >= 3 and p["model"]["tokens"] == "tokenizer"

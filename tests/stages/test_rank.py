@@ -9,9 +9,9 @@ import random
 import pytest
 from scripted_engine import ScriptedEngine, by_quality
 
-from gramr2_cli import judge, recipe, records
+from gramr2_cli import judge, recipe, records, selection
 from gramr2_cli.errors import GramrError
-from gramr2_cli.stages import rank, rank_list, rank_pairs
+from gramr2_cli.stages import rank_list, rank_pairs
 
 
 def scripted(order: list[int], calls: list):
@@ -27,7 +27,7 @@ def test_knockout_makes_n_minus_1_calls_and_finds_the_best(n):
     for seed in range(5):
         quality = random.Random(seed).sample(range(100), n)
         calls: list = []
-        sel = rank.select("knockout", n, scripted(quality, calls))
+        sel = selection.select("knockout", n, scripted(quality, calls))
         assert sel.winner == max(range(n), key=lambda k: quality[k])
         assert len(calls) == n - 1 and all(len(c) == 1 for c in calls)
         assert len(sel.comparisons) == n - 1
@@ -35,7 +35,7 @@ def test_knockout_makes_n_minus_1_calls_and_finds_the_best(n):
 
 
 def test_knockout_tie_keeps_the_incumbent():
-    sel = rank.select("knockout", 4, lambda pairs: [0.5] * len(pairs))
+    sel = selection.select("knockout", 4, lambda pairs: [0.5] * len(pairs))
     assert sel.winner == 0 and [c[:2] for c in sel.comparisons] == [(0, 1), (0, 2), (0, 3)]
 
 
@@ -45,35 +45,35 @@ def test_tournament_and_mergesort_agree_with_a_total_order(n):
         quality = random.Random(seed).sample(range(1000), n)
         truth = sorted(range(n), key=lambda k: -quality[k])
         calls: list = []
-        t = rank.select("tournament", n, scripted(quality, calls))
+        t = selection.select("tournament", n, scripted(quality, calls))
         assert t.winner == truth[0]
         assert len(calls) == math.ceil(math.log2(n))          # one call per round
         assert sum(len(c) for c in calls) == n - 1
         calls = []
-        f = rank.select("mergesort", n, scripted(quality, calls))
+        f = selection.select("mergesort", n, scripted(quality, calls))
         assert f.ranking == truth and f.winner == truth[0]
         asked = [tuple(sorted(p)) for c in calls for p in c]
         assert len(asked) == len(set(asked))                  # no pair judged twice
         assert len(asked) <= n * math.ceil(math.log2(n))
-        rr = rank.select("round_robin", n, scripted(quality, calls := []))
+        rr = selection.select("round_robin", n, scripted(quality, calls := []))
         assert rr.ranking == truth and len(calls) == 1 and len(calls[0]) == n * (n - 1) // 2
 
 
 def test_full_is_the_papers_repeated_selection_with_exact_comparison_counts():
     """`full` = knockout over the rest, again and again; a pair met again is answered from the cache."""
     calls: list = []
-    sel = rank.select("full", 4, scripted([2, 0, 3, 1], calls))
+    sel = selection.select("full", 4, scripted([2, 0, 3, 1], calls))
     # knockout over 0..3 → 2 (3 comparisons); over 0,1,3 → 0 ((0, 1) cached); over 1,3 → 3; 1 is last
     assert [c for step in calls for c in step] == [(0, 1), (0, 2), (2, 3), (0, 3), (1, 3)]
     assert (sel.winner, sel.ranking, len(sel.comparisons)) == (2, [2, 0, 3, 1], 5)
     for n in (1, 2, 5, 8):
         best_first = list(range(n, 0, -1))                      # every pair once: n(n−1)/2
         calls = []
-        assert rank.select("full", n, scripted(best_first, calls)).ranking == list(range(n))
+        assert selection.select("full", n, scripted(best_first, calls)).ranking == list(range(n))
         assert (len(calls), sum(len(c) for c in calls)) == (n * (n - 1) // 2, n * (n - 1) // 2)
         worst_first = list(range(n))                            # later knockouts all cached: n − 1
         calls = []
-        assert rank.select("full", n, scripted(worst_first, calls)).ranking == list(range(n))[::-1]
+        assert selection.select("full", n, scripted(worst_first, calls)).ranking == list(range(n))[::-1]
         assert sum(len(c) for c in calls) == max(n - 1, 0)
 
 
@@ -85,7 +85,7 @@ def test_complete_rankings_on_a_cyclic_judge_terminate_without_repeats(method):
     def compare(pairs):
         calls.append(list(pairs))
         return [1.0 if (i, j) in beats or j == 3 else 0.0 for i, j in pairs]
-    sel = rank.select(method, 4, compare)
+    sel = selection.select(method, 4, compare)
     assert sorted(sel.ranking) == [0, 1, 2, 3] and sel.ranking[-1] == 3
     asked = [tuple(sorted(p)) for c in calls for p in c]
     assert len(asked) == len(set(asked))
@@ -99,7 +99,7 @@ def test_drive_batches_the_same_step_of_every_record():
     def compare(flat):
         calls.append(list(flat))
         return [1.0 if qual[r][i] > qual[r][j] else 0.0 for r, i, j in flat]
-    sels, rounds = rank.drive(sizes, "knockout", compare)
+    sels, rounds = selection.drive(sizes, "knockout", compare)
     assert [s.winner for s in sels] == [1, 1, 2, 0]
     assert rounds == len(calls) == 5                          # max(n) - 1 engine rounds for all records
     assert [len(c) for c in calls] == [3, 2, 2, 1, 1]         # records drop out as they finish
@@ -107,10 +107,10 @@ def test_drive_batches_the_same_step_of_every_record():
 
 
 def test_drive_rejects_unknown_method_and_bad_compare():
-    with pytest.raises(GramrError, match="unknown rank method"):
-        rank.drive([3], "bubble", lambda f: [])
+    with pytest.raises(GramrError, match="method: unknown value 'bubble'; choose from knockout, full, "):
+        selection.drive([3], "bubble", lambda f: [])
     with pytest.raises(GramrError, match="returned 0 values"):
-        rank.drive([3], "knockout", lambda f: [])
+        selection.drive([3], "knockout", lambda f: [])
 
 
 def test_preference_follows_the_vote_when_voting_overrules_the_probability():
@@ -222,7 +222,7 @@ def test_rank_list_batches_records_and_finds_winners(tmp_path, method):
     eng = ScriptedEngine(by_quality(quality))
     s = rank_list.run(cfg, [data], tmp_path / method, engine=eng, progress=False)
     out = read_out(tmp_path / method)
-    assert out[1]["id"] == "given-id" and out[0]["id"] == rank_list.list_id(recs[0]["prompt"], recs[0]["candidates"])
+    assert out[1]["id"] == "given-id" and out[0]["id"] == records.list_id(recs[0]["prompt"], recs[0]["candidates"])
     for r in out:
         m, c = r["meta"]["rank"], r["candidates"]
         assert c[m["winner"]] == max(c, key=quality.get)
@@ -295,7 +295,7 @@ def test_selection_properties_on_random_orders():
         truth = sorted(range(n), key=lambda k: -quality[k])
         for method in ("knockout", "full", "tournament", "mergesort", "round_robin"):
             calls: list = []
-            sel = rank.select(method, n, scripted(quality, calls))
+            sel = selection.select(method, n, scripted(quality, calls))
             assert sel.winner == truth[0] and sorted(sel.ranking) == list(range(n))
             made = sum(len(c) for c in calls)
             if method == "mergesort":
@@ -303,7 +303,7 @@ def test_selection_properties_on_random_orders():
             elif method == "full":
                 assert n - 1 <= made <= n * (n - 1) // 2
             else:
-                assert made == rank.expected_comparisons(method, n)
+                assert made == selection.expected_comparisons(method, n)
             if method in ("full", "mergesort", "round_robin"):
                 assert sel.ranking == truth
     check()

@@ -15,7 +15,7 @@ import pytest
 from scripted_engine import ScriptedEngine
 from typer.testing import CliRunner
 
-from gramr2_cli import judge, plots
+from gramr2_cli import plots, runner
 from gramr2_cli.cli import app
 
 REAL = Path("tests/fixtures/real")
@@ -48,7 +48,7 @@ def scripted(monkeypatch, tmp_path):
     monkeypatch.setattr(plots, "grouped_bars", bars)
 
     def use(decide):
-        monkeypatch.setattr(judge, "load", lambda cfg, model=None: ScriptedEngine(decide))
+        monkeypatch.setattr(runner, "recipe_engine", lambda cfg, model=None: ScriptedEngine(decide))
         return spec
     use.drawn = drawn
     return use

@@ -56,7 +56,7 @@ def fakes(monkeypatch):
         log["engines"].append(str(model))
         return FakeModel(model)
 
-    def fake_train(stage, cfg, inputs, output, **kw):
+    def fake_train(cfg, inputs, output, *, stage, **kw):
         log["train"].append({"stage": stage, "model": cfg.model, "init": cfg.train.init,
                              "inputs": [str(i) for i in inputs], "n": len(shards.read_all(inputs)), **kw})
         out = Path(output)

@@ -56,8 +56,8 @@ def test_trim_keeps_the_ends_with_a_visible_marker(tok):
 
 
 def test_unknown_policy_is_an_error():
-    with pytest.raises(GramrError, match=r"generate.truncate: unknown value 'both'; choose from skip, middle, end"):
-        truncation.check_policy("both")
+    with pytest.raises(GramrError, match=r"truncate: unknown value 'both'; choose from skip, middle, end"):
+        judge.judge_pairs(None, [records.new_pair("q", "a", "b")], truncate="both")
     with pytest.raises(GramrError, match="generate.truncate"):
         recipe.load(None, ["generate.truncate=cut"])
     with pytest.raises(GramrError, match="retry_truncated_tokens must be 0 .off. or more than"):

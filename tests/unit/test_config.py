@@ -136,10 +136,10 @@ class Outer:
 def test_load_into_any_dataclass(tmp_path):
     r = tmp_path / "r.yaml"
     r.write_text("name: b\ninner:\n  size: '7'\n")
-    got = config.load(Outer, r, ["rate=1e-3"])
+    got = config.load_dataclass(Outer, r, ["rate=1e-3"])
     assert got == Outer(name="b", rate=0.001, inner=Inner(size=7))
     with pytest.raises(ConfigError) as e:
-        config.load(Outer, None, ["name=c", "inner.size=0", "inner.sise=2"])
+        config.load_dataclass(Outer, None, ["name=c", "inner.size=0", "inner.sise=2"])
     assert e.value.problems == ["unknown config key 'inner.sise' (did you mean 'inner.size'?)",
                                 "name: unknown value 'c'; choose from a, b", "inner.size must be >= 1, got 0"]
 

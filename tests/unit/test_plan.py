@@ -9,7 +9,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import plan, prompts, recipe, records
+from gramr2_cli import plan, plan_cost, prompts, recipe, records
 from gramr2_cli.cli import app
 from gramr2_cli.train import objectives
 
@@ -18,23 +18,23 @@ GIB = 2 ** 30
 
 
 def test_param_counts_match_published_models():
-    km = plan.KNOWN_MODELS
-    assert plan.param_count(km["meta-llama/Llama-3.1-8B-Instruct"]) == LLAMA_8B
-    assert plan.param_count(km["meta-llama/Llama-3.2-3B-Instruct"]) == 3_212_749_824
-    assert plan.param_count(km["Qwen/Qwen3-14B"]) == 14_768_307_200
-    assert plan.param_count(km["embedded:smollm2-135m"]) == 134_515_008
+    km = plan_cost.KNOWN_MODELS
+    assert plan_cost.param_count(km["meta-llama/Llama-3.1-8B-Instruct"]) == LLAMA_8B
+    assert plan_cost.param_count(km["meta-llama/Llama-3.2-3B-Instruct"]) == 3_212_749_824
+    assert plan_cost.param_count(km["Qwen/Qwen3-14B"]) == 14_768_307_200
+    assert plan_cost.param_count(km["embedded:smollm2-135m"]) == 134_515_008
 
 
 def test_unknown_architecture_and_unknown_model_are_errors():
     with pytest.raises(plan.GramrError, match="model_type 'gpt2'"):
-        plan.param_count({"model_type": "gpt2"})
+        plan_cost.param_count({"model_type": "gpt2"})
     with pytest.raises(plan.GramrError, match="not a local directory and not in the known-size table"):
-        plan.model_facts("someone/unknown-model")
+        plan_cost.model_facts("someone/unknown-model")
 
 
 def test_lora_parameters_by_hand():
     # r=16 on q,k,v,o of Llama-3.1-8B: per layer 16·(4096+4096) + 2·16·(4096+1024) + 16·(4096+4096) = 425,984
-    assert plan.lora_param_count(plan.KNOWN_MODELS["meta-llama/Llama-3.1-8B-Instruct"], 16,
+    assert plan_cost.lora_param_count(plan_cost.KNOWN_MODELS["meta-llama/Llama-3.1-8B-Instruct"], 16,
                                  ["q_proj", "k_proj", "v_proj", "o_proj"]) == 425_984 * 32
 
 
@@ -45,27 +45,27 @@ def test_lora_parameters_by_hand():
     (100, 8, 1, 1, 3.0, 5, 13, 5),       # max_steps wins
 ])
 def test_optimizer_steps_follow_the_trainer(n, bs, ga, world, epochs, max_steps, per_epoch, steps):
-    s = plan.optimizer_steps(n, bs, ga, world, epochs, max_steps)
+    s = plan_cost.optimizer_steps(n, bs, ga, world, epochs, max_steps)
     assert (s["steps_per_epoch"], s["steps"], s["global_batch"]) == (per_epoch, steps, bs * ga * world)
 
 
 def test_tokens_processed_whole_and_partial_epochs():
     lengths = [10, 20, 30, 40]                        # 100 tokens per epoch
-    whole = plan.optimizer_steps(4, 2, 1, 1, 2.0, -1)
-    assert plan.tokens_processed(lengths, whole, 2, 1, 1) == (200, True)
-    part = plan.optimizer_steps(4, 2, 1, 1, 1.0, 3)  # 2 steps per epoch: one epoch + one batch of 2 at mean 25
-    assert plan.tokens_processed(lengths, part, 2, 1, 1) == (150, False)
+    whole = plan_cost.optimizer_steps(4, 2, 1, 1, 2.0, -1)
+    assert plan_cost.tokens_processed(lengths, whole, 2, 1, 1) == (200, True)
+    part = plan_cost.optimizer_steps(4, 2, 1, 1, 1.0, 3)  # 2 steps per epoch: one epoch + one batch of 2 at mean 25
+    assert plan_cost.tokens_processed(lengths, part, 2, 1, 1) == (150, False)
 
 
 def test_state_memory_under_each_zero_stage():
     n = LLAMA_8B
-    assert plan.state_memory(n, n, 8, "0")["total_gib"] == pytest.approx(16 * n / GIB)
-    assert plan.state_memory(n, n, 8, "1")["total_gib"] == pytest.approx((4 * n + 12 * n / 8) / GIB)
-    assert plan.state_memory(n, n, 8, "2")["total_gib"] == pytest.approx((2 * n + 14 * n / 8) / GIB)
-    z3 = plan.state_memory(n, n, 8, "3")
-    assert z3 == plan.state_memory(n, n, 8, "fsdp")
+    assert plan_cost.state_memory(n, n, 8, "0")["total_gib"] == pytest.approx(16 * n / GIB)
+    assert plan_cost.state_memory(n, n, 8, "1")["total_gib"] == pytest.approx((4 * n + 12 * n / 8) / GIB)
+    assert plan_cost.state_memory(n, n, 8, "2")["total_gib"] == pytest.approx((2 * n + 14 * n / 8) / GIB)
+    z3 = plan_cost.state_memory(n, n, 8, "3")
+    assert z3 == plan_cost.state_memory(n, n, 8, "fsdp")
     assert z3["total_gib"] == pytest.approx(16 * n / 8 / GIB) == pytest.approx(14.957, abs=1e-3)
-    lora = plan.state_memory(n, 1000, 1, "0")     # frozen fp32 base + 16 bytes per trainable parameter
+    lora = plan_cost.state_memory(n, 1000, 1, "0")     # frozen fp32 base + 16 bytes per trainable parameter
     assert lora["total_gib"] == pytest.approx((4 * (n - 1000) + 16 * 1000) / GIB)
 
 
@@ -78,7 +78,7 @@ def test_8b_on_512_tokens_with_4k_token_data_warns_and_costs_by_hand():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=512",
                              "train.batch_size=2", "train.grad_accum=2", "train.epochs=1"])
     recs = _long_pairs(3, 8000) + [records.new_pair("short", "yes", "no", "A", None, source="test")]
-    p = plan.run(cfg, "pretrain", [], gpus=1, gpu="h100", zero="0", examples=None, recipe="x",
+    p = plan.run(cfg, [], stage="pretrain", gpus=1, gpu="h100", zero="0", examples=None, recipe="x",
                  records=recs)
     tr = p["training"]
     assert (tr["used"], tr["skipped"]) == (1, {"too_long": 3})
@@ -123,7 +123,7 @@ def test_self_train_plans_every_iteration_as_an_upper_bound():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.2-3B-Instruct", "self_train.iterations=3",
                              "self_label.samples=2", "self_label.orders=ab", "train.max_length=100000"])
     unl = [records.new_pair(f"q{i}", "x", "y", None, None, source="test") for i in range(6)]
-    p = plan.run(cfg, "self-train", [], gpus=8, records=unl)
+    p = plan.run(cfg, [], stage="self-train", gpus=8, records=unl)
     its = p["iterations"]
     assert [it["training"]["used"] for it in its] == [2, 4, 6]
     assert [it["generation"][0]["samples"] for it in its] == [4, 4, 4]
@@ -156,8 +156,8 @@ def test_cli_json_and_one_line_errors(tmp_path):
 def test_rationale_tokens_plans_pairs_as_prove_will_hand_them_over():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000"])
     rec = records.new_pair("q", "x", "y", "A", None, source="test")
-    bare = plan.run(cfg, "pretrain", [], records=[rec])["training"]
-    p = plan.run(cfg, "pretrain", [], records=[rec], rationale_tokens=300)
+    bare = plan.run(cfg, [], stage="pretrain", records=[rec])["training"]
+    p = plan.run(cfg, [], stage="pretrain", records=[rec], rationale_tokens=300)
     built = objectives.build_reasoning(plan.CharTokenizer(), dict(rec, rationale="x" * 1200), "gramr2-v1")
     assert p["training"]["tokens_per_epoch"] == math.ceil(len(built.input_ids) / 4)
     assert p["training"]["tokens_per_epoch"] - bare["tokens_per_epoch"] == 305   # ceil((1200 + 18 chars of <think> tags) / 4) more
@@ -169,11 +169,11 @@ def test_examples_scales_a_sample():
     cfg = recipe.load(None, ["model=meta-llama/Llama-3.1-8B-Instruct", "train.max_length=100000",
                              "train.batch_size=1", "train.grad_accum=1", "self_label.samples=2"])
     sample = _long_pairs(2, 40)
-    one = plan.run(cfg, "pretrain", [], records=sample, gpus=1)["training"]
-    big = plan.run(cfg, "pretrain", [], records=sample, gpus=1, examples=10)
+    one = plan.run(cfg, [], stage="pretrain", records=sample, gpus=1)["training"]
+    big = plan.run(cfg, [], stage="pretrain", records=sample, gpus=1, examples=10)
     assert (big["records"], big["training"]["used"], big["training"]["steps"]) == (10, 10, 10)
     assert big["training"]["tokens"] == 5 * one["tokens"]
-    gen = plan.run(cfg, "self-label", [], records=sample, examples=10)["generation"][0]
+    gen = plan.run(cfg, [], stage="self-label", records=sample, examples=10)["generation"][0]
     assert (gen["prompts"], gen["samples"]) == (10, 20)
     with pytest.raises(plan.GramrError, match="--examples N"):
-        plan.run(cfg, "pretrain", [], records=sample, examples=0)
+        plan.run(cfg, [], stage="pretrain", records=sample, examples=0)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import GramrError
-from ..recipe import load as load_recipe
+from ..recipe import load_recipe
 from .common import (
     ConfigOpt,
     InputsArg,

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..recipe import load as load_recipe
+from ..recipe import load_recipe
 from .common import ModelOpt, SetOpt, command, err_console
 
 
@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
         from .. import plan
         stage = stage or plan.infer_stage(recipe)
         cfg = load_recipe(recipe, override, model=model, prove__prover=model if stage == "prove" else None)
-        p = plan.run(cfg, stage, list(inputs or []), gpus=gpus, gpu=gpu, mfu=mfu,
+        p = plan.run(cfg, list(inputs or []), stage=stage, gpus=gpus, gpu=gpu, mfu=mfu,
                      zero=zero, examples=examples, recipe=str(recipe), rationale_tokens=rationale_tokens)
         show_plan(p)
         if as_json:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..recipe import load as load_recipe
+from ..recipe import load_recipe
 from .common import (
     ConfigOpt,
     EngineOpt,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..recipe import load as load_recipe
+from ..recipe import load_recipe
 from .common import (
     ConfigOpt,
     InputsArg,
@@ -38,13 +38,13 @@ def _lora_opt(default: bool):
     return Annotated[bool | None, typer.Option("--lora/--no-lora", help="Train LoRA adapters" + note)]
 
 
-def _run(stage: str, inputs: list[Path], output: Path, recipe, override, seed, model, overwrite, resume,
-         merge_lora, lora, max_steps, objective=None, init=None) -> None:
+def _run(stage: str, inputs: list[Path], output: Path, *, recipe, override, seed, model, overwrite: bool,
+         resume: bool, merge_lora, lora, max_steps, objective=None, init=None) -> None:
     from ..stages import training
     cfg = load_recipe(recipe, override, model=model, seed=seed, train__merge_lora=merge_lora,
                       train__lora__enabled=lora, train__max_steps=max_steps, train__objective=objective,
                       train__init=init)
-    show(training.run(stage, cfg, inputs, output, overwrite=overwrite, resume=resume))
+    show(training.run(cfg, inputs, output, stage=stage, overwrite=overwrite, resume=resume))
 
 
 def register(app: typer.Typer) -> None:
@@ -55,8 +55,8 @@ def register(app: typer.Typer) -> None:
                          resume: ResumeOpt = False, merge_lora: MergeOpt = None,
                          lora: _lora_opt(False) = None, max_steps: StepsOpt = None) -> None:
         """Train the preference-proving model π_ψ on labeled pairs with rationales (Eq. 4)."""
-        _run("prover-train", inputs, output, recipe, override, seed, model, overwrite, resume, merge_lora, lora,
-             max_steps)
+        _run("prover-train", inputs, output, recipe=recipe, override=override, seed=seed, model=model,
+             overwrite=overwrite, resume=resume, merge_lora=merge_lora, lora=lora, max_steps=max_steps)
 
     @command(app, "pretrain", epilog="Example: gramr2 pretrain out/proved -o out/rm -c recipes/pretrain.yaml "
                                      "--objective reasoning")
@@ -65,8 +65,9 @@ def register(app: typer.Typer) -> None:
                      resume: ResumeOpt = False, merge_lora: MergeOpt = None, lora: _lora_opt(False) = None,
                      max_steps: StepsOpt = None, objective: ObjectiveOpt = None, init: InitOpt = None) -> None:
         """Train the reward model (initial GRAM-R², Eq. 2; or the label / pairgen baselines)."""
-        _run("pretrain", inputs, output, recipe, override, seed, model, overwrite, resume, merge_lora, lora,
-             max_steps, objective, init)
+        _run("pretrain", inputs, output, recipe=recipe, override=override, seed=seed, model=model,
+             overwrite=overwrite, resume=resume, merge_lora=merge_lora, lora=lora, max_steps=max_steps,
+             objective=objective, init=init)
 
     @command(app, "finetune", epilog="Example: gramr2 finetune data/helpsteer3 --model out/rm -o out/rm-ft "
                                      "-c recipes/finetune.yaml")
@@ -75,8 +76,9 @@ def register(app: typer.Typer) -> None:
                      resume: ResumeOpt = False, merge_lora: MergeOpt = None, lora: _lora_opt(False) = None,
                      max_steps: StepsOpt = None, objective: ObjectiveOpt = None) -> None:
         """Fine-tune a reward model on human-written rationales (HelpSteer3-style)."""
-        _run("finetune", inputs, output, recipe, override, seed, model, overwrite, resume, merge_lora, lora,
-             max_steps, objective)
+        _run("finetune", inputs, output, recipe=recipe, override=override, seed=seed, model=model,
+             overwrite=overwrite, resume=resume, merge_lora=merge_lora, lora=lora, max_steps=max_steps,
+             objective=objective)
 
     @command(app, "adapt", epilog="Example: gramr2 adapt data/task --model out/rm-ft -o out/rm-task "
                                   "-c recipes/adapt.yaml --merge-lora")
@@ -88,5 +90,6 @@ def register(app: typer.Typer) -> None:
 
         The adapter is merged into a plain model by default (the adapter itself is kept in OUTPUT/adapter/), so
         every engine loads the output; --no-merge-lora writes only the adapter, into OUTPUT itself."""
-        _run("adapt", inputs, output, recipe, override, seed, model, overwrite, resume,
-             True if merge_lora is None else merge_lora, lora, max_steps, objective)
+        _run("adapt", inputs, output, recipe=recipe, override=override, seed=seed, model=model,
+             overwrite=overwrite, resume=resume, merge_lora=True if merge_lora is None else merge_lora, lora=lora,
+             max_steps=max_steps, objective=objective)

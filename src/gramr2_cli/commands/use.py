@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..recipe import load as load_recipe
+from ..recipe import load_recipe
 from .common import (
     ConfigOpt,
     EngineOpt,
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
 
         Reward of a response = P(it beats the reference response), averaged over both presentation orders
         (GRAM v1's RLHF scheme; GRAM-R² specifies none), or a group reward over a prompt's rollouts
-        (-s serve.pairing=round-robin).
+        (-s serve.pairing=round_robin).
         A failed judgment is masked (null), never 0.5. Requests from concurrent clients are micro-batched into
         one engine call. Limits: serve.max_prompt_tokens (413), serve.request_timeout (504); SIGTERM finishes
         requests in flight."""

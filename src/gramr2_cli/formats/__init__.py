@@ -21,7 +21,7 @@ Exporters (`gramr2 data export`): `pairs` (prompt/chosen/rejected for TRL/OpenRL
 `alpaca` (instruction/input/output for LLaMA-Factory SFT on the judge prompt and the judgment text).
 """
 
-from .convert import ORDERS, ImportConfig, convert, flip, swap_rationale, to_records
+from .convert import PLACEMENTS, ImportConfig, convert, flip, swap_rationale, to_records
 from .exporters import EXPORTERS, export, export_alpaca, export_pairs
 from .importers import (
     FORMATS,
@@ -40,7 +40,7 @@ from .importers import (
 )
 from .rows import Skip, render_messages
 
-__all__ = ["EXPORTERS", "FORMATS", "IMPORTERS", "JUDGEBENCH_CATEGORIES", "JUDGEBENCH_LABELS", "ORDERS",
+__all__ = ["EXPORTERS", "FORMATS", "IMPORTERS", "JUDGEBENCH_CATEGORIES", "JUDGEBENCH_LABELS", "PLACEMENTS",
            "REWARDBENCH_SECTIONS", "RMBENCH_STYLES", "ImportConfig", "Skip", "convert", "detect", "export",
            "export_alpaca", "export_pairs", "flip", "import_helpsteer3", "import_judgebench", "import_pairs",
            "import_rewardbench", "import_rmbench", "render_messages", "rmbench_difficulty", "swap_rationale",

@@ -21,7 +21,8 @@ from .importers import (
 )
 from .rows import Skip
 
-ORDERS = ("fixed", "random", "both")
+PLACEMENTS = ("fixed", "random", "both")   # `data import --order`: where the first response is shown (not
+                                         # judge.ORDERS, the presentation orders a judge sees)
 
 
 @dataclass
@@ -86,8 +87,8 @@ def convert(inputs: list, cfg: ImportConfig, skipped: Counter,
     RM-Bench rows without a `domain` take it from the released per-domain file's name (`rmbench_file_domain`)."""
     if cfg.format not in FORMATS:
         raise GramrError(f"unknown format {cfg.format!r}; choose from {', '.join(FORMATS)}")
-    if cfg.order not in ORDERS:
-        raise GramrError(f"unknown order {cfg.order!r}; choose from {', '.join(ORDERS)}")
+    if cfg.order not in PLACEMENTS:
+        raise GramrError(f"unknown order {cfg.order!r}; choose from {', '.join(PLACEMENTS)}")
     for src in readers.source_files(inputs):
         fmt = None if cfg.format == "auto" else cfg.format
         for where, row in readers.read_raw(src):

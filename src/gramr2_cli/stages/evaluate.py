@@ -26,15 +26,13 @@ Samples without a verdict are split into `truncated` (cut off at `generate.max_n
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, flags, judge, outdir, plots, shards
+from .. import config, flags, judge, outdir, plots, runner, shards
 from ..engines import note
 from ..errors import GramrError
 from ..metrics import PUBLISHED, benchmarks, gold_balance
@@ -62,27 +60,6 @@ class EvaluateConfig:
         return [*config.at_least("votes", self.votes, 1), *config.choice("orders", self.orders, judge.ORDERS),
                 *config.at_least("batch_size", self.batch_size, 1),
                 *config.choice("list_method", self.list_method, evaluate_lists.LIST_METHODS)]
-
-
-def slug(spec: str) -> str:
-    """A directory name for a model spec: `embedded:smollm2-135m` → `embedded-smollm2-135m`, `runs/rm/` → `rm`."""
-    s = str(spec).rstrip("/")
-    if "/" in s and Path(s).expanduser().exists():
-        s = Path(s).name
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "model"
-
-
-def model_slugs(specs: list[str]) -> list[str]:
-    """Unique slugs in order (a repeated name gets -2, -3, …). Raises GramrError for a repeated spec."""
-    if len(set(specs)) != len(specs):
-        raise GramrError(f"--model given twice: {[s for s, c in Counter(specs).items() if c > 1]}")
-    seen: Counter = Counter()
-    out = []
-    for s in specs:
-        base = slug(s)
-        seen[base] += 1
-        out.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
-    return out
 
 
 # ---------------------------------------------------------------- metrics (pure)
@@ -213,32 +190,14 @@ def plot(models: dict[str, dict], path: Path) -> None:
 
 # ---------------------------------------------------------------- run
 
-def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], inputs: list[Path], engines: dict,
-                 overwrite: bool, progress: bool) -> tuple[list[dict], dict]:
-    """Judge `recs` with model `spec` into `pred_dir` (resuming); returns the predictions for `recs`' ids."""
-    mcfg = dataclasses.replace(cfg, model=spec)
-    ec = cfg.evaluate
-    how = judge.settings(mcfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
-    resolved = config.sections(mcfg, "model", "prompt", "seed", "generate", "evaluate")
-    with shards.open_output(pred_dir, stage="evaluate", config=resolved,
-                            inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
-                            provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
-        todo = [r for r in recs if r["id"] not in out.done_ids]
-
-        def judged(rec: dict, j: judge.Judgment) -> dict:
-            meta = dict(rec["meta"], judgment=j.to_meta(keep_samples=ec.keep_samples))
-            found = flags.record_flags(rec)
-            if found:
-                meta["flags"] = found
-            return dict(rec, meta=meta)
-
-        with judge.engine(mcfg, engines.get(spec), needed=bool(todo)) as eng:
-            judge.run_batches(out, todo, lambda batch: how.judge(eng, batch), judged, batch_size=ec.batch_size,
-                              progress_on=progress, desc=f"evaluate {slug(spec)}")
-        stats = {"judged": len(todo), "resumed": len(recs) - len(todo)}
-    want = {r["id"] for r in recs}
-    preds = [p for p in shards.read([pred_dir]) if p["id"] in want]
-    return preds, stats
+def _judged(rec: dict, j: judge.Judgment, keep_samples: bool) -> dict:
+    """A prediction: `rec` with `meta.judgment` and, for a response with template tokens or verdict tags,
+    `meta.flags`."""
+    meta = dict(rec["meta"], judgment=j.to_meta(keep_samples=keep_samples))
+    found = flags.record_flags(rec)
+    if found:
+        meta["flags"] = found
+    return dict(rec, meta=meta)
 
 
 def one_sided_warnings(m: dict) -> list[str]:
@@ -287,12 +246,6 @@ def summary_numbers(report: dict[str, dict]) -> dict[str, Any]:
     return out
 
 
-def _prepare_output(output: Path) -> None:
-    if output.exists() and not output.is_dir():
-        raise GramrError(f"{output}: exists and is not a directory")
-    output.mkdir(parents=True, exist_ok=True)
-
-
 def _gold_pairs(inputs: list[Path]) -> tuple[list[dict], Counter]:
     """The records of `inputs` that carry a gold label, and skip counts (`no_gold_label`, read skips).
     Raises GramrError when none has one."""
@@ -330,30 +283,27 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     import time
     t0 = time.time()
     config.ensure(cfg.evaluate, "evaluate.")
-    from .. import models as model_specs
-    specs = list(models or [cfg.model])
-    slugs = model_slugs(specs)
-    for spec in specs:                      # fail on a bad spec now, not after judging the models before it
-        if spec not in (engines or {}):
-            model_specs.resolve(spec)
-    if str(output) == "-":
-        raise GramrError("evaluate writes a report directory; give -o a directory, not '-'")
+    specs, slugs = runner.models(cfg, models, engines, output, "evaluate")
     lists = [evaluate_lists.is_list_source(s) for s in shards.source_files(inputs)]
     if any(lists):
         if not all(lists):
             raise GramrError("evaluate reads pair records or best-of-n lists (RewardBench 2), not both in one run",
                              hint="run evaluate once per kind of input")
-        _prepare_output(Path(output))
-        return evaluate_lists.run(cfg, inputs, Path(output), specs, slugs, engines or {}, overwrite, progress)
+        return evaluate_lists.run(cfg, inputs, runner.report_dir(output), specs=specs, slugs=slugs,
+                                  engines=engines or {}, overwrite=overwrite, progress=progress)
     recs, skipped = _gold_pairs(inputs)
-    output = Path(output)
-    _prepare_output(output)
+    output = runner.report_dir(output)
+    ec = cfg.evaluate
+    how = judge.settings(cfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
     report: dict[str, dict] = {}
     counts: Counter = Counter()
-    for spec, name in zip(specs, slugs):
-        preds, stats = _judge_model(cfg, spec, output / "predictions" / name, recs, inputs, engines or {},
-                                    overwrite, progress)
-        report[name] = {"spec": spec, "predictions": str(output / "predictions" / name), "metrics": metrics(preds)}
+    want = {r["id"] for r in recs}
+    for spec, name, pred_dir, stats in runner.each_model(
+            cfg, specs, slugs, output, recs, stage="evaluate", section="evaluate", inputs=inputs, work=how.judge,
+            handle=lambda rec, j: _judged(rec, j, ec.keep_samples), batch_size=ec.batch_size, given=engines,
+            overwrite=overwrite, progress_on=progress):
+        preds = [p for p in shards.read([pred_dir]) if p["id"] in want]
+        report[name] = {"spec": spec, "predictions": str(pred_dir), "metrics": metrics(preds)}
         counts.update({"pairs_judged": stats["judged"], "pairs_resumed": stats["resumed"]})
     first = next(iter(report.values()))["metrics"]
     warnings = one_sided_warnings(first) + partial_warnings(first)

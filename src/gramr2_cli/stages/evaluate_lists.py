@@ -5,7 +5,7 @@
 ({prompt, candidates, meta.correct, meta.chosen_index}). Rows become list records with the candidates shuffled by
 a hash of (seed, row id) (`rewardbench2.list_record`).
 
-Selection, with `stages/rank.py`'s algorithms and `evaluate.orders` / `evaluate.votes` per comparison:
+Selection, with `selection.py`'s algorithms and `evaluate.orders` / `evaluate.votes` per comparison:
 - best-of-4 subsets: `evaluate.list_method` = `round_robin` (every pair; a candidate's score = its win rate,
   P = 0.5 counting half) or `knockout` (the paper's linear search; the winner scores 1, the others 0). The row
   result is the official one on those scores: 1 / #(candidates at the max) when the chosen answer is at the max.
@@ -19,19 +19,18 @@ OUTPUT/report.json, OUTPUT/report.md and summary.json.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, outdir, shards
+from .. import judge, outdir, runner, shards
 from .. import rewardbench2 as rb2
 from ..engines import note
 from ..errors import GramrError
-from .rank import Selection, drive
-from .rank_list import engine_compare, normalize_list
+from ..records import normalize_list
+from ..selection import Selection, candidate_compare, drive
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -114,38 +113,18 @@ def partial_warning(m: dict) -> str | None:
             "mean of the subsets present, not the leaderboard score")
 
 
-def _judge_model(cfg: Config, spec: str, pred_dir: Path, recs: list[dict], inputs: list, engine, overwrite: bool,
-                 progress: bool) -> tuple[list[dict], int]:
-    """Judge every list of `recs` with model `spec` into `pred_dir` (resuming); returns the predictions for
-    `recs`' ids and how many lists were judged now."""
-    mcfg = dataclasses.replace(cfg, model=spec)
-    ec = cfg.evaluate
-    how = judge.settings(mcfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
-    with shards.open_output(pred_dir, stage="evaluate", config=config.sections(mcfg, "model", "prompt", "seed",
-                                                                                 "generate", "evaluate"),
-                            inputs=inputs, overwrite=overwrite, batch_size=ec.batch_size,
-                            provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
-        todo = sum(r["id"] not in out.done_ids for r in recs)
-
-        def select(eng, batch: list[dict]) -> list[tuple[str, Selection]]:
-            """Each list's (method, selection); lists of one method advance together (`drive`)."""
-            got: dict[str, tuple[str, Selection]] = {}
-            for method in LIST_METHODS:
-                part = [r for r in batch if method_for(r, ec.list_method) == method]
-                if part:
-                    sels, _ = drive([len(r["candidates"]) for r in part], method, engine_compare(eng, part, how))
-                    got.update({r["id"]: (method, sel) for r, sel in zip(part, sels)})
-            return [got[r["id"]] for r in batch]
-
-        def written(rec: dict, result: tuple[str, Selection]) -> dict:
-            return dict(rec, meta=dict(rec["meta"], rb2=scored(rec, *result)))
-
-        with judge.engine(mcfg, engine, needed=bool(todo)) as eng:
-            judge.run_batches(out, recs, lambda batch: select(eng, batch), written, batch_size=ec.batch_size,
-                              progress_on=progress, desc=f"evaluate lists {pred_dir.name}")
-    want = {r["id"] for r in recs}
-    preds = [p for p in shards.read([pred_dir], normalize=normalize_list) if p["id"] in want]
-    return preds, todo
+def selector(how: judge.Settings, list_method: str):
+    """The `work` of evaluate on lists: each list's (method, selection); lists of one method advance together
+    (`drive`)."""
+    def select(eng, batch: list[dict]) -> list[tuple[str, Selection]]:
+        got: dict[str, tuple[str, Selection]] = {}
+        for method in LIST_METHODS:
+            part = [r for r in batch if method_for(r, list_method) == method]
+            if part:
+                sels, _ = drive([len(r["candidates"]) for r in part], method, candidate_compare(eng, part, how))
+                got.update({r["id"]: (method, sel) for r, sel in zip(part, sels)})
+        return [got[r["id"]] for r in batch]
+    return select
 
 
 def report_md(models: dict[str, dict], meta: dict) -> str:
@@ -166,8 +145,8 @@ def report_md(models: dict[str, dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(cfg: Config, inputs: list, output: Path, specs: list[str], slugs: list[str], engines: dict,
-        overwrite: bool, progress: bool) -> shards.Summary:
+def run(cfg: Config, inputs: list, output: Path, *, specs: list[str], slugs: list[str], engines: dict | None = None,
+        overwrite: bool = False, progress: bool = True) -> shards.Summary:
     """Judge every list with each model and write the RewardBench 2 report (`evaluate.list_method` is checked
     with the recipe: EvaluateConfig.check). Raises GramrError for inputs with no list."""
     t0 = time.time()
@@ -176,12 +155,18 @@ def run(cfg: Config, inputs: list, output: Path, specs: list[str], slugs: list[s
     if not recs:
         raise GramrError(f"no best-of-n lists in {', '.join(map(str, inputs))}")
     report, counts = {}, Counter()
-    for spec, name in zip(specs, slugs):
-        pred_dir = output / "predictions" / name
-        preds, judged = _judge_model(cfg, spec, pred_dir, recs, inputs, engines.get(spec), overwrite, progress)
-        report[name] = {"spec": spec, "predictions": str(pred_dir), "rewardbench2": list_metrics(preds)}
-        counts.update({"lists_judged": judged, "lists_resumed": len(recs) - judged})
     ec = cfg.evaluate
+    how = judge.settings(cfg, "evaluate", votes=ec.votes, orders=ec.orders, tie_break=ec.tie_break)
+    want = {r["id"] for r in recs}
+    for spec, name, pred_dir, stats in runner.each_model(
+            cfg, specs, slugs, output, recs, stage="evaluate", section="evaluate", inputs=inputs,
+            work=selector(how, ec.list_method), handle=lambda rec, res: dict(rec, meta=dict(rec["meta"],
+                                                                                              rb2=scored(rec, *res))),
+            batch_size=ec.batch_size, given=engines, overwrite=overwrite, progress_on=progress,
+            desc="evaluate lists"):
+        preds = [p for p in shards.read([pred_dir], normalize=normalize_list) if p["id"] in want]
+        report[name] = {"spec": spec, "predictions": str(pred_dir), "rewardbench2": list_metrics(preds)}
+        counts.update({"lists_judged": stats["judged"], "lists_resumed": stats["resumed"]})
     warnings = [w for w in (partial_warning(next(iter(report.values()))["rewardbench2"]),) if w]
     for w in warnings:
         note(w)

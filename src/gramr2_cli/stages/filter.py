@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import config, judge, prompts, shards
-from .self_label import precision
+from ..metrics import precision
 
 if TYPE_CHECKING:
     from ..recipe import Config

@@ -1,7 +1,7 @@
 """probe: how easily each reward model is fooled — master keys, verdict injection, position and length bias.
 
 Builds the probe pairs of `probes.build` from the gold-labeled pairs of the inputs (`judge.gold_label`), judges
-them with each model through the judging core (`judge.run_batches`; attack probes in order ab, position probes in
+them with each model through the stage runner (`runner.each_model`; attack probes in order ab, position probes in
 both orders) and writes
 
     OUTPUT/predictions/<model>/   a resumable shard per model: the probe pairs with `meta.judgment`
@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, outdir, plots, probes, shards
+from .. import config, judge, outdir, plots, probes, runner, shards
 from ..errors import GramrError
-from .evaluate import model_slugs
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -194,14 +193,12 @@ def _read_preds(pred_dir: Path, want: set[str]) -> list[dict]:
     return [p for p in shards.read([pred_dir], normalize=lambda obj, where: obj) if p["id"] in want]
 
 
-def _judge_model(cfg: Config, spec: str, pred_dir: Path, pairs: list[dict], inputs: list[Path], engines: dict,
-                 overwrite: bool, progress: bool) -> tuple[list[dict], dict]:
-    mcfg = dataclasses.replace(cfg, model=spec)
-    pc = cfg.probe
-    attack = judge.settings(mcfg, "probe", votes=pc.votes, orders="ab", tie_break=True)
+def judge_batch(cfg: Config):
+    """The `work` of probe: attack probes judged in order ab, position probes in both orders (tie-broken)."""
+    attack = judge.settings(cfg, "probe", votes=cfg.probe.votes, orders="ab", tie_break=True)
     both = dataclasses.replace(attack, orders="both")
 
-    def judge_batch(batch: list[dict]) -> list[judge.Judgment]:
+    def work(eng, batch: list[dict]) -> list[judge.Judgment]:
         pos = [i for i, p in enumerate(batch) if p["meta"]["probe"]["family"] == "position"]
         rest = [i for i in range(len(batch)) if i not in set(pos)]
         got: dict[int, judge.Judgment] = {}
@@ -209,21 +206,12 @@ def _judge_model(cfg: Config, spec: str, pred_dir: Path, pairs: list[dict], inpu
             if idx:
                 got.update(zip(idx, how.judge(eng, [batch[i] for i in idx])))
         return [got[i] for i in range(len(batch))]
+    return work
 
-    def judged(rec: dict, j: judge.Judgment) -> dict:
-        keep = pc.keep_samples or rec["meta"]["probe"]["family"] == "position"   # position needs per-order P(A)
-        return dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=keep)))
 
-    with shards.open_output(pred_dir, stage="probe", config=config.sections(mcfg, "model", "prompt", "seed", "generate",
-                                                                       "probe"),
-                            inputs=inputs, overwrite=overwrite, batch_size=pc.batch_size,
-                            provenance={"model": spec, "seed": cfg.seed, "prompt_version": cfg.prompt}) as out:
-        todo = [p for p in pairs if p["id"] not in out.done_ids]
-        with judge.engine(mcfg, engines.get(spec), needed=bool(todo)) as eng:
-            judge.run_batches(out, todo, judge_batch, judged, batch_size=pc.batch_size, progress_on=progress,
-                              desc=f"probe {pred_dir.name}")
-        stats = {"judged": len(todo), "resumed": len(pairs) - len(todo)}
-    return _read_preds(pred_dir, {p["id"] for p in pairs}), stats
+def _judged(rec: dict, j: judge.Judgment, keep_samples: bool) -> dict:
+    keep = keep_samples or rec["meta"]["probe"]["family"] == "position"   # position needs per-order P(A)
+    return dict(rec, meta=dict(rec["meta"], judgment=j.to_meta(keep_samples=keep)))
 
 
 def source_pairs(cfg: Config, inputs: list[Path]) -> tuple[list[dict], Counter]:
@@ -269,28 +257,22 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     baseline without this run's probe pairs."""
     t0 = time.time()
     config.ensure(cfg.probe, "probe.")
-    from .. import models as model_specs
-    specs = list(models or [cfg.model])
-    slugs = model_slugs(specs)
-    for spec in specs:
-        if spec not in (engines or {}):
-            model_specs.resolve(spec)
-    if str(output) == "-":
-        raise GramrError("probe writes a report directory; give -o a directory, not '-'")
+    specs, slugs = runner.models(cfg, models, engines, output, "probe")
     if baseline is not None and not (Path(baseline) / "predictions").is_dir():
         raise GramrError(f"--baseline {baseline}: not a probe output (no predictions/ directory in it)")
     gold, skipped = source_pairs(cfg, inputs)
     pairs = probes.build(gold, seed=cfg.seed, families=tuple(cfg.probe.families))
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise GramrError(f"{output}: exists and is not a directory")
-    output.mkdir(parents=True, exist_ok=True)
+    output = runner.report_dir(output)
     report: dict[str, dict] = {}
     counts: Counter = Counter()
     first: list[dict] | None = None
-    for spec, name in zip(specs, slugs):
-        preds, stats = _judge_model(cfg, spec, output / "predictions" / name, pairs, inputs, engines or {},
-                                    overwrite, progress)
+    pc = cfg.probe
+    want = {p["id"] for p in pairs}
+    for spec, name, pred_dir, stats in runner.each_model(
+            cfg, specs, slugs, output, pairs, stage="probe", section="probe", inputs=inputs,
+            work=judge_batch(cfg), handle=lambda rec, j: _judged(rec, j, pc.keep_samples),
+            batch_size=pc.batch_size, given=engines, overwrite=overwrite, progress_on=progress):
+        preds = _read_preds(pred_dir, want)
         report[name] = {"spec": spec, "metrics": family_metrics(preds)}
         if first is None:
             first = preds
@@ -299,7 +281,6 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
         if baseline is not None:
             report[name]["paired_vs_baseline"] = paired_tests(baseline_preds(baseline, name, pairs), preds)
         counts.update({"probes_judged": stats["judged"], "probes_resumed": stats["resumed"]})
-    pc = cfg.probe
     meta = {"source_pairs": len(gold), "probe_pairs": len(pairs), "families": list(pc.families), "seed": cfg.seed,
             "prompt": cfg.prompt, "votes": pc.votes, "inputs": [str(i) for i in inputs], "skipped": dict(skipped),
             "baseline": str(baseline) if baseline is not None else None}

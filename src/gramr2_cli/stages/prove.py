@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, judge, prompts, shards
+from .. import config, prompts, runner, shards
 from ..errors import GramrError
 
 if TYPE_CHECKING:
@@ -138,11 +138,11 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
         raise GramrError("prove needs a prover model", hint="pass --prover DIR (a 'gramr2 prover-train' output) "
                                                             "or set prove.prover in the recipe")
     resolved = config.sections(cfg, "seed", "generate", "prove")
-    with shards.open_output(output, stage="prove", config=resolved, inputs=inputs, overwrite=overwrite,
+    with runner.open_output(output, stage="prove", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": pc.prover, "seed": cfg.seed},
                             batch_size=cfg.generate.batch_size) as out:
-        recs, todo = out.read_resumable(inputs)
+        recs, todo = runner.read_left(out, inputs)
         def skip(rec: dict, reason: str) -> None:
             if out.to_stdout:   # stdout carries proved pairs only
                 out.skip(reason)
@@ -162,10 +162,9 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
                 skip(rec, reason)
             return rec_out
 
-        with judge.engine(cfg, engine, model=pc.prover,
-                          needed=any(r["id"] not in out.done_ids for r in labeled)) as eng:
-            judge.run_batches(out, labeled, lambda batch: prove_batch(eng, batch, cfg, cfg.seed), proved,
-                              batch_size=cfg.generate.batch_size, progress_on=progress, desc="prove")
+        runner.run_model(out, cfg, labeled, lambda eng, batch: prove_batch(eng, batch, cfg, cfg.seed), proved,
+                         engine=engine, model=pc.prover, batch_size=cfg.generate.batch_size, progress_on=progress,
+                         desc="prove")
         if not out.to_stdout and out.part_path().exists():
             scores = [r["meta"]["proof"]["score"] for r in shards.read([out.part_path()])]
             if scores:

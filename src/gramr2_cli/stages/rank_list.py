@@ -1,83 +1,40 @@
 """rank list: best-of-n over each record's candidates ({"prompt": ..., "candidates": [...]}).
 
 A record's candidates are compared as judge pairs (prompt, candidate i, candidate j) by the selection algorithm
-`rank.method` (`stages/rank.py`, pure); `rank.drive` advances every record of a batch together, so one engine call
+`rank.method` (`selection.py`, pure); `selection.drive` advances every record of a batch together, so one engine call
 carries the same step of all of them. Each record gets `meta.rank`: winner (index), ranking, every comparison
 with its P(first better), and the number of judge calls.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .. import judge, records, shards
-from ..errors import GramrError
-from .rank import ALGORITHMS, METHODS, drive
-from .rank_pairs import pair_metrics, provenance, resolved, settings
+from .. import judge, runner, shards
+from ..records import normalize_list
+from ..selection import candidate_compare, drive
+from .rank import pair_metrics, provenance, resolved, settings
 
 if TYPE_CHECKING:
     from ..recipe import Config
-
-
-def list_id(prompt: str, candidates: list[str]) -> str:
-    """sha256 of prompt␟candidate_0␟…, first 16 hex (stable, like pair ids)."""
-    return hashlib.sha256(records.SEP.join([prompt, *candidates]).encode("utf-8")).hexdigest()[:16]
-
-
-def normalize_list(obj: Any, where: str) -> dict:
-    """Validate a listwise record {prompt, candidates[, id, source, meta]}. Raises GramrError naming `where`."""
-    if not isinstance(obj, dict):
-        raise GramrError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    prompt, cands = obj.get("prompt"), obj.get("candidates")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise GramrError(f"{where}: 'prompt' must be a non-empty string")
-    if not isinstance(cands, list) or not cands:
-        raise GramrError(f"{where}: 'candidates' must be a non-empty list of strings",
-                         hint="rank list reads {\"prompt\": ..., \"candidates\": [...]}; use 'rank pairs' for pairs")
-    for k, c in enumerate(cands):
-        if not isinstance(c, str) or not c.strip():
-            raise GramrError(f"{where}: candidates[{k}] must be a non-empty string")
-    meta = obj.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise GramrError(f"{where}: 'meta' must be an object")
-    rec = dict(obj)
-    rec["id"] = str(obj.get("id") or list_id(prompt, cands))
-    rec["meta"] = dict(meta)
-    return rec
-
-
-def engine_compare(engine, recs: list[dict], how: judge.Settings, log: list | None = None):
-    """A `drive` compare that judges (record, i, j) as the pair (prompt, candidate i, candidate j)."""
-    def compare(flat: list[tuple[int, int, int]]) -> list[float]:
-        pairs = [{"prompt": recs[r]["prompt"], "response_a": recs[r]["candidates"][i],
-                  "response_b": recs[r]["candidates"][j]} for r, i, j in flat]
-        js = how.judge(engine, pairs)
-        if log is not None:
-            log.extend(js)
-        return [judge.preference(j) for j in js]
-    return compare
 
 
 def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite: bool = False,
         shard_index: int | None = None, num_shards: int | None = None, progress: bool = True) -> shards.Summary:
     """Best-of-n per record with rank.method; adds meta.rank {method, winner, ranking, comparisons, judge_calls}."""
     rc = cfg.rank
-    if rc.method not in ALGORITHMS:
-        raise GramrError(f"rank.method: unknown method {rc.method!r}; choose from {', '.join(METHODS)}")
-    how = settings(cfg)
+    how = settings(cfg)                     # checks the rank section (rank.method included)
     per_cmp = len(judge.ORDERS[rc.orders])
-    with shards.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
+    with runner.open_output(output, stage="rank", config=resolved(cfg), inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards, provenance=provenance(cfg),
                             batch_size=rc.batch_size) as out:
-        todo = list(shards.read(inputs, skip=out.done_ids, shard_index=shard_index, num_shards=num_shards,
-                                skipped=out.skipped, normalize=normalize_list))
+        recs, _ = runner.read_left(out, inputs, normalize=normalize_list)
         totals = {"comparisons": 0, "judge_calls": 0, "engine_rounds": 0, "candidates": 0}
         js: list[judge.Judgment] = []
 
         def select(eng, batch: list[dict]) -> list:
-            sels, rounds = drive([len(r["candidates"]) for r in batch], rc.method, engine_compare(eng, batch, how, js))
+            sels, rounds = drive([len(r["candidates"]) for r in batch], rc.method, candidate_compare(eng, batch, how, js))
             totals["engine_rounds"] += rounds
             return sels
 
@@ -92,9 +49,8 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
             totals["candidates"] += len(rec["candidates"])
             return rec
 
-        with judge.engine(cfg, engine, needed=bool(todo)) as eng:
-            judge.run_batches(out, todo, lambda batch: select(eng, batch), ranked, batch_size=rc.batch_size,
-                              progress_on=progress, desc=f"rank list ({rc.method})")
+        runner.run_model(out, cfg, recs, select, ranked, engine=engine, batch_size=rc.batch_size,
+                         progress_on=progress, desc=f"rank list ({rc.method})")
         out.metrics.update(totals)
         out.metrics.update({"method": rc.method, "votes": rc.votes, "orders": rc.orders})
         if js:

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, judge, prompts, shards
+from .. import config, judge, prompts, runner, shards
+from ..metrics import precision
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -72,15 +73,6 @@ def labeled_record(rec: dict, j: judge.Judgment, cfg: Config) -> dict:
     return out
 
 
-def precision(recs: list[dict]) -> dict:
-    """Share of labeled records whose label equals their gold label (`judge.gold_label`), over records that have
-    both."""
-    pairs = [(r["label"], judge.gold_label(r)) for r in recs
-             if r.get("label") is not None and judge.gold_label(r)]
-    right = sum(a == b for a, b in pairs)
-    return {"n": len(pairs), "correct": right, "precision": (right / len(pairs)) if pairs else None}
-
-
 def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, overwrite: bool = False,
         shard_index: int | None = None, num_shards: int | None = None, progress: bool = True) -> shards.Summary:
     """Judge every pair of `inputs` with `cfg.model` and write it with its pseudo-label to `output`.
@@ -92,13 +84,13 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
     sl = cfg.self_label
     config.ensure(sl, "self_label.")
     how = judge.settings(cfg, "self_label", votes=sl.samples, orders=sl.orders, tie_break=sl.tie_break,
-                         temperature=sl.temperature, votes_key="samples")
+                         temperature=sl.temperature)
     resolved = config.sections(cfg, "model", "prompt", "seed", "generate", "self_label")
-    with shards.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
+    with runner.open_output(output, stage="self-label", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards,
                             provenance={"model": cfg.model, "seed": cfg.seed, "prompt_version": cfg.prompt},
                             batch_size=cfg.generate.batch_size) as out:
-        recs, todo = out.read_resumable(inputs)
+        recs, _ = runner.read_left(out, inputs)
 
         def labeled(rec: dict, j: judge.Judgment) -> dict:
             lab = labeled_record(rec, j, cfg)
@@ -107,9 +99,8 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
                 out.counts[f"unlabeled:{j.reason}"] += 1
             return lab
 
-        with judge.engine(cfg, engine, needed=bool(todo)) as eng:
-            judge.run_batches(out, recs, lambda batch: how.judge(eng, batch), labeled,
-                              batch_size=cfg.generate.batch_size, progress_on=progress, desc="self-label")
+        runner.run_model(out, cfg, recs, how.judge, labeled, engine=engine, batch_size=cfg.generate.batch_size,
+                         progress_on=progress, desc="self-label")
         if not out.to_stdout:
             written = shards.read_all([out.part_path()]) if out.part_path().exists() else []
             out.metrics.update(_metrics(written))

@@ -121,7 +121,7 @@ def run(cfg: Config, output: Path | str, *, progress: bool = True,
             ("proved", partial(prove.run, cfg, [d["labeled"]], d["proved"], progress=progress)),
             ("kept", partial(filter_stage.run, cfg, [d["proved"]], d["kept"])),
             ("train", partial(datatools.merge, [*prev_train, d["kept"]], d["train"])),   # = gramr2 data merge
-            ("rm", partial(training.run, "pretrain", train_cfg, [d["train"]], d["rm"], resume=True)),
+            ("rm", partial(training.run, train_cfg, [d["train"]], d["rm"], stage="pretrain", resume=True)),
         ]
         for name, fn in steps:
             if outdir.shard_done(d[name], *((shard_index, num_shards) if name == "labeled" else (None, None))):

@@ -213,7 +213,7 @@ def describe(data: dict[str, list[dict]]) -> dict:
             "difficulty": {f: FAMILIES[f].difficulty for f in FAMILIES if f in used}}
 
 
-def run(cfg: SynthConfig, output: Path | str, seed: int = 0, overwrite: bool = False) -> Summary:
+def run(cfg: SynthConfig, output: Path | str, *, seed: int = 0, overwrite: bool = False) -> Summary:
     """Write one shard directory per split under `output` (or all splits as JSONL to stdout for `-`), plus
     `output/summary.json`. A split already finished with the same config is skipped, a partial one resumed.
     Raises GramrError for bad config or an output holding a different config (without `overwrite`)."""

@@ -7,11 +7,13 @@
 | finetune | `reasoning` or `label` | a reward model (`--model rm/`) | human-rationale pairs |
 | adapt | `reasoning` or `label`, LoRA by default | a reward model | a small task set |
 
-Each `run()` takes the resolved `Config`, fixes what its stage fixes, and returns the `Summary`.
+Each takes the resolved `Config` (never changed: a stage that fixes a value trains on a copy), the inputs and the
+output, everything else by keyword, and returns the `Summary`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,8 +41,9 @@ def _check(stage: str, cfg: Config) -> None:
 
 def prover_train(cfg: Config, inputs: list[Path], output: Path, *, overwrite: bool = False,
                  resume: bool = False) -> Summary:
-    """Train the preference-proving model π_ψ (Eq. 4) on labeled pairs with rationales."""
-    cfg.train.objective = "prover"
+    """Train the preference-proving model π_ψ (Eq. 4) on labeled pairs with rationales (the objective is fixed
+    to `prover` on a copy of `cfg`)."""
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, objective="prover"))
     return core.train(cfg, inputs, output, stage="prover-train", overwrite=overwrite, resume=resume)
 
 
@@ -68,8 +71,9 @@ def adapt(cfg: Config, inputs: list[Path], output: Path, *, overwrite: bool = Fa
 STAGES = {"prover-train": prover_train, "pretrain": pretrain, "finetune": finetune, "adapt": adapt}
 
 
-def run(stage: str, cfg: Config, inputs: list[Path], output: Path, **kw) -> Summary:
-    """Run training stage `stage` by name (the self-training loop calls this)."""
+def run(cfg: Config, inputs: list[Path], output: Path, *, stage: str, overwrite: bool = False,
+        resume: bool = False) -> Summary:
+    """Run training stage `stage` by name (the commands and the self-training loop call this)."""
     if stage not in STAGES:
         raise GramrError(f"unknown training stage {stage!r}; choose from {', '.join(STAGES)}")
-    return STAGES[stage](cfg, inputs, output, **kw)
+    return STAGES[stage](cfg, inputs, output, overwrite=overwrite, resume=resume)

@@ -238,7 +238,7 @@ def _train(cfg: Config, inputs: list, output: Path, stage: str, overwrite: bool,
     model = _load_model(run.init, cfg.train)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     trainer = _make_trainer(cfg, model, tok, rows, _training_args(cfg, output, run, world), callbacks)
-    gflops = hardware.matmul_gflops(run.flags["bf16"]) if run.main else None
+    gflops = hardware.matmul_gflops(run.precision_args["bf16"]) if run.main else None
     result = trainer.train(resume_from_checkpoint=str(run.ckpt) if run.ckpt else None)
     merged = _save(trainer, tok, output, cfg.train)
     metrics, curve = _metrics(cfg.train, trainer.state, model, run, t0, result.metrics.get("train_runtime"),
@@ -263,7 +263,7 @@ class _Run:
     cfg_hash: str
     main: bool            # rank 0 (the only writer)
     on_gpu: bool
-    flags: dict           # precision_flags(...)
+    precision_args: dict  # precision_flags(...): bf16/fp16 TrainingArguments (not `flags.py`'s text flags)
     ckpt: Path | None     # the checkpoint to resume from
     base: str             # the resolved cfg.model
     init: str             # the weights training starts from
@@ -324,7 +324,7 @@ def _training_args(cfg: Config, output: Path, run: _Run, world: int):
         save_strategy="steps", save_steps=tcfg.save_steps, save_total_limit=tcfg.save_total_limit,
         use_cpu=not run.on_gpu, ddp_backend=None if run.on_gpu or world == 1 else "gloo",
         report_to="none", dataloader_num_workers=0, remove_unused_columns=False,
-        include_num_input_tokens_seen="all" if tcfg.packing else "non_padding", **run.flags)
+        include_num_input_tokens_seen="all" if tcfg.packing else "non_padding", **run.precision_args)
 
 
 def _make_trainer(cfg: Config, model, tok, rows: list, args, callbacks: list | None):
@@ -364,7 +364,7 @@ def _metrics(tcfg: TrainConfig, state, model, run: _Run, t0: float, train_runtim
         "packing": tcfg.packing, "matmul_gflops": round(gflops, 1) if gflops else None,
         "roofline_tokens_per_second": round(roof, 1) if roof else None,
         "roofline_fraction": round(tps / roof, 3) if tps and roof else None,
-        "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if run.flags["bf16"] else "fp32",
+        "minutes": round((time.time() - t0) / 60, 3), "precision": "bf16" if run.precision_args["bf16"] else "fp32",
         "lora": tcfg.lora.enabled, "merged_lora": merged, "world_size": world,
         "trainable_layers": tcfg.trainable_layers or "all",
         "resumed_from": run.ckpt.name if run.ckpt else None,

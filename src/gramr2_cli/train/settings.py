@@ -41,7 +41,7 @@ class TrainConfig:
     save_total_limit: int = 2         # checkpoints kept while training (each holds optimizer state)
     keep_checkpoints: bool = False    # keep <output>/checkpoints/ after a finished run
     logging_steps: int = 5
-    init: str = "backbone"            # backbone | continue (self-training retrain; paper: not stated)
+    init: str = "backbone"            # backbone (= --model) | a model directory; `continue` is read as backbone
     precision: str = "auto"           # auto = bf16 on GPU and on CPUs with native bf16 (AMX/AVX512-BF16), else fp32
     packing: bool = False             # one row per micro-batch, block-diagonal mask (ours; pays with flash-attn,
                                       # not with CPU SDPA: benchmarks/README.md)

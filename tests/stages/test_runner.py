@@ -1,0 +1,94 @@
+"""runner: the one definition of what is left, the engine lifecycle around the batch loop, the multi-model loop
+(scripted engine, no model)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from scripted_engine import ScriptedEngine
+
+from gramr2_cli import judge, recipe, records, runner, shards
+from gramr2_cli.errors import GramrError
+
+
+def good_first(q, a, b, k):
+    return ("A", 0.8) if a.startswith("good") else ("B", 0.2)
+
+
+def pairs(n: int) -> list[dict]:
+    return [records.new_pair(f"q{i}", f"good {i}", f"bad {i}") for i in range(n)]
+
+
+def test_left_is_what_the_output_has_not_written_in_input_order(tmp_path):
+    recs = pairs(5)
+    with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
+        for r in (recs[3], recs[0]):
+            out.write(r)
+    with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
+        assert [r["id"] for r in runner.left(out, recs)] == [recs[i]["id"] for i in (1, 2, 4)]
+
+
+def test_read_left_reads_every_record_and_counts_the_written_ones(tmp_path):
+    recs = pairs(4)
+    shards.write_records(tmp_path / "in", recs, stage="t", config={})
+    with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
+        out.write(recs[1])
+    with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
+        every, todo = runner.read_left(out, [tmp_path / "in"])
+        assert [r["id"] for r in every] == [r["id"] for r in recs]
+        assert [r["id"] for r in todo] == [recs[i]["id"] for i in (0, 2, 3)]
+    assert out.summary().skipped == {"already_done": 1}
+
+
+def test_run_model_loads_no_engine_when_nothing_is_left(tmp_path, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(runner, "recipe_engine", lambda cfg, model=None: loaded.append(model) or ScriptedEngine(good_first))
+    cfg = recipe.load_recipe(None, [])
+    recs, how = pairs(3), judge.Settings()
+    handle = lambda rec, j: dict(rec, label=j.label)   # noqa: E731
+    with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
+        todo = runner.run_model(out, cfg, recs, how.judge, handle, model="m1", batch_size=2, progress_on=False,
+                                desc="t")
+    assert (len(todo), loaded) == (3, ["m1"])
+    with runner.open_output(tmp_path / "o", stage="t", config={}) as out:
+        todo = runner.run_model(out, cfg, recs, how.judge, handle, model="m1", batch_size=2, progress_on=False,
+                                desc="t")
+    assert (todo, loaded) == ([], ["m1"])                # a finished output: nothing judged, nothing loaded
+    assert [r["label"] for r in shards.read_all([tmp_path / "o"])] == ["A", "A", "A"]
+
+
+def test_each_model_writes_one_resumable_shard_per_model(tmp_path):
+    cfg = recipe.load_recipe(None, [])
+    engines = {"a": ScriptedEngine(good_first), "b": ScriptedEngine(lambda q, a, b, k: ("B", 0.1))}
+    specs, slugs = runner.models(cfg, ["a", "b"], engines, tmp_path / "r", "t")
+    recs, how = pairs(3), judge.Settings()
+    got = list(runner.each_model(cfg, specs, slugs, tmp_path / "r", recs, stage="t", section="rank", inputs=[],
+                                 work=how.judge, handle=lambda rec, j: dict(rec, label=j.label), batch_size=2,
+                                 given=engines, progress_on=False))
+    assert [(s, n, d.name, st) for s, n, d, st in got] == [("a", "a", "a", {"judged": 3, "resumed": 0}),
+                                                          ("b", "b", "b", {"judged": 3, "resumed": 0})]
+    assert [r["label"] for r in shards.read_all([tmp_path / "r" / "predictions" / "b"])] == ["B"] * 3
+    again = list(runner.each_model(cfg, specs, slugs, tmp_path / "r", recs, stage="t", section="rank", inputs=[],
+                                   work=how.judge, handle=lambda rec, j: rec, batch_size=2, given=engines,
+                                   progress_on=False))
+    assert [st for *_, st in again] == [{"judged": 0, "resumed": 3}] * 2
+
+
+def test_the_report_preamble_refuses_a_repeated_model_and_stdout(tmp_path):
+    cfg = recipe.load_recipe(None, [])
+    with pytest.raises(GramrError, match=r"--model given twice"):
+        runner.models(cfg, ["a", "a"], {"a": None}, tmp_path, "evaluate")
+    with pytest.raises(GramrError, match=r"probe writes a report directory"):
+        runner.models(cfg, ["a"], {"a": None}, "-", "probe")
+    assert runner.model_slugs(["x/m", "x:m"]) == ["x-m", "x-m-2"]
+
+
+def test_judge_is_pure_judging():
+    """judge holds no engine lifecycle, output or batch loop, and importing it loads no engine backend."""
+    for name in ("engine", "run_batches", "fixed_batches"):
+        assert not hasattr(judge, name)
+    code = "import sys, gramr2_cli.judge; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]"

@@ -19,7 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from . import config, engines, prompts, truncation
+from . import config, prompts, truncation
 from .engines import Generation
 from .engines.settings import TRUNCATE_POLICIES
 from .records import LABELS, swap_label
@@ -268,12 +268,6 @@ def settings(cfg, section: str, *, votes: int, orders: str, tie_break: bool, tem
     return Settings(prompt=cfg.prompt, votes=votes, orders=orders, temperature=temperature, top_p=g.top_p,
                     max_new_tokens=g.max_new_tokens, seed=cfg.seed, tie_break=tie_break,
                     verdict_only=g.verdict_only, truncate=g.truncate, retry_truncated_tokens=g.retry_truncated_tokens)
-
-
-def load(cfg, model: str | None = None):
-    """Kept only for `serve.py` (edited on another branch this round): use `runner.recipe_engine`. The lead swaps the
-    one call in serve.py after merging and deletes this."""
-    return engines.load_engine(model or cfg.model, cfg.generate, cfg.seed)
 
 
 def gold_label(rec: dict) -> str | None:

@@ -4,7 +4,7 @@ Rewards come from `group_rewards` (one path for every endpoint and framework): t
 by prompt and each group is scored with `serve.pairing` (default `reference`: GRAM v1's RLHF reward of y
 against a reference y_ref (GRAM v1's RLHF scheme; GRAM-R² specifies none),
 r(x, y) = ½ [P(A | x, y, y_ref) + P(B | x, y_ref, y)] with `orders: both`;
-`round-robin`/`circular`/`knockout` compare a prompt's rollouts with each other, ours). A failed judgment is
+`round_robin`/`circular`/`knockout` compare a prompt's rollouts with each other, ours). A failed judgment is
 masked, never a neutral 0.5; a comparison with one order failed is masked as a whole.
 
 Endpoints (JSON in, JSON out; a bad request gets a 4xx and one-line `detail`, and the server keeps serving):
@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import config, flags, group_rewards, judge, prompts
+from . import config, flags, group_rewards, judge, prompts, runner
 from .errors import GramrError
 from .serve_batching import MicroBatcher
 from .serve_requests import (
@@ -78,18 +78,17 @@ class ServeConfig:
     max_prompt_tokens: int = 4096   # most tokens of one item's question + responses (413 above; 0 = no limit; ours)
     request_timeout: float = 300.0  # seconds a request may take before it gets 504; its queued work is dropped (ours)
     max_judge_pairs: int = 4096     # most judge comparisons one request may cause (413 above; ours): 64 rollouts
-                                    # of one prompt under round-robin with orders both are 64·63 = 4032
+                                    # of one prompt under round_robin with orders both are 64·63 = 4032
     votes: int = 1                  # voting@k per order (k > 1 samples at generate.temperature)
     orders: str = "both"            # both = averaged over presentation orders (cancels position bias); or ab
     tie_break: bool = True
-    pairing: str = "reference"      # group reward pairing: reference | round-robin | circular | knockout
+    pairing: str = "reference"      # group reward pairing: reference | round_robin | circular | knockout
     score: str = "p_a"              # group reward score: p_a | win_rate | bt (group_rewards.GroupConfig)
     policy_template: str = "auto"   # /get_reward: the policy's chat template to strip (auto|none|chatml|llama3|gemma)
     strip_tokens: list[str] = field(default_factory=list)   # /get_reward: more trailing tokens to strip
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `serve`)."""
-        group = [p.removeprefix("group.") for p in group_config(self).check() if "orders" not in p]
         return [*config.within("port", self.port, 1, 65535), *config.at_least("votes", self.votes, 1),
                 *config.choice("orders", self.orders, judge.ORDERS),
                 *config.at_least("max_batch", self.max_batch, 1), *config.at_least("max_wait_ms", self.max_wait_ms, 0),
@@ -99,7 +98,7 @@ class ServeConfig:
                 *config.at_least("max_judge_pairs", self.max_judge_pairs, 1),
                 *config.within("request_timeout", self.request_timeout, 0, float("inf"), open_low=True),
                 *config.choice("policy_template", self.policy_template, TEMPLATE_NAMES),
-                *[p for p in group if not p.startswith("votes")]]
+                *group_rewards.scoring_problems(self.pairing, self.score)]
 
 
 def group_config(sc: ServeConfig) -> group_rewards.GroupConfig:
@@ -328,7 +327,7 @@ def serve(cfg: "Config", engine=None, api_key: str | None = None) -> None:
     config.ensure(sc, "serve.")
     key = api_key_for(sc.host, api_key)
     t0 = time.time()
-    engine = engine or judge.load(cfg)
+    engine = engine or runner.recipe_engine(cfg)
     note(f"model {cfg.model} loaded in {time.time() - t0:.1f}s; serving on http://{sc.host}:{sc.port} "
          f"(pairing {sc.pairing}, orders {sc.orders}, votes {sc.votes}, max_batch {sc.max_batch}"
          f"{', API key required' if key else ''})")

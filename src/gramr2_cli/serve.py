@@ -125,6 +125,12 @@ class TooMuchWork(GramrError):
     """A request that would cause more than `serve.max_judge_pairs` judge comparisons (413)."""
 
 
+class PastDeadline(GramrError):
+    """The reward path's judge work outlived the request's deadline or the request went away (504). Raised in the
+    worker thread instead of the cancelled future's CancelledError, which would cancel the endpoint from inside
+    and leave the client without any response when it won the race against the middleware's own timeout."""
+
+
 # ---------------------------------------------------------------- the app
 
 def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: str | None = None,
@@ -216,6 +222,7 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
             while not fut.done():                  # (a timeout loop, so the request going away is noticed)
                 if gone.wait(0.05) or time.monotonic() > deadline:
                     fut.cancel()                   # timed out (504) or cancelled: its queued chunks are dropped
+                    raise PastDeadline(f"request took longer than serve.request_timeout={sc.request_timeout}s")
             return fut.result()
         try:
             out, results = await asyncio.to_thread(group_rewards.batch_rewards, judge_sync, ps, rs, refs, gcfg)
@@ -224,6 +231,8 @@ def create_app(engine, cfg: "Config", model_name: str | None = None, api_key: st
             raise
         except TooMuchWork as e:
             raise http(413, e.message) from None
+        except PastDeadline as e:
+            raise http(504, e.message) from None
         except GramrError as e:
             raise http(400, e.message) from None
         except Exception as e:  # noqa: BLE001 - an engine bug: report it (500), keep serving

@@ -3,6 +3,7 @@ order, OpenRLHF queries with a chat template and right padding, API key, token l
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -158,6 +159,23 @@ def test_prompt_token_limit_and_request_timeout():
     class Slow(ScriptedEngine):
         def generate(self, prompts, **kw):
             time.sleep(1.0)
+            return super().generate(prompts, **kw)
+    with TestClient(make_app(Slow(lambda q, a, b, k: ("A", 0.9)), "serve.request_timeout=0.2")) as c:
+        r = c.post("/score", json={"prompt": ["p"], "response": ["x"], "reference": ["y"]})
+        assert r.status_code == 504 and "serve.request_timeout=0.2" in r.text
+
+
+def test_reward_work_past_its_deadline_is_a_504_whoever_notices_first(monkeypatch):
+    """The reward path's worker thread notices the deadline itself (it polls every 50 ms). When it noticed before
+    the middleware's own timeout (a loaded machine), the cancelled future's CancelledError cancelled the endpoint
+    from inside and the client got no response at all. Here the middleware never times out, so only the thread can."""
+    async def no_timeout(aw, timeout):
+        return await aw
+    monkeypatch.setattr(asyncio, "wait_for", no_timeout)
+
+    class Slow(ScriptedEngine):
+        def generate(self, prompts, **kw):
+            time.sleep(0.6)
             return super().generate(prompts, **kw)
     with TestClient(make_app(Slow(lambda q, a, b, k: ("A", 0.9)), "serve.request_timeout=0.2")) as c:
         r = c.post("/score", json={"prompt": ["p"], "response": ["x"], "reference": ["y"]})

@@ -83,7 +83,7 @@ def sh(args: list[str], log: Path) -> None:
 def data_dir(out: Path, synth_set: list[str], args) -> Path:
     """The arm's synth output (shared by arms with the same synth overrides)."""
     key = "-".join(s.split("=", 1)[1].strip("[]").replace(",", "+") for s in synth_set) or "default"
-    d = out / "data" / key
+    d = out / "data" / f"{key}-n{args.n}"
     if not (d / "test" / "manifest.json").exists():
         sets = [f"synth.splits.{k}={v}" for k, v in (("unlabeled", 0), ("adapt", 0), ("adapt_test", 0),
                                                         ("test", args.test / args.n))]
@@ -96,14 +96,14 @@ def data_dir(out: Path, synth_set: list[str], args) -> Path:
 def run_arm(out: Path, arm: str, args) -> None:
     synth_set, train_set = ARMS[arm]
     data = data_dir(out, synth_set, args)
-    model = out / arm
+    model = out / (arm + args.tag)
     sets = [f"seed={args.seed}", f"train.save_steps={args.every}", "train.keep_checkpoints=true",
             "train.save_total_limit=100", *train_set]
     if not (model / "training_summary.json").exists():
         sh([*GRAMR2, "pretrain", str(data / "labeled"), "-o", str(model), "-c", str(RECIPE), "--resume",
             "--max-steps", str(args.steps), *[x for s in sets for x in ("-s", s)]], out / "log.txt")
     for ckpt in sorted((model / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-        rep = out / "eval" / arm / ckpt.name
+        rep = out / "eval" / (arm + args.tag) / ckpt.name
         if not (rep / "summary.json").exists():
             sh([*GRAMR2, "evaluate", str(data / "test"), "--model", str(ckpt), "-o", str(rep), "-c", str(RECIPE),
                 "-s", f"seed={args.seed}", "-s", "generate.max_new_tokens=96"], out / "log.txt")
@@ -181,6 +181,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=24, help="training steps of 8 examples")
     ap.add_argument("--every", type=int, default=8, help="evaluate a checkpoint every this many steps")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tag", default="", help="suffix of this run's arm directories (the same arm, other sizes)")
     ap.add_argument("--base", default="per-response", help="the arm the others are tested against (paired)")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
@@ -191,8 +192,8 @@ def main() -> int:
             t0 = time.time()
             run_arm(args.out, arm, args)
             print(f"{arm}: {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-            print(report(args.out, args.arms, args.base), flush=True)
-    print(report(args.out, args.arms, args.base))
+            print(report(args.out, [a + args.tag for a in args.arms], args.base), flush=True)
+    print(report(args.out, [a + args.tag for a in args.arms], args.base))
     return 0
 
 

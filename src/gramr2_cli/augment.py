@@ -89,14 +89,20 @@ def augmented(recs: list[dict], *, fraction: float, seed: int, openers: list[str
         correct, _ = correct_and_wrong(src)
         opener = rng.choice(list(openers))
         slot = "A" if i % 2 == 0 else "B"
-        a, b = (opener, correct) if slot == "A" else (correct, opener)
-        label = "B" if slot == "A" else "A"
-        meta = {"gold_label": label, "category": (src.get("meta") or {}).get("category"),
-                "augment": {"recipe": "master-rm openers (arXiv 2507.08794)", "opener": opener,
-                            "opener_slot": slot, "source_id": src["id"]}}
-        out.append(new_pair(src["prompt"], a, b, label=label, source="augment", meta=meta,
-                            rationale=rationale(opener, slot, spelling) if src.get("rationale") else None))
+        out.append(_against(src, opener, correct, slot, rationale(opener, slot, spelling),
+                            {"recipe": "master-rm openers (arXiv 2507.08794)", "opener": opener, "opener_slot": slot}))
     return out
+
+
+def _against(src: dict, attack: str, correct: str, slot: str, why: str, augment: dict) -> dict:
+    """The new pair: `attack` in `slot` against the source's correct response, labeled against the attack, with
+    `why` as its rationale when the source had one, and `augment` (plus the source id) in meta.augment."""
+    a, b = (attack, correct) if slot == "A" else (correct, attack)
+    label = "B" if slot == "A" else "A"
+    meta = {"gold_label": label, "category": (src.get("meta") or {}).get("category"),
+            "augment": {**augment, "source_id": src["id"]}}
+    return new_pair(src["prompt"], a, b, label=label, source="augment", meta=meta,
+                    rationale=why if src.get("rationale") else None)
 
 
 def injection_rationale(slot: str, spelling: str = "Comparison") -> str:
@@ -126,13 +132,9 @@ def injected(recs: list[dict], *, fraction: float, seed: int, spelling: str = "C
         name = rng.choice(sorted(INJECTIONS))
         slot = "A" if i % 2 == 0 else "B"
         attack = INJECTIONS[name].format(response=wrong, slot=slot)
-        a, b = (attack, correct) if slot == "A" else (correct, attack)
-        label = "B" if slot == "A" else "A"
-        meta = {"gold_label": label, "category": (src.get("meta") or {}).get("category"),
-                "augment": {"recipe": "injection negatives (ours, issue 25)", "injection": name,
-                            "injected_slot": slot, "source_id": src["id"]}}
-        out.append(new_pair(src["prompt"], a, b, label=label, source="augment", meta=meta,
-                            rationale=injection_rationale(slot, spelling) if src.get("rationale") else None))
+        out.append(_against(src, attack, correct, slot, injection_rationale(slot, spelling),
+                            {"recipe": "injection negatives (ours, issue 25)", "injection": name,
+                             "injected_slot": slot}))
     return out
 
 

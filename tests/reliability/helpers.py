@@ -77,3 +77,14 @@ def digest(out: Path) -> str:
         h.update(f.relative_to(out).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()
+
+
+def one_error_line(r, *needles: str) -> str:
+    """The single `error:` line of a CliRunner result that exited 1 without a traceback; each needle is in it."""
+    assert r.exit_code == 1, r.output
+    assert "Traceback" not in r.output
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1, r.output
+    for n in needles:
+        assert n in errors[0], errors[0]
+    return errors[0]

@@ -21,7 +21,7 @@ from gramr2_cli.engines.remote import RemoteEngine
 from gramr2_cli.errors import GramrError
 
 from .fake_endpoint import BadEndpoint
-from .helpers import ENV, lines_in
+from .helpers import ENV, lines_in, one_error_line
 from .helpers import records as read_back
 
 VERDICT = "<think>\nok\n</think>\n<answer>\nA\n</answer>"
@@ -59,14 +59,6 @@ def remote_args(url: str, *extra: str) -> list[str]:
             "-s", "generate.max_new_tokens=16", "--no-progress", *extra]
 
 
-def one_error_line(r, *needles: str) -> str:
-    assert r.exit_code == 1, r.output
-    assert "Traceback" not in r.output
-    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1, r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
 
 
 # ---------------------------------------------------------------- item 1: the number of choices

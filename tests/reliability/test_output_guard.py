@@ -24,18 +24,12 @@ from gramr2_cli.errors import GramrError
 
 from .fake_endpoint import BadEndpoint
 from .helpers import ENV, digest
+from .helpers import one_error_line as one_error_line_of
 from .helpers import records as read_back
 
 
 def one_error_line(args: list[str], *needles: str) -> str:
-    r = CliRunner().invoke(app, [str(a) for a in args])
-    assert r.exit_code == 1, r.output
-    assert "Traceback" not in r.output
-    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1, r.output
-    for n in needles:
-        assert n in errors[0], errors[0]
-    return errors[0]
+    return one_error_line_of(CliRunner().invoke(app, [str(a) for a in args]), *needles)
 
 
 def tree(path) -> dict:

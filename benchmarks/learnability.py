@@ -140,7 +140,7 @@ def arm_rows(out: Path, arm: str) -> list[dict]:
 
 def report(out: Path, arms: list[str], base_arm: str) -> str:
     rows = {a: arm_rows(out, a) for a in arms}
-    base = {r["step"]: r for r in rows.get(base_arm, [])}
+    base = {r["step"]: r for r in (rows[base_arm] if base_arm in rows else arm_rows(out, base_arm))}
     lines = [f"CPU: {cpu_flags()}", "",
              "| arm | step | tokens | accuracy (95% CI) | pred-A | per family | vs " + base_arm + " (W/L, p) |",
              "|---|---|---|---|---|---|---|"]

@@ -26,10 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from replicate_report import correct_by_id, sign_test  # noqa: E402
-
-from gramr2_cli.probes import wilson  # noqa: E402
+from gramr2_cli.demo_summary import correct_by_id
+from gramr2_cli.probes import sign_test, wilson
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAMR2 = [sys.executable, "-m", "gramr2_cli.cli"]

@@ -7,6 +7,7 @@ import math
 import statistics
 from pathlib import Path
 
+from gramr2_cli.demo_summary import correct_by_id
 from gramr2_cli.probes import sign_test  # exact two-sided sign test (McNemar's exact test)
 
 PAPER = ("Paper reference (not a target): RM-Bench accuracy at 8B, GRAM-R² 85.7 vs the generative-RM baseline 79.2 "
@@ -17,18 +18,6 @@ def _models_in_order(report: Path) -> list[dict]:
     """Each model's overall metrics in an evaluate report.json, in report order, with its predictions directory."""
     rep = json.loads(report.read_text())
     return [dict(m["metrics"]["overall"], predictions=m.get("predictions")) for m in rep["models"].values()]
-
-
-def correct_by_id(pred_dir: str | Path) -> dict[str, bool]:
-    """id → whether the model's verdict equals the gold label (a null verdict is wrong), from evaluate's shards."""
-    out = {}
-    for part in sorted(Path(pred_dir).glob("part-*.jsonl")):
-        for line in part.read_text().splitlines():
-            r = json.loads(line)
-            verdict = r.get("meta", {}).get("judgment", {}).get("label")
-            gold = r.get("label") or r.get("meta", {}).get("gold_label")
-            out[r["id"]] = verdict is not None and verdict == gold
-    return out
 
 
 def mcnemar_power(n: int, discordant: float, delta: float, alpha: float = 0.05) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from . import readers
 from .probes import paired, wilson
 
 STEPS = [("data synth", "data/test/summary.json"), ("prover-train", "prover/training_summary.json"),
@@ -36,14 +37,14 @@ def _pct(x) -> str:
 
 
 def _records(d: Path) -> list[dict]:
-    return [json.loads(line) for part in sorted(d.glob("part-*.jsonl")) for line in part.read_text().splitlines()
-            if line.strip()]
+    """The records of shard directory `d` as written (`readers.read_raw`), [] when the step never ran."""
+    return [obj for src in readers.source_files([d]) for _, obj in readers.read_raw(src)] if d.is_dir() else []
 
 
-def _correct(pred_dir: Path) -> dict[str, bool]:
+def correct_by_id(pred_dir: str | Path) -> dict[str, bool]:
     """id → the model's verdict equals the gold label (a missing verdict is wrong), from evaluate's shards."""
     out = {}
-    for r in _records(pred_dir):
+    for r in _records(Path(pred_dir)):
         verdict = (r.get("meta", {}).get("judgment") or {}).get("label")
         gold = r.get("label") or r.get("meta", {}).get("gold_label")
         out[r["id"]] = verdict is not None and verdict == gold
@@ -61,7 +62,7 @@ def outcome(root: Path) -> dict:
         pred = Path(m.get("predictions") or "")
         if not pred.is_dir():                   # the run directory moved since: its own predictions/<model>
             pred = root / "report/predictions" / name
-        ok = _correct(pred)
+        ok = correct_by_id(pred)
         k, n = sum(ok.values()), len(ok)
         o = m.get("metrics", {}).get("overall", {})
         models[name] = {"n": n, "correct": k, "accuracy": k / n if n else None,

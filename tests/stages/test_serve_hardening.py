@@ -146,6 +146,15 @@ class WordTokenizer:
         return text.split()
 
 
+def slow_engine(seconds: float) -> ScriptedEngine:
+    """A scripted judge (always A, P = 0.9) whose every engine call takes `seconds`."""
+    class Slow(ScriptedEngine):
+        def generate(self, prompts, **kw):
+            time.sleep(seconds)
+            return super().generate(prompts, **kw)
+    return Slow(lambda q, a, b, k: ("A", 0.9))
+
+
 def test_prompt_token_limit_and_request_timeout():
     eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.9))
     eng.tokenizer = WordTokenizer()
@@ -156,11 +165,7 @@ def test_prompt_token_limit_and_request_timeout():
         r = c.post("/compare", json={"prompt": ["a b c"], "response_a": ["d e"], "response_b": ["f"]})
         assert r.status_code == 413
 
-    class Slow(ScriptedEngine):
-        def generate(self, prompts, **kw):
-            time.sleep(1.0)
-            return super().generate(prompts, **kw)
-    with TestClient(make_app(Slow(lambda q, a, b, k: ("A", 0.9)), "serve.request_timeout=0.2")) as c:
+    with TestClient(make_app(slow_engine(1.0), "serve.request_timeout=0.2")) as c:
         r = c.post("/score", json={"prompt": ["p"], "response": ["x"], "reference": ["y"]})
         assert r.status_code == 504 and "serve.request_timeout=0.2" in r.text
 
@@ -173,11 +178,7 @@ def test_reward_work_past_its_deadline_is_a_504_whoever_notices_first(monkeypatc
         return await aw
     monkeypatch.setattr(asyncio, "wait_for", no_timeout)
 
-    class Slow(ScriptedEngine):
-        def generate(self, prompts, **kw):
-            time.sleep(0.6)
-            return super().generate(prompts, **kw)
-    with TestClient(make_app(Slow(lambda q, a, b, k: ("A", 0.9)), "serve.request_timeout=0.2")) as c:
+    with TestClient(make_app(slow_engine(0.6), "serve.request_timeout=0.2")) as c:
         r = c.post("/score", json={"prompt": ["p"], "response": ["x"], "reference": ["y"]})
         assert r.status_code == 504 and "serve.request_timeout=0.2" in r.text
 

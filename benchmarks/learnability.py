@@ -32,13 +32,16 @@ from gramr2_cli.probes import sign_test, wilson
 ROOT = Path(__file__).resolve().parents[1]
 GRAMR2 = [sys.executable, "-m", "gramr2_cli.cli"]
 RECIPE = ROOT / "recipes" / "demo.yaml"
+FAMILIES = "decimal_compare,uppercase,last_letter"
 
 # arm -> (synth overrides, train overrides). `per-response` is today's recipe (the gold rationale judges each
-# response right/wrong); every other arm changes one thing against `claim-first`.
+# response right/wrong); every other arm changes one thing against `claim-first`. A `prompt=` override is a
+# train override that evaluation uses too (a model is judged with the prompt it was trained on).
 ARMS: dict[str, tuple[list[str], list[str]]] = {
     "per-response": (["synth.rationale=per-response"], []),
     "claim-first": (["synth.rationale=claim-first"], []),
     "claim-first-both": (["synth.rationale=claim-first", "synth.both_orders=true"], []),
+    "claim-first-both-short": (["synth.rationale=claim-first", "synth.both_orders=true"], ["prompt=gramr2-short"]),
     "claim-first-lr1e-4": (["synth.rationale=claim-first"], ["train.lr=1e-4"]),
     "claim-first-top8": (["synth.rationale=claim-first"], ["train.trainable_layers=8", "train.lr=5e-4"]),
     "claim-first-top4": (["synth.rationale=claim-first"], ["train.trainable_layers=4", "train.lr=1e-3"]),
@@ -81,6 +84,8 @@ def sh(args: list[str], log: Path) -> None:
 def data_dir(out: Path, synth_set: list[str], args) -> Path:
     """The arm's synth output (shared by arms with the same synth overrides)."""
     key = "-".join(s.split("=", 1)[1].strip("[]").replace(",", "+") for s in synth_set) or "default"
+    if args.families != FAMILIES and not any("families" in s for s in synth_set):
+        key += "-" + args.families.replace(",", "+")
     d = out / "data" / f"{key}-n{args.n}"
     if not (d / "test" / "manifest.json").exists():
         sets = [f"synth.splits.{k}={v}" for k, v in (("unlabeled", 0), ("adapt", 0), ("adapt_test", 0),
@@ -104,7 +109,8 @@ def run_arm(out: Path, arm: str, args) -> None:
         rep = out / "eval" / (arm + args.tag) / ckpt.name
         if not (rep / "summary.json").exists():
             sh([*GRAMR2, "evaluate", str(data / "test"), "--model", str(ckpt), "-o", str(rep), "-c", str(RECIPE),
-                "-s", f"seed={args.seed}", "-s", "generate.max_new_tokens=96"], out / "log.txt")
+                "-s", f"seed={args.seed}", "-s", "generate.max_new_tokens=96",
+                *[x for s in train_set if s.startswith("prompt=") for x in ("-s", s)]], out / "log.txt")
 
 
 def _pred_dir(rep: Path) -> Path:
@@ -175,7 +181,7 @@ def main() -> int:
     ap.add_argument("--arms", nargs="+", default=["per-response", "claim-first"], choices=list(ARMS))
     ap.add_argument("--n", type=int, default=320, help="labeled pairs (training examples)")
     ap.add_argument("--test", type=int, default=96, help="held-out test pairs")
-    ap.add_argument("--families", default="decimal_compare,uppercase,last_letter")
+    ap.add_argument("--families", default=FAMILIES)
     ap.add_argument("--steps", type=int, default=24, help="training steps of 8 examples")
     ap.add_argument("--every", type=int, default=8, help="evaluate a checkpoint every this many steps")
     ap.add_argument("--seed", type=int, default=0)

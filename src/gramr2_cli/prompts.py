@@ -3,6 +3,9 @@
 Prompt versions (every judged record says which one produced it, in `meta.prompt_version`):
 - `gramr2-v1`: the project default, a few lines so a pair stays near 150 tokens on CPU, with a one-line
   system turn instead of the chat template's long default one.
+- `gramr2-short`: the same slots with a one-sentence system turn and a one-line question (ours, issue 22): ~35 fewer
+  tokens per pair than `gramr2-v1` (~75 vs ~110 with SmolLM2's template on a synthetic pair), so a CPU trains on
+  ~25% more examples per minute. For models fine-tuned on it (the demo); an untrained model is not told the format.
 - `gram-rr`: the template the released GRAM-R² checkpoints were trained on, byte-exact (authors' spelling
   "Comparision" included), sent as one user turn through the model's chat template.
 The reply format: `<think>\\nFeedback: …\\n\\nComparison: …\\n\\nConclusion: …\\n</think>\\n<answer>\\nA\\n</answer>`.
@@ -36,6 +39,8 @@ _V1_USER = (
     "[Response B]\n{response_2}\n"
     "Reply as <think>Feedback: … Comparison: … Conclusion: …</think><answer>A or B</answer>."
 )
+_SHORT_SYSTEM = "You are a careful judge."
+_SHORT_USER = "[Question]\n{user_input}\n[Response A]\n{response_1}\n[Response B]\n{response_2}\nWhich is better, A or B?"
 _PROVER_SYSTEM = "You are a careful judge. You explain why the given response is the better one."
 _PROVER_USER = (
     "[Question]\n{user_input}\n"
@@ -60,7 +65,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 RAW = "+raw"    # version suffix: untrusted text is not neutralised (measuring the defense only; ours)
-BASE_VERSIONS = ("gramr2-v1", "gram-rr")
+BASE_VERSIONS = ("gramr2-v1", "gramr2-short", "gram-rr")
 PROMPT_VERSIONS = (*BASE_VERSIONS, *(v + RAW for v in BASE_VERSIONS))
 
 # The judge's own markup: its output tags (spaces allowed inside) and the slot markers of its templates (gram-rr,
@@ -101,6 +106,9 @@ def base_version(version: str) -> tuple[str, bool]:
     return (version.removesuffix(RAW), False) if version.endswith(RAW) else (version, True)
 
 
+_OWN = {"gramr2-v1": (_V1_SYSTEM, _V1_USER), "gramr2-short": (_SHORT_SYSTEM, _SHORT_USER)}
+
+
 def judge_messages(prompt: str, response_a: str, response_b: str, version: str = "gramr2-v1") -> list[dict]:
     """Chat messages asking the reward model to judge (prompt, A, B), the three texts `neutralise`d unless the
     version ends in `+raw`. Raises GramrError for an unknown version."""
@@ -109,9 +117,10 @@ def judge_messages(prompt: str, response_a: str, response_b: str, version: str =
     version, safe = base_version(version)
     if safe:
         prompt, response_a, response_b = neutralise(prompt), neutralise(response_a), neutralise(response_b)
-    if version == "gramr2-v1":
-        user = _V1_USER.format(user_input=prompt, response_1=response_a, response_2=response_b)
-        return [{"role": "system", "content": _V1_SYSTEM}, {"role": "user", "content": user}]
+    if version in _OWN:
+        system, template = _OWN[version]
+        user = _fill(template, {"user_input": prompt, "response_1": response_a, "response_2": response_b})
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
     text = _fill(_gram_rr_template(), {"user_input": prompt, "response_1": response_a, "response_2": response_b})
     return [{"role": "user", "content": text}]     # gram-rr
 

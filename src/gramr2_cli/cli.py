@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -116,8 +117,14 @@ def hoist_debug(argv: list[str]) -> list[str]:
     return ["--debug"] + [a for i, a in enumerate(argv) if not (a == "--debug" and i < end)]
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one `warning: …` line on stderr (no source file, no code line)."""
+    print(f"warning: {message}", file=file or sys.stderr, flush=True)
+
+
 def main() -> None:
     sys.argv[1:] = hoist_debug(sys.argv[1:])
+    warnings.showwarning = _one_line_warning
     app()
 
 

@@ -93,6 +93,18 @@ def resolve(spec: str | Path) -> str:
                      hint="use embedded:smollm2-135m, a local HF directory, or a hub id when online")
 
 
+def trained_prompt(spec: str | Path) -> str | None:
+    """The judge prompt version a gramr2-trained model directory was trained with (`prompt:` of the recipe its
+    training stage saved as config.yaml), or None when `spec` is not such a directory or the file says nothing."""
+    p = Path(str(spec)).expanduser() / "config.yaml"
+    if not p.is_file():
+        return None
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith("prompt:"):
+            return line.split(":", 1)[1].split("#", 1)[0].strip().strip("'\"") or None
+    return None
+
+
 def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 

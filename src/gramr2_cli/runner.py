@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config, engines, progress, shards
+from . import config, engines, progress, prompts, shards
 from . import models as model_specs
 from .errors import GramrError
 
@@ -63,10 +64,24 @@ def read_left(out: Output, inputs: Iterable[Path | str], **read_kw) -> tuple[lis
 
 # ---------------------------------------------------------------- engines
 
+def prompt_mismatch(cfg, model: str) -> str | None:
+    """A warning when `model` is a gramr2-trained directory whose training prompt (`models.trained_prompt`) is not
+    the version `cfg` judges with (the `+raw` suffix aside: it changes the rendering of untrusted text, not the
+    prompt); a model judged through a prompt it never saw answers close to chance. None when they agree."""
+    trained = model_specs.trained_prompt(model)
+    if trained is None or prompts.base_version(trained)[0] == prompts.base_version(cfg.prompt)[0]:
+        return None
+    return (f"{model} was trained with prompt {trained!r} but is judging with {cfg.prompt!r}; "
+            f"add -s prompt={trained} unless you mean to")
+
+
 def recipe_engine(cfg, model: str | None = None):
     """`model` (default `cfg.model`) loaded with `cfg.generate` and `cfg.seed` (`engines.load_engine`); the
-    caller closes it."""
-    return engines.load_engine(model or cfg.model, cfg.generate, cfg.seed)
+    caller closes it. Warns (`prompt_mismatch`) when the model was trained on another judge prompt."""
+    model = model or cfg.model
+    if (said := prompt_mismatch(cfg, model)) is not None:
+        warnings.warn(said, UserWarning, stacklevel=2)
+    return engines.load_engine(model, cfg.generate, cfg.seed)
 
 
 @contextmanager

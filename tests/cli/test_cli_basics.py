@@ -141,3 +141,17 @@ def test_adapt_help_names_where_the_adapter_goes():
     r = runner.invoke(app, ["adapt", "--help"], terminal_width=200)
     text = " ".join(r.output.split())
     assert "kept in OUTPUT/adapter/" in text and "--no-merge-lora writes only the adapter, into OUTPUT itself" in text
+
+
+def test_a_warning_is_one_line_on_stderr(tmp_path):
+    """The console script prints warnings as `warning: …` (no source path, no code line)."""
+    import subprocess
+    import sys
+    rec = tmp_path / "r.yaml"
+    rec.write_text("serve:\n  pairing: round-robin\n")
+    r = subprocess.run([sys.executable, "-c", "from gramr2_cli.cli import main; main()", "config", "check",
+                        str(rec)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    said = [x for x in r.stderr.splitlines() if "round-robin" in x]
+    assert said == ["warning: serve.pairing: 'round-robin' is an old spelling; use 'round_robin' (read as 'round_robin')"]
+    assert "Warning" not in r.stderr and "load_recipe(" not in r.stderr

@@ -92,3 +92,31 @@ def test_judge_is_pure_judging():
     code = "import sys, gramr2_cli.judge; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
+
+
+def _trained_dir(tmp_path, prompt_line: str | None):
+    d = tmp_path / "rm"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    if prompt_line is not None:
+        (d / "config.yaml").write_text(f"model: embedded:smollm2-135m\n{prompt_line}\nseed: 0\n")
+    return d
+
+
+def test_a_model_judged_with_another_prompt_than_it_was_trained_on_is_warned(tmp_path, monkeypatch):
+    d = _trained_dir(tmp_path, "prompt: gramr2-short")
+    loaded = []
+    monkeypatch.setattr(runner.engines, "load_engine", lambda m, g, s: loaded.append(m) or "engine")
+    with pytest.warns(UserWarning, match=r"trained with prompt 'gramr2-short' but is judging with 'gramr2-v1'; "
+                                          r"add -s prompt=gramr2-short"):
+        assert runner.recipe_engine(recipe.load_recipe(), str(d)) == "engine"
+    assert loaded == [str(d)]
+    for same in ("gramr2-short", "gramr2-short+raw"):    # the same prompt, or its undefended twin: no warning
+        assert runner.prompt_mismatch(recipe.load_recipe(overrides=[f"prompt={same}"]), str(d)) is None
+
+
+@pytest.mark.parametrize("line", [None, "seed: 1", "prompt: ''"])
+def test_no_prompt_warning_without_a_recorded_training_prompt(tmp_path, line):
+    d = _trained_dir(tmp_path, line)
+    assert runner.prompt_mismatch(recipe.load_recipe(), str(d)) is None
+    assert runner.prompt_mismatch(recipe.load_recipe(), "embedded:smollm2-135m") is None

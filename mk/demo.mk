@@ -5,9 +5,9 @@
 DEMO ?= runs/demo
 DEMO_RECIPE ?= recipes/demo.yaml
 DEMO_SET ?=
-DEMO_PROVER_STEPS ?= 40
-DEMO_RM_STEPS ?= 60
-DEMO_ITER_STEPS ?= 24
+DEMO_PROVER_STEPS ?= 24
+DEMO_RM_STEPS ?= 40
+DEMO_ITER_STEPS ?= 16
 DEMO_G = $(GRAMR2)
 DEMO_OPTS = -c $(DEMO_RECIPE) $(DEMO_SET)
 demo_force = $(shell grep -qs '"done": true' $(1)/manifest.json || echo demo-force)
@@ -47,7 +47,20 @@ $(DEMO)/report/summary.json: $(DEMO)/rm1/manifest.json $(shell test -s $(DEMO)/r
 $(DEMO)/best-of-4/manifest.json: $(DEMO)/rm1/manifest.json $(call demo_force,$(DEMO)/best-of-4)
 	$(DEMO_G) rank list recipes/demo/best_of_4.jsonl --model $(DEMO)/rm1 -o $(DEMO)/best-of-4 $(DEMO_OPTS)
 
-.PRECIOUS: $(DEMO)/%/manifest.json $(DEMO)/report/summary.json
+# Every step's target, kept when make is interrupted (Ctrl-C, kill): make deletes the target of an interrupted
+# recipe unless it is listed here by name (a pattern only covers implicit rules), and a deleted manifest.json
+# would leave an output that no rerun may resume.
+.PRECIOUS: $(DEMO)/data/test/manifest.json \
+  $(DEMO)/prover/manifest.json \
+  $(DEMO)/proved/manifest.json \
+  $(DEMO)/rm0/manifest.json \
+  $(DEMO)/iter-1/labeled/manifest.json \
+  $(DEMO)/iter-1/proved/manifest.json \
+  $(DEMO)/iter-1/kept/manifest.json \
+  $(DEMO)/iter-1/train/manifest.json \
+  $(DEMO)/rm1/manifest.json \
+  $(DEMO)/report/summary.json \
+  $(DEMO)/best-of-4/manifest.json
 .PHONY: demo-force demo-run demo-clean
 demo-force:
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gramr2_cli.stages.synth_families import FAMILIES, WORD_POOL
 
-FAMILY_MIX = ("uppercase", "last_letter")           # the demo's families with 4 distinct answers
+FAMILY_MIX = ("uppercase",)          # the demo's family with 4 distinct answers (decimal_compare has 2)
 LISTS = 24
 OUT = Path(__file__).with_name("best_of_4.jsonl")
 

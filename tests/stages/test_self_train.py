@@ -176,12 +176,13 @@ def test_one_real_iteration_on_the_tiny_model(tmp_path, tiny_model):
 
 
 def _make_dry_run(*args: str) -> list[list[str]]:
-    """`make -n` over mk/demo.mk + mk/self-train.mk: the gramr2 command lines it would run, as argv lists."""
+    """`make -n -B` over mk/demo.mk + mk/self-train.mk (every step, whatever runs/demo holds in this checkout):
+    the gramr2 command lines it would run, as argv lists."""
     import shlex
     import subprocess
 
     repo = Path(__file__).resolve().parents[2]
-    out = subprocess.run(["make", "-s", "-n", "-f", "mk/demo.mk", "-f", "mk/self-train.mk", "-C", str(repo),
+    out = subprocess.run(["make", "-s", "-n", "-B", "-f", "mk/demo.mk", "-f", "mk/self-train.mk", "-C", str(repo),
                           "ST_SETUP=", "GRAMR2=gramr2", "DEMO=runs/demo", *args],
                          capture_output=True, text=True, check=True).stdout
     return [shlex.split(ln) for ln in out.replace("\\\n", " ").splitlines() if ln.startswith("gramr2 ")]
@@ -194,7 +195,7 @@ def test_make_self_train_calls_the_cli_on_the_demo_outputs():
     assert argv == ["gramr2", "self-train", "runs/demo/data/unlabeled", "-o", "runs/self-train",
                     "-c", "recipes/demo.yaml", "-s", "self_train.iterations=2", "-s", "self_train.rm=runs/demo/rm0",
                     "-s", "prove.prover=runs/demo/prover", "-s", "self_train.train_data=runs/demo/proved",
-                    "-s", "self_train.init=backbone", "-s", "train.max_steps=72"]
+                    "-s", "self_train.init=backbone", "-s", "train.max_steps=40"]
     demo = _make_dry_run("demo-run")
     outputs = {a[a.index("-o") + 1] for a in demo}
     assert {"runs/demo/rm0", "runs/demo/prover", "runs/demo/proved", "runs/demo/data"} <= outputs
@@ -204,4 +205,4 @@ def test_make_self_train_calls_the_cli_on_the_demo_outputs():
     self_train.check_ready(cfg)
     assert (cfg.self_train.iterations, cfg.self_train.rm, cfg.self_train.unlabeled, cfg.self_train.train_data,
             cfg.prove.prover, cfg.train.max_steps) == (2, "runs/demo/rm0", ["runs/demo/data/unlabeled"],
-                                                       ["runs/demo/proved"], "runs/demo/prover", 72)
+                                                       ["runs/demo/proved"], "runs/demo/prover", 40)

@@ -8,17 +8,22 @@
 # exact sign test; both are evaluated on the ordinary test split. Each step's target is its output's
 # manifest/summary, so a rerun resumes. Variables: ROB (output dir), ROB_STEPS (train steps), ROB_FRACTION
 # (opener fraction), ROB_INJECTION (injection-negative fraction), ROB_PAIRS (probe.max_pairs, 0 = all; >= 64 so
-# verdict injection gets 384 probes and length 64), ROB_PROMPT (judge prompt version), ROB_SET (extra -s values).
-# The run of docs/robustness.md (2026-11-30) used ROB_PAIRS=8 and no injection negatives (ROB_INJECTION=0).
+# verdict injection gets 384 probes and length 64), ROB_PROMPT (judge prompt version), ROB_RAW_FAMILIES (what the
+# undefended probe judges: the neutralisation changes only responses holding the judge's markup, i.e. verdict
+# injection), ROB_SET (extra -s values). The defaults are the demo recipe's data and RM (two families, both orders,
+# the short prompt) on 192 labeled pairs for 48 steps: the RM that judges (87.5%, docs/notes/learnability.md).
+# The 2026-11-30 run of docs/robustness.md used ROB_PAIRS=8 ROB_INJECTION=0 ROB_STEPS=40 ROB_PROMPT=gramr2-v1
+# and the recipe of that day.
 
 ROB ?= runs/robustness
 ROB_RECIPE ?= recipes/demo.yaml
-ROB_STEPS ?= 40
+ROB_STEPS ?= 48
 ROB_FRACTION ?= 0.25
 ROB_INJECTION ?= 0.25
 ROB_PAIRS ?= 64
-ROB_PROMPT ?= gramr2-v1
-ROB_SET ?= -s synth.n=512
+ROB_PROMPT ?= gramr2-short
+ROB_RAW_FAMILIES ?= verdict_injection
+ROB_SET ?= -s synth.n=192 -s synth.splits.unlabeled=0
 ROB_G = $(GRAMR2)
 ROB_OPTS = -c $(ROB_RECIPE) -s prompt=$(ROB_PROMPT) $(ROB_SET)
 rob_force = $(shell grep -qs '"done": true' $(1)/manifest.json || echo rob-force)
@@ -38,7 +43,7 @@ $(ROB)/rm-aug/manifest.json: $(ROB)/augmented/manifest.json $(call rob_force,$(R
 
 $(ROB)/probe-raw/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/probe-raw/summary.json || echo rob-force)
 	$(ROB_G) probe $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/probe-raw \
-	  --max-pairs $(ROB_PAIRS) $(ROB_OPTS) -s prompt=$(ROB_PROMPT)+raw
+	  --max-pairs $(ROB_PAIRS) --families $(ROB_RAW_FAMILIES) $(ROB_OPTS) -s prompt=$(ROB_PROMPT)+raw
 
 $(ROB)/probe/summary.json: $(ROB)/probe-raw/summary.json $(shell test -s $(ROB)/probe/summary.json || echo rob-force)
 	$(ROB_G) probe $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/probe \

@@ -139,6 +139,9 @@ def main() -> None:
         policy, rm = models.resolve(a.policy), a.rm
         if not rm.startswith(("http://", "https://")):
             models.resolve(rm)                    # a missing RM fails now, not after the policy's first rollouts
+            trained = models.trained_prompt(rm)
+            if trained and not any(s.startswith("prompt=") for s in sets):
+                sets.append(f"prompt={trained}")  # judge through the prompt the RM was trained on
     if a.prompts:
         prompts = distinct_prompts(a.prompts, a.max_prompts)
     elif a.tiny:

@@ -58,7 +58,7 @@ def synth_cmd(output: OutputOpt,
     err_console.print(t)
 
 
-# ---- import / export / stats / merge / split (stages/data_import.py, formats/, datatools.py)
+# ---- import / export / stats / merge / split (stages/data_import.py, core/formats/, core/datatools.py)
 
 def _import_format(value: str) -> str:
     """--format of `data import`: a usage error (exit 2, like any bad option value) when unknown."""

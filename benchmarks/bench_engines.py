@@ -38,7 +38,7 @@ _FILLER = ["First, the response restates the question in its own words and names
 
 def long_pairs(tokenizer, k: int, target: int = 400) -> list[dict]:
     """`k` pairs whose rendered gramr2-v1 judge prompt is the first length ≥ `target` tokens."""
-    from gramr2_cli import judge
+    from gramr2_cli.judging import judge
     out = []
     for i in range(k):
         q = f"Question {i}: what is {17 + i} times {3 + i % 7}, and how would you check it?"
@@ -67,7 +67,7 @@ def row(name: str, seconds: float, n_prompts: int, new_tokens: int, startup: flo
 def bench_naive(model_path: str, texts: list[str], new: int) -> dict:
     import torch
 
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     t0 = time.perf_counter()
     tok, model = models.load_tokenizer(model_path), models.load_model(model_path, "float32")
     startup = time.perf_counter() - t0
@@ -129,7 +129,7 @@ def bench_vllm(model_path: str, texts: list[str], new: int, dtype: str) -> dict:
 
 
 def bench_bare_vllm(model_path: str, texts: list[str], new: int, dtype: str) -> dict:
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     from gramr2_cli.engines import row_seed
     from gramr2_cli.engines.vllm import _set_env, _startup_log
     _set_env(2, on_gpu=False)   # the same environment the engine sets (KV cache, both cores, quiet logs)
@@ -169,12 +169,12 @@ def main() -> None:
 
     import torch
 
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     threads = args.threads or int(os.environ.get("GRAMR2_THREADS") or os.cpu_count() or 1)
     torch.set_num_threads(threads)
     path = models.resolve(args.model)
     tok = models.load_tokenizer(path)
-    from gramr2_cli import judge
+    from gramr2_cli.judging import judge
     texts = judge.judge_prompts(tok, long_pairs(tok, args.prompts), ("ab",), "gramr2-v1")
     lens = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     print(f"{len(texts)} judge prompts, {min(lens)}-{max(lens)} tokens (mean {sum(lens) / len(lens):.0f}), "

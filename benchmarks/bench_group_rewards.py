@@ -31,9 +31,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np
 import torch
 
-from gramr2_cli import judge, models, recipe
+from gramr2_cli import recipe
+from gramr2_cli.core import models
 from gramr2_cli.engines import close_all, load_engine
-from gramr2_cli.group_rewards import PAIRINGS, GroupConfig, judge_compare, score_groups
+from gramr2_cli.judging import judge
+from gramr2_cli.judging.group_rewards import PAIRINGS, GroupConfig, judge_compare, score_groups
 
 RESULTS = Path(__file__).parent / "results" / "bench_group_rewards.json"
 

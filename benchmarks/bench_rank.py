@@ -25,7 +25,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch
 
-from gramr2_cli import models, recipe
+from gramr2_cli import recipe
+from gramr2_cli.core import models
 from gramr2_cli.engines import close_all, load_engine
 from gramr2_cli.stages import rank_list
 

@@ -28,8 +28,10 @@ import httpx
 import torch
 import uvicorn
 
-from gramr2_cli import models, recipe, serve
+from gramr2_cli import recipe
+from gramr2_cli.core import models
 from gramr2_cli.engines import close_all, load_engine
+from gramr2_cli.server import serve
 
 RESULTS = Path(__file__).parent / "results" / "bench_serve.json"
 

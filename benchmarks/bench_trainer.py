@@ -35,7 +35,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 from transformers import TrainerCallback
 
-from gramr2_cli import hardware, models, recipe
+from gramr2_cli import recipe
+from gramr2_cli.core import hardware, models
 from gramr2_cli.stages import synth
 from gramr2_cli.train import core, objectives, packing
 

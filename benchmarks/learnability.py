@@ -26,8 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from gramr2_cli.demo_summary import correct_by_id
-from gramr2_cli.probes import sign_test, wilson
+from gramr2_cli.judging.probes import sign_test, wilson
+from gramr2_cli.reports.demo_summary import correct_by_id
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAMR2 = [sys.executable, "-m", "gramr2_cli.cli"]

@@ -7,8 +7,8 @@ import math
 import statistics
 from pathlib import Path
 
-from gramr2_cli.demo_summary import correct_by_id
-from gramr2_cli.probes import sign_test  # exact two-sided sign test (McNemar's exact test)
+from gramr2_cli.judging.probes import sign_test  # exact two-sided sign test (McNemar's exact test)
+from gramr2_cli.reports.demo_summary import correct_by_id
 
 PAPER = ("Paper reference (not a target): RM-Bench accuracy at 8B, GRAM-R² 85.7 vs the generative-RM baseline 79.2 "
          "(arXiv 2509.02492).")

@@ -30,8 +30,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from gramr2_cli import models, readers, recipe
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe
+from gramr2_cli.core import models, readers
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.rlhf import make_trl_reward
 
 RESULTS = Path(__file__).parent / "results"

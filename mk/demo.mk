@@ -65,7 +65,7 @@ $(DEMO)/best-of-4/manifest.json: $(DEMO)/rm1/manifest.json $(call demo_force,$(D
 demo-force:
 
 demo-run: $(DEMO)/report/summary.json $(DEMO)/best-of-4/manifest.json
-	@$(PY) -m gramr2_cli.demo_summary $(DEMO)
+	@$(PY) -m gramr2_cli.reports.demo_summary $(DEMO)
 
 demo-clean:
 	rm -rf $(DEMO)

@@ -50,14 +50,14 @@ def pytest_collection_finish(session):
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """Path of a tiny random Llama saved as an HF directory (seconds to build)."""
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     return models.build_tiny(tmp_path_factory.mktemp("tiny") / "model", seed=0)
 
 
 @pytest.fixture(scope="session")
 def embedded_model() -> Path:
     """The converted embedded SmolLM2-135M directory (for @pytest.mark.slow tests)."""
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     return models.embedded_dir("smollm2-135m")
 
 

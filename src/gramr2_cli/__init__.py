@@ -21,25 +21,27 @@ _API: dict[str, tuple[str, str]] = {
     # recipes and data
     "load_recipe": ("recipe", "load_recipe"),       # a recipe YAML (+ --set overrides) → the checked Config
     "Config": ("recipe", "Config"),
-    "read_records": ("shards", "read_all"),         # records of files/directories (JSONL, JSON, Parquet)
-    "new_pair": ("records", "new_pair"),
-    "GramrError": ("errors", "GramrError"),
-    "embedded_model": ("models", "embedded_dir"),   # the directory of a model shipped with gramr2
+    "read_records": ("core.readers", "read_all"),        # records of files/directories (JSONL, JSON, Parquet)
+    "new_pair": ("core.records", "new_pair"),
+    "GramrError": ("core.errors", "GramrError"),
+    "embedded_model": ("core.models", "embedded_dir"),   # the directory of a model shipped with gramr2
     # engines and judging
     "load_engine": ("engines", "load_engine"),      # (model, cfg.generate, seed) → an engine (hf, vllm, openai)
     "Generation": ("engines", "Generation"),
-    "render_prompt": ("prompts", "render"),
-    "judge_pairs": ("judge", "judge_pairs"),        # engine + pairs → Judgments (votes, label, confidence, P(A))
-    "judge_settings": ("judge", "settings"),
-    "Judgment": ("judge", "Judgment"),
-    "gold_label": ("judge", "gold_label"),
+    "render_prompt": ("core.prompts", "render"),
+    # engine + pairs → Judgments (votes, label, confidence, P(A))
+    "judge_pairs": ("judging.judge", "judge_pairs"),
+    "judge_settings": ("judging.judge", "settings"),
+    "Judgment": ("judging.judge", "Judgment"),
+    "gold_label": ("judging.judge", "gold_label"),
     # RLHF rewards
     "make_trl_reward": ("rlhf", "make_trl_reward"),
     "make_online_dpo_reward": ("rlhf", "make_online_dpo_reward"),
     "compute_score": ("rlhf", "compute_score"),     # verl's custom_reward_function
-    "score_groups": ("group_rewards", "score_groups"),    # group rewards: one per rollout of each group (GRPO)
-    "GroupConfig": ("group_rewards", "GroupConfig"),
-    "judge_compare": ("group_rewards", "judge_compare"),
+    # group rewards: one per rollout of each group (GRPO)
+    "score_groups": ("judging.group_rewards", "score_groups"),
+    "GroupConfig": ("judging.group_rewards", "GroupConfig"),
+    "judge_compare": ("judging.group_rewards", "judge_compare"),
 }
 
 __all__ = sorted(_API)    # no name is also a submodule's (`group_rewards` is the module; `score_groups` its API)

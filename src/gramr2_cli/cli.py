@@ -16,9 +16,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__, config, models
+from . import __version__
 from .commands import data, plan, selftrain, training, use
 from .commands.common import STATE, SetOpt, command, err_console, set_threads
+from .core import config, models
 from .recipe import load_recipe
 
 app = typer.Typer(name="gramr2", no_args_is_help=True, pretty_exceptions_enable=False,

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import config, prompts
-from .augment import AugmentConfig
+from .core import config, prompts
+from .core.errors import ConfigError
 from .engines.settings import GenerateConfig
-from .errors import ConfigError
-from .serve import ServeConfig
+from .judging.rank import RankConfig
+from .server.serve import ServeConfig
+from .stages.augment import AugmentConfig
 from .stages.evaluate import EvaluateConfig
 from .stages.filter import FilterConfig
 from .stages.probe import ProbeConfig
 from .stages.prove import ProveConfig
-from .stages.rank import RankConfig
 from .stages.self_label import SelfLabelConfig
 from .stages.self_train import SelfTrainConfig
 from .stages.synth import SynthConfig

@@ -36,8 +36,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from . import group_rewards
-from .errors import GramrError
+from .core.errors import GramrError
+from .judging import group_rewards
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 log = logging.getLogger("gramr2.rlhf")
@@ -50,7 +50,7 @@ def as_text(x: Any) -> str:
     if isinstance(x, list) and x and all(isinstance(m, dict) for m in x):
         if all(m.get("role") == "assistant" for m in x):
             return "".join(str(m.get("content", "")) for m in x)
-        from .formats import render_messages
+        from .core.formats import render_messages
         return render_messages(x)
     raise GramrError(f"expected a string or a list of chat messages, got {type(x).__name__}")
 
@@ -107,7 +107,7 @@ class RewardClient:
         if not prompts:
             return [], {"judge_calls": 0, "failed_calls": 0}
         if self.url is None:
-            from .serve import group_config, judge_fn
+            from .server.serve import group_config, judge_fn
             engine = self._local()
             out, results = group_rewards.batch_rewards(judge_fn(engine, self.cfg, "ab"), prompts, responses,
                                                        references, group_config(self.cfg.serve), group_size)

@@ -23,12 +23,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import config, engines, progress, prompts, shards
-from . import models as model_specs
-from .errors import GramrError
+from . import engines
+from .core import config, progress, prompts, readers, shards
+from .core import models as model_specs
+from .core.errors import GramrError
 
 if TYPE_CHECKING:
-    from .shards import Output
+    from .core.shards import Output
 
 
 # ---------------------------------------------------------------- the output and what is left
@@ -51,9 +52,9 @@ def left(out: Output, recs: Iterable[dict]) -> list[dict]:
 
 def read_left(out: Output, inputs: Iterable[Path | str], **read_kw) -> tuple[list[dict], list[dict]]:
     """(every record of `inputs` in `out`'s shard, `left` of them), counting read skips and `already_done` in
-    `out`'s summary. `read_kw` goes to `shards.read_all` (e.g. `normalize=` for list records)."""
+    `out`'s summary. `read_kw` goes to `readers.read_all` (e.g. `normalize=` for list records)."""
     skipped: Counter = Counter()
-    recs = shards.read_all(inputs, skipped=skipped, shard_index=out.shard_index, num_shards=out.num_shards,
+    recs = readers.read_all(inputs, skipped=skipped, shard_index=out.shard_index, num_shards=out.num_shards,
                            **read_kw)
     todo = left(out, recs)
     for k, v in {**skipped, "already_done": len(recs) - len(todo)}.items():

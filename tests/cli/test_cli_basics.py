@@ -88,7 +88,7 @@ def test_env_prints_versions():
 
 
 def test_keyboard_interrupt_exits_130(monkeypatch):
-    from gramr2_cli import config
+    from gramr2_cli.core import config
 
     def boom(*a, **k):
         raise KeyboardInterrupt
@@ -105,7 +105,7 @@ def test_debug_after_the_subcommand_shows_the_traceback(tmp_path, monkeypatch):
     import sys
 
     from gramr2_cli import cli
-    from gramr2_cli.errors import GramrError
+    from gramr2_cli.core.errors import GramrError
     assert cli.hoist_debug(["filter", "x", "--debug", "--", "--debug"]) == ["--debug", "filter", "x", "--", "--debug"]
     monkeypatch.setattr(sys, "argv", ["gramr2", "filter", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o"),
                                       "--debug"])

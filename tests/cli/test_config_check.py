@@ -109,7 +109,7 @@ def test_rank_list_reports_a_bad_method_with_the_sections_check(tmp_path):
     """rank list does not re-check rank.method with its own message: the section's check (config.ensure) runs,
     for a config built by hand as for one from a recipe."""
     from gramr2_cli import recipe
-    from gramr2_cli.errors import GramrError
+    from gramr2_cli.core.errors import GramrError
     from gramr2_cli.stages import rank_list
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"prompt": "p", "candidates": ["a", "b"]}\n')

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import ok, one_error, runner
 
-from gramr2_cli import records, shards
 from gramr2_cli.cli import app
+from gramr2_cli.core import readers, records
 
 FIX = Path(__file__).parent.parent / "fixtures"
 
@@ -30,7 +30,7 @@ def test_import_each_fixture_with_counts(tmp_path):
         out = tmp_path / name.split(".")[0]
         r = ok(["data", "import", str(FIX / name), "-o", str(out), "--order", "both"])
         assert "import summary" in r.output
-        assert len(shards.read_all([out])) == 2 * n
+        assert len(readers.read_all([out])) == 2 * n
         summary = json.loads((out / "summary.json").read_text())
         assert summary["counts"]["out"] == 2 * n
         assert summary["skipped"] == ({"tie": 1} if name == "helpsteer3.jsonl" else {})
@@ -56,7 +56,7 @@ def test_rerun_with_other_options_is_an_error(tmp_path):
     one_error(["data", "import", str(FIX / "pairs.json"), "-o", str(out), "--order", "both"],
               str(out), "different config")
     ok(["data", "import", str(FIX / "pairs.json"), "-o", str(out), "--order", "both", "--overwrite"])
-    assert len(shards.read_all([out])) == 8
+    assert len(readers.read_all([out])) == 8
 
 
 def test_export_merge_split_through_cli(tmp_path):
@@ -68,7 +68,7 @@ def test_export_merge_split_through_cli(tmp_path):
     assert json.loads((tmp_path / "m" / "summary.json").read_text())["skipped"] == {"duplicate_id": 8}
     ok(["data", "split", str(tmp_path / "m"), "-o", str(tmp_path / "s"), "--count", "2", "--names", "dev,train",
         "--seed", "1"])
-    dev, train = shards.read_all([tmp_path / "s" / "dev"]), shards.read_all([tmp_path / "s" / "train"])
+    dev, train = readers.read_all([tmp_path / "s" / "dev"]), readers.read_all([tmp_path / "s" / "train"])
     assert (len(dev), len(train)) == (2, 6)
     assert len({r["meta"]["pair_group"] for r in dev}) == 1     # both orders of one pair
     one_error(["data", "split", str(tmp_path / "m"), "-o", str(tmp_path / "s2"), "--ratio", "0.5,x"], "--ratio")
@@ -179,11 +179,11 @@ def test_stdin_to_stdout():
 def test_cli_qa_dump_autodetected_and_unlabeled_flag(tmp_path):
     """A Q&A dump is recognised by its columns and imported unlabeled; --unlabeled does the same for any pairs."""
     ok(["data", "import", str(FIX / "stackexchange.jsonl"), "-o", str(tmp_path / "qa")])
-    qa = shards.read_all([tmp_path / "qa"])
+    qa = readers.read_all([tmp_path / "qa"])
     assert len(qa) == 4 and {r["label"] for r in qa} == {None} and {r["source"] for r in qa} == {"qa"}
     ok(["data", "import", str(FIX / "judgebench.jsonl"), "-o", str(tmp_path / "jb"), "--unlabeled",
         "--order", "fixed"])
     ok(["data", "import", str(FIX / "judgebench.jsonl"), "-o", str(tmp_path / "jbl"), "--order", "fixed"])
-    jb, labeled = shards.read_all([tmp_path / "jb"]), shards.read_all([tmp_path / "jbl"])
+    jb, labeled = readers.read_all([tmp_path / "jb"]), readers.read_all([tmp_path / "jbl"])
     assert {r["label"] for r in jb} == {None} and len(jb) == 6
     assert [r["meta"]["gold_label"] for r in jb] == [r["label"] for r in labeled] == ["A", "B", "B", "A", "A", "B"]

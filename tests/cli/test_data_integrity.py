@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cli_helpers import ok, one_error
 
-from gramr2_cli import shards
+from gramr2_cli.core import readers, shards
 
 FIX = Path(__file__).parent.parent / "fixtures"
 
@@ -18,7 +18,7 @@ def pairs_file(path: Path, n: int, tag: str = "p") -> Path:
 
 
 def ids(path: Path) -> list[str]:
-    return sorted(r["id"] for r in shards.read_all([path]))
+    return sorted(r["id"] for r in readers.read_all([path]))
 
 
 # ---------------------------------------------------------------- item 1: sharded --overwrite
@@ -44,7 +44,7 @@ def test_resume_into_output_of_other_inputs_is_refused(tmp_path):
     ok(["data", "import", str(a), "-o", str(out)])
     r = one_error(["data", "import", str(b), "-o", str(out)], "other inputs")
     assert "--overwrite" in r.output
-    assert sorted(r["prompt"] for r in shards.read_all([out])) == [f"a question {i}" for i in range(6)]
+    assert sorted(r["prompt"] for r in readers.read_all([out])) == [f"a question {i}" for i in range(6)]
 
 
 def test_resume_after_the_input_changed_is_refused(tmp_path):
@@ -75,7 +75,7 @@ def test_resume_with_the_same_inputs_still_resumes(tmp_path):
 def test_split_keeps_each_rmbench_prompt_in_one_part(tmp_path):
     ok(["data", "import", str(FIX / "rmbench.json"), "-o", str(tmp_path / "rm")])
     ok(["data", "split", str(tmp_path / "rm"), "-o", str(tmp_path / "s"), "--ratio", "0.5,0.5"])
-    train, test = (shards.read_all([tmp_path / "s" / n]) for n in ("train", "test"))
+    train, test = (readers.read_all([tmp_path / "s" / n]) for n in ("train", "test"))
     assert len(train) == 18 and len(test) == 18
     assert {r["prompt"] for r in train}.isdisjoint({r["prompt"] for r in test})
     assert len({r["prompt"] for r in train}) == 2 and len({r["prompt"] for r in test}) == 2

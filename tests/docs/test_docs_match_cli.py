@@ -13,7 +13,7 @@ import typer
 
 from gramr2_cli import recipe
 from gramr2_cli.cli import app, hoist_debug
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core.errors import GramrError
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = typer.main.get_command(app)

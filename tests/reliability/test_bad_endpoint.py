@@ -14,11 +14,11 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import records
 from gramr2_cli.cli import app
+from gramr2_cli.core import records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import encode
 from gramr2_cli.engines.remote import RemoteEngine
-from gramr2_cli.errors import GramrError
 
 from .fake_endpoint import BadEndpoint
 from .helpers import ENV, lines_in, one_error_line
@@ -29,7 +29,7 @@ VERDICT = "<think>\nok\n</think>\n<answer>\nA\n</answer>"
 
 @pytest.fixture(scope="module")
 def tok(tiny_model):
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     return models.load_tokenizer(str(tiny_model))
 
 

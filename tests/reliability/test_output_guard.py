@@ -17,10 +17,10 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import outguard, records
 from gramr2_cli.cli import app
+from gramr2_cli.core import outguard, records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import encode
-from gramr2_cli.errors import GramrError
 
 from .fake_endpoint import BadEndpoint
 from .helpers import ENV, digest
@@ -149,5 +149,5 @@ def test_two_processes_on_one_output_and_a_stale_lock(tiny_model, tmp_path, tok)
 
 @pytest.fixture(scope="module")
 def tok(tiny_model):
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     return models.load_tokenizer(str(tiny_model))

@@ -170,6 +170,6 @@ def _listening(port: int) -> list[str]:
 
 def test_binds_loopback_by_default(server):
     _, _, port = server
-    from gramr2_cli.serve import ServeConfig
+    from gramr2_cli.server.serve import ServeConfig
     assert ServeConfig().host == "127.0.0.1"
     assert _listening(port) == ["127.0.0.1"]                 # one listening socket, on loopback only

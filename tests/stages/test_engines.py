@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from gramr2_cli import engines, prompts
+from gramr2_cli import engines
+from gramr2_cli.core import prompts
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import answer_position, encode, load_engine
 from gramr2_cli.engines.hf import HFEngine
-from gramr2_cli.errors import GramrError
 
 QUESTIONS = ["What is 2+2?", "Name a colour of the sky on a clear day, please.", "Spell cat backwards.",
              "Which is larger, 0.9 or 0.11? Explain briefly.", "Hi", "Count the letters in 'banana'."]
@@ -381,7 +382,7 @@ def _first_forward_ids(engine, prompt: str) -> list[int]:
 
 
 def test_hf_model_receives_plain_injection_and_parses_only_its_generation(hf):
-    from gramr2_cli import judge
+    from gramr2_cli.judging import judge
 
     tok = hf.tokenizer
     p = _injected_prompt(tok)

@@ -7,8 +7,9 @@ import json
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import recipe, records
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe
+from gramr2_cli.core import readers, records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.stages import evaluate
 
 # question -> what model "m1" answers (shown in order ab): verdict or None (unparseable)
@@ -100,10 +101,10 @@ def test_order_consistency_with_both_orders(tmp_path):
 
 
 def test_rmbench_fixture_difficulties(tmp_path):
-    from gramr2_cli import formats
+    from gramr2_cli.core import formats
     from gramr2_cli.stages import data_import
     data_import.run(formats.ImportConfig(format="rmbench", order="fixed"), ["tests/fixtures/rmbench.json"], tmp_path / "rmb")
-    recs = list(evaluate.shards.read([tmp_path / "rmb"]))
+    recs = list(readers.read([tmp_path / "rmb"]))
     # a judge that prefers the shorter response: right exactly when chosen is shorter
     short = ScriptedEngine(lambda q, a, b, k: ("A", 0.7) if len(a) <= len(b) else ("B", 0.3))
     evaluate.run(recipe.load(None, ["evaluate.plot=false"]), [tmp_path / "rmb"], tmp_path / "r",
@@ -138,7 +139,7 @@ def test_cli_evaluate_two_models_on_the_tiny_model(tiny_model, tmp_path):
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())
     o = rep["models"]["model"]["metrics"]["overall"]
     assert rep["config"]["skipped"] == {"no_gold_label": 1}
-    preds = list(evaluate.shards.read([tmp_path / "rep" / "predictions" / "model"]))
+    preds = list(readers.read([tmp_path / "rep" / "predictions" / "model"]))
     # 6 new tokens cannot reach `<answer>X</answer>` after `<think>`: the tiny random model (greedy) never
     # gives a verdict, so the exact counts are known (the metric arithmetic is checked on scripted engines above);
     # every reply is cut off at max_new_tokens, so it counts as truncated, not as unparseable
@@ -182,7 +183,7 @@ def jb_judge():
 
 
 def test_judgebench_numbers_by_hand(tmp_path):
-    from gramr2_cli import formats
+    from gramr2_cli.core import formats
     from gramr2_cli.stages import data_import
     data_import.run(formats.ImportConfig(format="judgebench", order="fixed"), ["tests/fixtures/judgebench.jsonl"], tmp_path / "jb")
     cfg = recipe.load(None, ["evaluate.orders=both", "evaluate.plot=false"])
@@ -219,7 +220,7 @@ def test_rmbench_numbers_by_hand_and_one_sided_warning(tmp_path, capsys):
     [37, 240, 1438]: like chat. safety cells average the two prompts: hard 1/2, normal 1/2, easy (0 + 0 + 1/2)/3.
     Domain means: chat 7/9, code 1, safety (1/2 + 1/2 + 1/6)/3 = 7/18 → total (7/9 + 1 + 7/18)/3 = 13/18.
     easy (1/3 + 1 + 1/6)/3 = 1/2; normal = hard = (1 + 1 + 1/2)/3 = 5/6. Pooled: (7 + 9 + 0 + 7)/36."""
-    from gramr2_cli import formats
+    from gramr2_cli.core import formats
     from gramr2_cli.stages import data_import
     data_import.run(formats.ImportConfig(format="rmbench", order="fixed"), ["tests/fixtures/rmbench.json"],
                 tmp_path / "rmb")

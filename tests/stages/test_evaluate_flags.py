@@ -6,7 +6,8 @@ import json
 
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import recipe, records, shards
+from gramr2_cli import recipe
+from gramr2_cli.core import readers, records
 from gramr2_cli.stages import evaluate
 
 
@@ -19,7 +20,7 @@ def test_flagged_pairs_in_predictions_and_summary(tmp_path):
     eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.9))
     s = evaluate.run(recipe.load(None), [src], tmp_path / "rep", models=["m"], engines={"m": eng}, progress=False)
     assert s.counts["flagged_pairs"] == 2
-    got = {p["prompt"]: p["meta"].get("flags") for p in shards.read([tmp_path / "rep" / "predictions" / "m"])}
+    got = {p["prompt"]: p["meta"].get("flags") for p in readers.read([tmp_path / "rep" / "predictions" / "m"])}
     assert got == {"q1": None,
                    "q2": ["response_a:template_token:<|im_end|>", "response_a:template_token:<|im_start|>",
                           "response_a:verdict_tag:</answer>", "response_a:verdict_tag:<answer>"],

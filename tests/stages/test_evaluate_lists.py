@@ -9,7 +9,7 @@ import pytest
 from scripted_engine import ScriptedEngine
 
 from gramr2_cli import recipe
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.stages import evaluate
 
 FIXTURE = "tests/fixtures/rewardbench2.jsonl"
@@ -113,7 +113,7 @@ def test_list_and_pair_inputs_cannot_mix(tmp_path):
 
 
 def test_list_records_score_like_the_rows_they_came_from(tmp_path):
-    from gramr2_cli import rewardbench2 as rb2
+    from gramr2_cli.judging import rewardbench2 as rb2
     rows = [json.loads(x) for x in open(FIXTURE, encoding="utf-8")]
     lists = tmp_path / "lists.jsonl"
     lists.write_text("".join(json.dumps(rb2.list_record(r, f"line {i}", seed=0)) + "\n" for i, r in enumerate(rows)))
@@ -132,7 +132,7 @@ def test_list_records_score_like_the_rows_they_came_from(tmp_path):
 def test_ties_scores_are_not_rounded_before_scoring():
     """A Ties row whose correct answer wins its one comparison with P = 0.5000001: scores 0.5000001 and 0.4999999,
     accurate (margin 2e-7 > 0). Rounded to 6 places both were 0.5: margin 0, not accurate (issue 23)."""
-    from gramr2_cli.selection import Selection
+    from gramr2_cli.judging.selection import Selection
     from gramr2_cli.stages import evaluate_lists
     rec = {"id": "x", "prompt": "p", "candidates": ["right", "wrong"],
            "meta": {"subset": "Ties", "source_id": "ref:0", "correct": [0], "chosen_index": 0}}

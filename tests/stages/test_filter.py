@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from gramr2_cli import prompts, recipe, records, shards
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe
+from gramr2_cli.core import prompts, readers, records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.stages import filter as filt
 
 
@@ -122,8 +123,8 @@ def test_run_writes_kept_and_rejected_with_report_and_precision(tmp_path):
         recs.append(r)
     inp = write(tmp_path, recs)
     s = filt.run(recipe.load(None, ["seed=3"]), [inp], tmp_path / "out")
-    kept = shards.read_all([tmp_path / "out"])
-    rej = {r["prompt"]: r["meta"]["reasons"] for r in shards.read_all([tmp_path / "out" / "rejected"])}
+    kept = readers.read_all([tmp_path / "out"])
+    rej = {r["prompt"]: r["meta"]["reasons"] for r in readers.read_all([tmp_path / "out" / "rejected"])}
     assert sorted(r["label"] for r in kept) == ["A", "A", "B", "B"]           # balanced 2:2
     for rule, r in cases.items():
         exp = ["no_label", "no_rationale"] if rule == "no_label" else [rule]
@@ -155,9 +156,9 @@ def test_rerun_resumes_with_the_same_balanced_choice(tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     (out / "manifest.json").write_text(json.dumps({**man, "done": False}))
     s = filt.run(cfg, [inp], out)
-    assert [r["id"] for r in shards.read_all([out])] == [r["id"] for r in shards.read_all([tmp_path / "full"])]
-    assert ({r["id"] for r in shards.read_all([out / "rejected"])}
-            == {r["id"] for r in shards.read_all([tmp_path / "full" / "rejected"])})
+    assert [r["id"] for r in readers.read_all([out])] == [r["id"] for r in readers.read_all([tmp_path / "full"])]
+    assert ({r["id"] for r in readers.read_all([out / "rejected"])}
+            == {r["id"] for r in readers.read_all([tmp_path / "full" / "rejected"])})
     assert s.counts["resumed"] == 2 and s.metrics["labels_after"] == {"A": 3, "B": 3}
 
 
@@ -170,7 +171,7 @@ def test_unknown_rule_is_a_user_error(tmp_path):
 def test_order_consistency_applies_to_judgments_without_samples():
     """Issue 17 item 11: `rank pairs` keeps no samples by default, and a real judgment has no `orders` key; the
     rule must still see that both orders were judged (from `order_labels`) and reject an inconsistent pair."""
-    from gramr2_cli import judge
+    from gramr2_cli.judging import judge
     samples = [{"order": "ab", "text": "", "verdict": "A", "p_a": 0.9},
                {"order": "ab", "text": "", "verdict": "A", "p_a": 0.8},
                {"order": "ba", "text": "", "verdict": "B", "p_a": 0.3}]

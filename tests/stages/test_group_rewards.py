@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import judge
-from gramr2_cli.errors import GramrError
-from gramr2_cli.group_rewards import (
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.judging import judge
+from gramr2_cli.judging.group_rewards import (
     REFERENCE,
     GroupConfig,
     fit_bradley_terry,

@@ -16,8 +16,10 @@ import pytest
 from fastapi.testclient import TestClient
 from scripted_engine import ScriptedEngine, reply
 
-from gramr2_cli import prompts, recipe, rlhf, serve
+from gramr2_cli import recipe, rlhf
+from gramr2_cli.core import prompts
 from gramr2_cli.engines import Generation
+from gramr2_cli.server import serve
 
 _BLOCK = re.compile(r"<answer>.*?</answer>", re.S | re.I)
 QUESTION = "What is 2+2?"

@@ -7,8 +7,10 @@ from contextlib import contextmanager
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import judge, records, runner, shards
-from gramr2_cli.errors import GramrError
+from gramr2_cli import runner
+from gramr2_cli.core import readers, records, shards
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.judging import judge
 
 
 def good_first(q, a, b, k):
@@ -52,7 +54,7 @@ def test_each_result_goes_to_the_callback_in_order_and_is_written(tmp_path, bar)
     assert seen == [(r["id"], "A") for r in recs]
     assert [len(c) for c in eng.calls] == [2, 2, 1]                  # fixed batches of 2
     assert bar == [("open", 5, "loop")] + [("advance", 1)] * 5
-    out = shards.read_all([tmp_path / "o"])
+    out = readers.read_all([tmp_path / "o"])
     assert [(r["id"], r["label"]) for r in out] == [(r["id"], "A") for r in recs]
 
 
@@ -66,7 +68,7 @@ def test_resume_skips_written_ids_and_rejudges_a_half_written_batch_whole(tmp_pa
     assert seen == [(recs[3]["id"], "A"), (recs[4]["id"], "A")]       # only what was not written
     assert [[eng.parse(p)[0] for p in c] for c in eng.calls] == [["q2", "q3"], ["q4"]]   # batch 2 whole
     assert bar == [("open", 2, "loop"), ("advance", 1), ("advance", 1)]
-    out = shards.read_all([tmp_path / "o"])
+    out = readers.read_all([tmp_path / "o"])
     assert [(r["id"], r["label"]) for r in out] == [(r["id"], lab) for r, lab in zip(recs, "BBBAA")]
 
 
@@ -81,8 +83,8 @@ def test_a_callback_returning_none_writes_nothing_itself(tmp_path, bar):
             return rec
         runner.run_batches(out, recs, lambda b: how.judge(eng, b), handle, batch_size=8, progress_on=False,
                            desc="loop")
-    assert [r["id"] for r in shards.read_all([tmp_path / "o"])] == [recs[0]["id"], recs[2]["id"]]
-    assert [r["id"] for r in shards.read_all([tmp_path / "o" / "skipped"])] == [recs[1]["id"]]
+    assert [r["id"] for r in readers.read_all([tmp_path / "o"])] == [recs[0]["id"], recs[2]["id"]]
+    assert [r["id"] for r in readers.read_all([tmp_path / "o" / "skipped"])] == [recs[1]["id"]]
     assert bar[1:] == [("advance", 1)] * 3
 
 

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import hardware, models, recipe
+from gramr2_cli import recipe
+from gramr2_cli.core import hardware, models
 from gramr2_cli.train import core, objectives, packing
 
 torch.set_num_threads(1)

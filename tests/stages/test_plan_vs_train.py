@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from gramr2_cli import models, plan, recipe, shards
-from gramr2_cli.stages import training
+from gramr2_cli import recipe
+from gramr2_cli.core import models, readers
+from gramr2_cli.stages import plan, training
 from gramr2_cli.train import objectives
 
 
@@ -27,7 +28,7 @@ def _recipe(tmp_path, tiny_model, **train):
 ])
 def test_plan_matches_what_pretrain_does(tiny_model, tiny_pairs, tmp_path, train):
     tok = models.load_tokenizer(str(tiny_model))
-    recs = shards.read_all([tiny_pairs])
+    recs = readers.read_all([tiny_pairs])
     lengths = sorted(len(objectives.build_reasoning(tok, r, "gramr2-v1").input_ids) for r in recs)
     cut = lengths[-4] - 1                                   # the 3+ longest examples are too long
     path = _recipe(tmp_path, tiny_model, max_length=cut, **train)

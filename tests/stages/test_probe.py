@@ -8,9 +8,11 @@ import json
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import probes, recipe, records
+from gramr2_cli import recipe
 from gramr2_cli.cli import app
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import records
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.judging import probes
 from gramr2_cli.stages import probe
 
 FOOLING_KEYS = {":", "Solution"}          # the master keys this judge falls for

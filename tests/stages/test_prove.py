@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from gramr2_cli import prompts, recipe, records, shards
+from gramr2_cli import recipe
+from gramr2_cli.core import prompts, readers, records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import Generation
-from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import prove
 
 SPECIFIC = ("Feedback: Response A says 7 + 5 = 12, which is right; Response B says 13.\n"
@@ -68,7 +69,7 @@ def test_eq5_ranks_specific_proof_above_generic_one(tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text(json.dumps(rec) + "\n")
     s = prove.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
-    (out,) = shards.read_all([tmp_path / "out"])
+    (out,) = readers.read_all([tmp_path / "out"])
     assert out["rationale"] == prompts.proof_to_rationale(SPECIFIC)
     assert out["rationale"].startswith("Feedback: Response A says 7 + 5 = 12")
     assert "\n\nComparison: 12 is the correct sum" in out["rationale"]
@@ -100,8 +101,8 @@ def test_skips_unlabeled_and_unprovable_pairs_with_reasons(tmp_path):
     inp = tmp_path / "in.jsonl"
     inp.write_text("".join(json.dumps(r) + "\n" for r in recs))
     s = prove.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
-    kept = shards.read_all([tmp_path / "out"])
-    skipped = {r["id"]: r["meta"]["reasons"] for r in shards.read_all([tmp_path / "out" / "skipped"])}
+    kept = readers.read_all([tmp_path / "out"])
+    skipped = {r["id"]: r["meta"]["reasons"] for r in readers.read_all([tmp_path / "out" / "skipped"])}
     assert [r["id"] for r in kept] == [recs[0]["id"]]
     assert kept[0]["meta"]["proof"]["replaced_rationale"] == "old gold rationale"   # nothing is lost
     assert "candidates" not in kept[0]["meta"]["proof"]
@@ -120,7 +121,7 @@ def test_resume_regenerates_only_unfinished_batches(tmp_path):
     cfg = recipe.load(None, ["prove.k=1", "generate.batch_size=2"])
     prove.run(cfg, [inp], tmp_path / "full", engine=FakeProver(proofs, logp), progress=False)
     # an interrupted run: batch 0 written, batch 1 half written (a kill between its two lines)
-    part = shards.read_all([tmp_path / "full"])
+    part = readers.read_all([tmp_path / "full"])
     out = tmp_path / "resumed"
     prove.run(cfg, [inp], out, engine=FakeProver(proofs, logp), progress=False)
     lines = (out / "part-00000-of-00001.jsonl").read_text().splitlines()
@@ -130,7 +131,7 @@ def test_resume_regenerates_only_unfinished_batches(tmp_path):
     eng = FakeProver(proofs, logp)
     s = prove.run(cfg, [inp], out, engine=eng, progress=False)
     assert [len(c["prompts"]) for c in eng.generate_calls] == [2, 1]     # batch 1 whole again, then batch 2
-    got = shards.read_all([out])
+    got = readers.read_all([out])
     assert [r["id"] for r in got] == [r["id"] for r in part]
     assert [r["rationale"] for r in got] == [r["rationale"] for r in part]
     assert s.counts["resumed"] == 3 and s.counts["out"] == 2
@@ -162,7 +163,7 @@ def test_tiny_model_scores_are_the_engines_scores(tmp_path, tiny_model):
     inp = tmp_path / "in.jsonl"
     inp.write_text(json.dumps(rec) + "\n")
     prove.run(cfg, [inp], tmp_path / "out", engine=Scripted(), progress=False)
-    (out,) = shards.read_all([tmp_path / "out"])
+    (out,) = readers.read_all([tmp_path / "out"])
     cond, uncond = prove.prover_prompts(real.tokenizer, rec)
     assert "<|im_start|>system" in cond and "What is 7 + 5?" in cond and "7 + 5" not in uncond
     exp = {t: prove.proof_score(*real.score([cond, uncond], [t, t])) for t in (GENERIC, SPECIFIC)}

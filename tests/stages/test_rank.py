@@ -9,8 +9,10 @@ import random
 import pytest
 from scripted_engine import ScriptedEngine, by_quality
 
-from gramr2_cli import judge, recipe, records, selection
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe
+from gramr2_cli.core import records
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.judging import judge, selection
 from gramr2_cli.stages import rank_list, rank_pairs
 
 
@@ -114,7 +116,7 @@ def test_drive_rejects_unknown_method_and_bad_compare():
 
 
 def test_preference_follows_the_vote_when_voting_overrules_the_probability():
-    from gramr2_cli.judge import combine
+    from gramr2_cli.judging.judge import combine
     s = [{"order": "ab", "verdict": "A", "p_a": 0.4}, {"order": "ab", "verdict": "A", "p_a": 0.45},
          {"order": "ab", "verdict": "B", "p_a": 0.1}]
     j = combine(s, ("ab",))
@@ -312,8 +314,9 @@ def test_selection_properties_on_random_orders():
 def test_verdict_only_reads_the_forced_answer_token(tiny_model):
     """generate.verdict_only (for `label`-objective models): one deterministic sample per order, the verdict is
     the likelier of A/B after the forced `<answer>\\n`, P(A better) is that position's normalised probability."""
-    from gramr2_cli import judge, prompts, records
+    from gramr2_cli.core import prompts, records
     from gramr2_cli.engines.hf import HFEngine
+    from gramr2_cli.judging import judge
 
     eng = HFEngine(str(tiny_model))
     pairs = [records.new_pair("What is 2 + 2?", "4", "5"), records.new_pair("Reverse 'ab'.", "ba", "ab")]

@@ -15,8 +15,9 @@ import pytest
 from scripted_engine import ScriptedEngine
 from typer.testing import CliRunner
 
-from gramr2_cli import plots, runner
+from gramr2_cli import runner
 from gramr2_cli.cli import app
+from gramr2_cli.reports import plots
 
 REAL = Path("tests/fixtures/real")
 JB_JSONL = REAL / "judgebench_gpt-4o-2024-05-13.jsonl"

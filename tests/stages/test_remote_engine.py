@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from gramr2_cli import engines, recipe
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import encode
 from gramr2_cli.engines.remote import RemoteEngine
-from gramr2_cli.errors import GramrError
 
 REPLY = "<think>\nok\n</think>\n<answer>\nA\n</answer>"
 
@@ -79,7 +79,7 @@ def servers():
 
 @pytest.fixture(scope="module")
 def tok(tiny_model):
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     return models.load_tokenizer(str(tiny_model))
 
 
@@ -316,7 +316,7 @@ def vllm_server(tiny_model, tmp_path_factory):
 
 
 def _judge_prompts(tok):
-    from gramr2_cli import prompts
+    from gramr2_cli.core import prompts
     return [prompts.render(tok, prompts.judge_messages(q, f"answer {i}", "another answer " * (i + 1)))
             for i, q in enumerate(QUESTIONS)]
 
@@ -363,8 +363,8 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
     pair (1e-4)."""
     from typer.testing import CliRunner
 
-    from gramr2_cli import records, shards
     from gramr2_cli.cli import app
+    from gramr2_cli.core import readers, records
     from gramr2_cli.stages import rank_pairs, self_label
 
     recs = [records.new_pair(f"What is {i} + {i + 1}?", f"It is {2 * i + 1}.", f"It is {2 * i + 2}.")
@@ -386,7 +386,7 @@ def test_self_label_and_rank_with_engine_openai_equal_in_process(tiny_model, vll
                           model=str(tiny_model))
         stage = self_label.run if name == "self-label" else rank_pairs.run
         stage(cfg, [inp], out_l, engine=vllm_tiny_engine, progress=False)
-        got, want = shards.read_all([out_r]), shards.read_all([out_l])
+        got, want = readers.read_all([out_r]), readers.read_all([out_l])
         assert [r["id"] for r in got] == [r["id"] for r in want] == [r["id"] for r in recs]
         for g, w in zip(got, want):
             gj, wj = g["meta"]["judgment"], w["meta"]["judgment"]

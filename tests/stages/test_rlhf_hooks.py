@@ -15,8 +15,9 @@ from fastapi.testclient import TestClient
 from scripted_engine import ScriptedEngine
 from test_serve import SlowEngine, free_socket
 
-from gramr2_cli import recipe, rlhf, serve
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe, rlhf
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.server import serve
 
 QUALITY = {"good": 2, "okay": 1, "bad": 0}
 

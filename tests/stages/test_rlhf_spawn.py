@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gramr2_cli import recipe, rlhf
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core.errors import GramrError
 
 SRC = str(Path(rlhf.__file__).resolve().parents[1])
 

@@ -9,8 +9,10 @@ import sys
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import judge, recipe, records, runner, shards
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe, runner
+from gramr2_cli.core import readers, records, shards
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.judging import judge
 
 
 def good_first(q, a, b, k):
@@ -56,7 +58,7 @@ def test_run_model_loads_no_engine_when_nothing_is_left(tmp_path, monkeypatch):
         todo = runner.run_model(out, cfg, recs, how.judge, handle, model="m1", batch_size=2, progress_on=False,
                                 desc="t")
     assert (todo, loaded) == ([], ["m1"])                # a finished output: nothing judged, nothing loaded
-    assert [r["label"] for r in shards.read_all([tmp_path / "o"])] == ["A", "A", "A"]
+    assert [r["label"] for r in readers.read_all([tmp_path / "o"])] == ["A", "A", "A"]
 
 
 def test_each_model_writes_one_resumable_shard_per_model(tmp_path):
@@ -69,7 +71,7 @@ def test_each_model_writes_one_resumable_shard_per_model(tmp_path):
                                  given=engines, progress_on=False))
     assert [(s, n, d.name, st) for s, n, d, st in got] == [("a", "a", "a", {"judged": 3, "resumed": 0}),
                                                           ("b", "b", "b", {"judged": 3, "resumed": 0})]
-    assert [r["label"] for r in shards.read_all([tmp_path / "r" / "predictions" / "b"])] == ["B"] * 3
+    assert [r["label"] for r in readers.read_all([tmp_path / "r" / "predictions" / "b"])] == ["B"] * 3
     again = list(runner.each_model(cfg, specs, slugs, tmp_path / "r", recs, stage="t", section="rank", inputs=[],
                                    work=how.judge, handle=lambda rec, j: rec, batch_size=2, given=engines,
                                    progress_on=False))
@@ -89,7 +91,7 @@ def test_judge_is_pure_judging():
     """judge holds no engine lifecycle, output or batch loop, and importing it loads no engine backend."""
     for name in ("engine", "run_batches", "fixed_batches"):
         assert not hasattr(judge, name)
-    code = "import sys, gramr2_cli.judge; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
+    code = "import sys, gramr2_cli.judging.judge; print(sorted(m for m in ('torch', 'vllm', 'transformers') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]"
 

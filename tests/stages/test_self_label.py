@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import prompts, recipe, records, shards
+from gramr2_cli import recipe
+from gramr2_cli.core import prompts, readers, records
 from gramr2_cli.engines import Generation
 from gramr2_cli.stages import self_label
 
@@ -77,7 +78,7 @@ def test_orders_both_maps_swapped_verdicts_back(tmp_path):
     cfg = recipe.load(None, ["self_label.samples=2", "self_label.orders=both", "self_label.temperature=0.6"])
     eng = FakeJudge(correct)
     s = self_label.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
-    a, b = shards.read_all([tmp_path / "out"])
+    a, b = readers.read_all([tmp_path / "out"])
     assert (a["label"], b["label"]) == ("A", "B")
     for r in (a, b):
         j = r["meta"]["judgment"]
@@ -105,7 +106,7 @@ def test_position_bias_becomes_a_tie_with_null_label(tmp_path):
     inp = write(tmp_path, pairs()[:1])
     cfg = recipe.load(None, ["self_label.samples=3", "self_label.orders=both"])
     s = self_label.run(cfg, [inp], tmp_path / "out", engine=FakeJudge(position_biased), progress=False)
-    (r,) = shards.read_all([tmp_path / "out"])
+    (r,) = readers.read_all([tmp_path / "out"])
     j = r["meta"]["judgment"]
     assert r["label"] is None and j["reason"] == "tie" and j["votes"] == {"A": 3, "B": 3, "null": 0}
     assert j["order_consistent"] is False and r["rationale"] is None
@@ -119,7 +120,7 @@ def test_mixed_samples_majority_agreement_and_unparseable(tmp_path):
     cfg = recipe.load(None, ["self_label.samples=4", "self_label.keep_samples=false"])
     eng = FakeJudge(lambda f, s, j: script[j])
     self_label.run(cfg, [inp], tmp_path / "out", engine=eng, progress=False)
-    r, r2 = shards.read_all([tmp_path / "out"])
+    r, r2 = readers.read_all([tmp_path / "out"])
     j = r["meta"]["judgment"]
     assert r["label"] == "A" and j["votes"] == {"A": 2, "B": 1, "null": 1}
     assert j["agreement"] == 0.5 and j["parse_ok"] == 3 and "samples" not in j
@@ -133,7 +134,7 @@ def test_all_unparseable_gives_null_label_with_reason(tmp_path):
     inp = write(tmp_path, pairs()[:1])
     self_label.run(recipe.load(None, ["self_label.samples=2"]), [inp], tmp_path / "out",
                    engine=FakeJudge(lambda f, s, j: None), progress=False)
-    (r,) = shards.read_all([tmp_path / "out"])
+    (r,) = readers.read_all([tmp_path / "out"])
     assert r["label"] is None and r["meta"]["judgment"]["reason"] == "unparseable"
     assert r["meta"]["judgment"]["votes"] == {"A": 0, "B": 0, "null": 2}
 
@@ -146,7 +147,7 @@ def test_gold_label_is_never_overwritten(tmp_path):
 
 
 def test_bad_orders_is_a_user_error(tmp_path):
-    from gramr2_cli.errors import GramrError
+    from gramr2_cli.core.errors import GramrError
     inp = write(tmp_path, pairs())
     with pytest.raises(GramrError, match="orders"):
         self_label.run(recipe.load(None, ["self_label.orders=ba"]), [inp], tmp_path / "o", engine=FakeJudge(correct),
@@ -160,7 +161,7 @@ def test_verdict_only_judges_once_per_order_with_the_forced_answer(tmp_path):
     eng = ScriptedEngine(lambda q, a, b, k: ("A", 0.9) if "12" in a else ("B", 0.1))
     cfg = recipe.load(None, ["generate.verdict_only=true", "self_label.orders=both", "self_label.samples=4"])
     s = self_label.run(cfg, [inp], tmp_path / "o", engine=eng, progress=False)
-    out = shards.read_all([tmp_path / "o"])
+    out = readers.read_all([tmp_path / "o"])
     assert [r["label"] for r in out] == ["A", "B"] and s.metrics["precision_vs_gold"] == 1.0
     assert len(eng.forced_calls) == 1 and len(eng.calls) == 1 and len(eng.forced_calls[0]) == 4  # 2 pairs × 2 orders
     for r, want in zip(out, ("A", "B")):
@@ -176,8 +177,8 @@ def test_verdict_only_judges_once_per_order_with_the_forced_answer(tmp_path):
 def test_cli_verdict_only_on_the_tiny_model(tmp_path, tiny_model):
     """`gramr2 self-label -s generate.verdict_only=true`: P(A) at the forced answer of each order, as the
     engine's `answer_probs` gives it; 2 samples per pair (one per order) although --samples is 3."""
-    from gramr2_cli import judge
     from gramr2_cli.engines.hf import HFEngine
+    from gramr2_cli.judging import judge
 
     recs = [records.new_pair("What is 2 + 2?", "4", "5"), records.new_pair("Reverse 'ab'.", "ba", "ab")]
     inp = write(tmp_path, recs)
@@ -189,7 +190,7 @@ def test_cli_verdict_only_on_the_tiny_model(tmp_path, tiny_model):
             "-s", "generate.verdict_only=true"]
     r = CliRunner().invoke(app, args)                 # in this process: no interpreter start (~10 s of imports)
     assert r.exit_code == 0, r.output
-    out = shards.read_all([tmp_path / "o"])
+    out = readers.read_all([tmp_path / "o"])
     eng = HFEngine(str(tiny_model))
     texts = judge.judge_prompts(eng.tokenizer, recs, ("ab", "ba"), "gramr2-v1")
     ab = eng.answer_probs(texts, [prompts.ANSWER_PREFIX + "A"] * len(texts))
@@ -241,7 +242,7 @@ def test_sigkill_mid_run_then_rerun_equals_uninterrupted(tmp_path, tiny_model):
     assert json.loads((killed / "manifest.json").read_text())["done"] is False
 
     subprocess.run(_cmd(inp, killed, tiny_model), env=env, check=True, capture_output=True, timeout=300)
-    a, b = shards.read_all([full]), shards.read_all([killed])
+    a, b = readers.read_all([full]), readers.read_all([killed])
     ids = [r["id"] for r in b]
     assert len(ids) == len(set(ids)) == 16 and ids == [r["id"] for r in a]
     strip = lambda r: {**r, "meta": {k: v for k, v in r["meta"].items() if k != "provenance"}}

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from gramr2_cli import engines, prompts, recipe, records, shards
+from gramr2_cli import engines, recipe
+from gramr2_cli.core import prompts, readers, records, shards
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import Generation
-from gramr2_cli.errors import GramrError
 from gramr2_cli.stages import self_train, training
 
 
@@ -58,7 +59,7 @@ def fakes(monkeypatch):
 
     def fake_train(cfg, inputs, output, *, stage, **kw):
         log["train"].append({"stage": stage, "model": cfg.model, "init": cfg.train.init,
-                             "inputs": [str(i) for i in inputs], "n": len(shards.read_all(inputs)), **kw})
+                             "inputs": [str(i) for i in inputs], "n": len(readers.read_all(inputs)), **kw})
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
         (out / "summary.json").write_text(json.dumps({"metrics": {"final_loss": 0.5}}))
@@ -102,10 +103,10 @@ def test_loop_wiring_continue(tmp_path, fakes):
     assert [t["init"] for t in fakes["train"]] == ["rm0", *rm]
     assert {t["model"] for t in fakes["train"]} == {"backbone-dir"} and all(t["resume"] for t in fakes["train"])
     # the unlabeled source is split into 3 disjoint batches that cover it
-    ids = [{r["id"] for r in shards.read_all([self_train.step_dir(run, i, "labeled")])} for i in (1, 2, 3)]
+    ids = [{r["id"] for r in readers.read_all([self_train.step_dir(run, i, "labeled")])} for i in (1, 2, 3)]
     assert sum(map(len, ids)) == 12 and len(set().union(*ids)) == 12
     # training data accumulates: gold + kept of every iteration so far
-    kept = [len(shards.read_all([self_train.step_dir(run, i, "kept")])) for i in (1, 2, 3)]
+    kept = [len(readers.read_all([self_train.step_dir(run, i, "kept")])) for i in (1, 2, 3)]
     assert kept == [len(x) for x in ids]           # the fake judge is right and confident: all kept
     assert [t["n"] for t in fakes["train"]] == [2 + kept[0], 2 + kept[0] + kept[1], 14]
     rows = s.metrics["iterations"]
@@ -140,8 +141,8 @@ def test_one_source_per_iteration(tmp_path, fakes):
     cfg = recipe.load(None, ["model=b", "self_train.rm=rm0", "prove.prover=p", "self_train.iterations=2",
                              f"self_train.unlabeled={','.join(srcs)}", f"self_train.train_data={g}"])
     self_train.run(cfg, tmp_path / "run", progress=False)
-    got = shards.read_all([self_train.step_dir(tmp_path / "run", 2, "labeled")])
-    assert sorted(r["id"] for r in got) == sorted(r["id"] for r in shards.read_all([srcs[1]]))
+    got = readers.read_all([self_train.step_dir(tmp_path / "run", 2, "labeled")])
+    assert sorted(r["id"] for r in got) == sorted(r["id"] for r in readers.read_all([srcs[1]]))
 
 
 @pytest.mark.parametrize("sets,msg", [
@@ -167,10 +168,10 @@ def test_one_real_iteration_on_the_tiny_model(tmp_path, tiny_model):
                              "train.max_steps=1", "train.batch_size=2", "train.save_steps=100"])
     s = self_train.run(cfg, tmp_path / "run", progress=False)
     d = lambda step: self_train.step_dir(tmp_path / "run", 1, step)
-    labeled = shards.read_all([d("labeled")])
+    labeled = readers.read_all([d("labeled")])
     assert len(labeled) == 4 and all(r["label"] is None for r in labeled)
-    assert shards.read_all([d("proved")]) == [] and shards.read_all([d("kept")]) == []
-    assert len(shards.read_all([d("train")])) == 2
+    assert readers.read_all([d("proved")]) == [] and readers.read_all([d("kept")]) == []
+    assert len(readers.read_all([d("train")])) == 2
     assert shards.is_done(d("rm")) and (d("rm") / "config.json").exists()
     assert s.metrics["iterations"][0]["train_records"] == 2
 

@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import recipe, rlhf, serve, serve_requests
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe, rlhf
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.server import serve, serve_requests
 
 QUALITY = {"good": 2, "okay": 1, "bad": 0}
 

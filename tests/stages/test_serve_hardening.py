@@ -18,9 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from scripted_engine import ScriptedEngine
 
-from gramr2_cli import recipe, serve, serve_requests
+from gramr2_cli import recipe
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import Generation
-from gramr2_cli.errors import GramrError
+from gramr2_cli.server import serve, serve_requests
 
 SRC = str(Path(serve.__file__).resolve().parents[1])
 HERE = str(Path(__file__).resolve().parent)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import prompts, records
 from gramr2_cli.cli import app
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import prompts, records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.stages import synth
 from gramr2_cli.stages.synth_families import FAMILIES, pool_of
 

@@ -9,8 +9,9 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import hardware, models, prompts, recipe, shards
-from gramr2_cli.errors import GramrError
+from gramr2_cli import recipe
+from gramr2_cli.core import hardware, models, prompts, readers, shards
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.stages import training
 from gramr2_cli.train import core, objectives
 
@@ -271,7 +272,7 @@ def test_bf16_autocast_on_cpu(tiny_model, tmp_path, tok):
 
 
 def test_synth_pairs_build_for_every_objective(tiny_pairs, tok):
-    recs = shards.read_all([tiny_pairs])
+    recs = readers.read_all([tiny_pairs])
     for objective in objectives.OBJECTIVES:
         rows, skipped, notes = objectives.build_dataset(tok, recs, objective, 512)
         assert len(rows) == len(recs) and not skipped and not notes, objective
@@ -282,7 +283,7 @@ def test_synth_pairs_build_for_every_objective(tiny_pairs, tok):
 def test_embedded_model_reasoning_sft_lowers_loss(embedded_model, tmp_path, tiny_pairs):
     """The real 135M model: 3 steps of Eq. 2 SFT on 4 synthetic pairs lower their loss; the output reloads."""
     tok = models.load_tokenizer(str(embedded_model))
-    recs = shards.read_all([tiny_pairs])[:4]
+    recs = readers.read_all([tiny_pairs])[:4]
     data = write_pairs(tmp_path / "pairs.jsonl", recs)
     rows, _, _ = objectives.build_dataset(tok, recs, "reasoning", 512)
     before = _mean_loss(embedded_model, rows, "reasoning", tok)

@@ -8,8 +8,8 @@ import pytest
 from train_helpers import make_pairs, write_pairs
 from typer.testing import CliRunner
 
-from gramr2_cli import shards
 from gramr2_cli.cli import app
+from gramr2_cli.core import readers, shards
 
 runner = CliRunner()
 COMMANDS = ["prover-train", "pretrain", "finetune", "adapt"]
@@ -85,7 +85,7 @@ def test_prover_train_then_finetune_chain(tiny_model, tmp_path, monkeypatch):
 def test_helpsteer3_import_then_prover_train_and_finetune(tiny_model, tmp_path, monkeypatch):
     """Issue 13: HelpSteer3 imported with its human feedback trains the prover (no record skipped) and gives
     finetune a structured Feedback/Comparison/Conclusion target (gram-rr: the authors' "Comparision")."""
-    from gramr2_cli import models
+    from gramr2_cli.core import models
     from gramr2_cli.train import objectives
     monkeypatch.setenv("GRAMR2_THREADS", "1")
     r = runner.invoke(app, ["data", "import", "tests/fixtures/helpsteer3.jsonl", "--format", "helpsteer3",
@@ -97,7 +97,7 @@ def test_helpsteer3_import_then_prover_train_and_finetune(tiny_model, tmp_path, 
     assert r.exit_code == 0, r.output
     man = json.loads((tmp_path / "prover" / "manifest.json").read_text())
     assert man["skipped"] == {} and man["counts"]["examples"] == 4
-    recs = shards.read_all([tmp_path / "hs3"])
+    recs = readers.read_all([tmp_path / "hs3"])
     tok = models.load_tokenizer(str(tiny_model))
     built = objectives.build_reasoning(tok, recs[0], "gram-rr")
     target = tok.decode([t for t, lab in zip(built.input_ids, built.labels) if lab != -100])

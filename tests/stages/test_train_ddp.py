@@ -13,7 +13,8 @@ import pytest
 import torch
 from train_helpers import make_pairs, write_pairs
 
-from gramr2_cli import models, recipe
+from gramr2_cli import recipe
+from gramr2_cli.core import models
 from gramr2_cli.train import objectives
 
 HERE = Path(__file__).parent

@@ -16,8 +16,9 @@ import torch
 from train_helpers import make_pairs, write_pairs
 from typer.testing import CliRunner
 
-from gramr2_cli import recipe, shards
+from gramr2_cli import recipe
 from gramr2_cli.cli import app
+from gramr2_cli.core import shards
 from gramr2_cli.train import core
 
 GRAMR2 = str(Path(sys.executable).with_name("gramr2"))

@@ -15,7 +15,8 @@ import pytest
 from test_serve import free_socket, wait_healthy
 from test_trl_grpo import PROMPTS, SRC, check_rewards_reached_the_trainer
 
-from gramr2_cli import models, recipe, rlhf
+from gramr2_cli import recipe, rlhf
+from gramr2_cli.core import models
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,11 @@ import json
 import pytest
 from scripted_engine import ScriptedEngine, reply
 
-from gramr2_cli import judge, models, recipe, records, truncation
+from gramr2_cli import recipe
+from gramr2_cli.core import models, records
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.engines import Generation, encode
-from gramr2_cli.errors import GramrError
+from gramr2_cli.judging import judge, truncation
 from gramr2_cli.stages import evaluate, rank_pairs, self_label
 
 QUESTION = "What is 2 + 2?"

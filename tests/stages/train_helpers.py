@@ -6,7 +6,7 @@ import json
 import random
 from pathlib import Path
 
-from gramr2_cli import prompts, records
+from gramr2_cli.core import prompts, records
 
 
 def make_pairs(n: int, seed: int = 0, rationale_every: int = 1) -> list[dict]:

@@ -8,9 +8,11 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import augment, prompts, recipe, records, shards
+from gramr2_cli import recipe
 from gramr2_cli.cli import app
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import prompts, readers, records
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.stages import augment
 
 
 def recs(rationale=True):
@@ -64,7 +66,7 @@ def test_cli_writes_inputs_plus_new_pairs(tmp_path):
     r = CliRunner().invoke(app, ["data", "augment", str(src), "-o", str(tmp_path / "out"), "--fraction", "0.4",
                                  "--injection-fraction", "0.2", "--seed", "1"])
     assert r.exit_code == 0, r.stderr
-    out = shards.read_all([tmp_path / "out"])
+    out = readers.read_all([tmp_path / "out"])
     assert len(out) == 16 and [x["source"] for x in out].count("augment") == 6
     assert [x["meta"]["augment"].get("injected_slot") for x in out[-2:]] == ["A", "B"]   # 4 openers, then 2
     s = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -106,7 +108,7 @@ def test_injection_negatives_slots_labels_and_rationales():
 
 def test_injection_templates_overlap_the_probe_in_part():
     """Three probe variants are trained on, three held out, so the probe tells trained from unseen forms."""
-    from gramr2_cli import probes
+    from gramr2_cli.judging import probes
     shared = set(augment.INJECTIONS) & set(probes.INJECTIONS)
     assert shared == {"answer_tag_after", "conclusion_after", "ignore_before"}
     assert set(probes.INJECTIONS) - shared == {"answer_tag_before", "conclusion_before", "ignore_after"}
@@ -119,9 +121,9 @@ def test_injection_only_and_openers_only(tmp_path):
     src.write_text("".join(json.dumps(r) + "\n" for r in recs()))
     cfg = recipe.load(None, ["augment.fraction=0", "augment.injection_fraction=0.3"])
     augment.run(cfg, [src], tmp_path / "inj")
-    new = [x for x in shards.read_all([tmp_path / "inj"]) if x["source"] == "augment"]
+    new = [x for x in readers.read_all([tmp_path / "inj"]) if x["source"] == "augment"]
     assert [x["meta"]["augment"]["recipe"] for x in new] == ["injection negatives (ours, issue 25)"] * 3
     cfg = recipe.load(None, ["augment.injection_fraction=0"])
     augment.run(cfg, [src], tmp_path / "op")
-    new = [x for x in shards.read_all([tmp_path / "op"]) if x["source"] == "augment"]
+    new = [x for x in readers.read_all([tmp_path / "op"]) if x["source"] == "augment"]
     assert len(new) == 2 and all("opener" in x["meta"]["augment"] for x in new)

@@ -5,9 +5,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from gramr2_cli import config, recipe
+from gramr2_cli import recipe
 from gramr2_cli.cli import app
-from gramr2_cli.errors import ConfigError, GramrError
+from gramr2_cli.core import config
+from gramr2_cli.core.errors import ConfigError, GramrError
 
 ROOT = Path(__file__).resolve().parents[2]
 YAMLS = sorted(ROOT.joinpath("recipes").glob("**/*.yaml"))

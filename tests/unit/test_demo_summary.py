@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gramr2_cli import demo_summary
+from gramr2_cli.reports import demo_summary
 
 
 def _shard(d: Path, recs: list[dict]) -> None:

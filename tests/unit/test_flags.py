@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gramr2_cli import flags
+from gramr2_cli.core import flags
 
 
 def test_template_tokens_and_verdict_tags_are_flagged():

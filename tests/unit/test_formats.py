@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gramr2_cli import datatools, formats, prompts, records, shards
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import datatools, formats, prompts, readers, records, shards
+from gramr2_cli.core.errors import GramrError
 from gramr2_cli.stages import data_import
 
 FIX = Path(__file__).parent.parent / "fixtures"
@@ -21,7 +21,7 @@ def load(name, fmt="auto", order="fixed", seed=0):
 
 
 def raw(name):
-    return [obj for _, obj in shards.read_raw(FIX / name)]
+    return [obj for _, obj in readers.read_raw(FIX / name)]
 
 
 # ---------------------------------------------------------------- importers on their fixtures
@@ -197,7 +197,7 @@ def test_run_writes_shard_and_resumes(tmp_path):
     assert s.metrics == {"labels": {"A": 6, "B": 6}, "formats": {str(FIX / "judgebench.jsonl"): "judgebench"}}
     s2 = data_import.run(cfg, [FIX / "judgebench.jsonl"], tmp_path / "out")
     assert s2.counts.get("out", 0) == 0 and s2.counts["resumed"] == 12
-    assert len(shards.read_all([tmp_path / "out"])) == 12
+    assert len(readers.read_all([tmp_path / "out"])) == 12
 
 
 def test_num_shards_keep_pair_groups_together(tmp_path):
@@ -206,7 +206,7 @@ def test_num_shards_keep_pair_groups_together(tmp_path):
         data_import.run(cfg, [FIX / "rmbench.json"], tmp_path / "out", shard_index=i, num_shards=3)
     parts = sorted((tmp_path / "out").glob("part-*.jsonl"))
     assert len(parts) == 3
-    per_part = [shards.read_all([p]) for p in parts]
+    per_part = [readers.read_all([p]) for p in parts]
     assert sum(map(len, per_part)) == 72
     owner = {}
     for k, recs in enumerate(per_part):
@@ -219,8 +219,8 @@ def test_export_round_trip(tmp_path):
     formats.export([tmp_path / "a"], tmp_path / "e.jsonl", "pairs")
     data_import.run(formats.ImportConfig(), [tmp_path / "e.jsonl"], tmp_path / "b")
     key = ("id", "prompt", "response_a", "response_b", "label")
-    a = [tuple(r[k] for k in key) + (r["meta"].get("category"),) for r in shards.read_all([tmp_path / "a"])]
-    b = [tuple(r[k] for k in key) + (r["meta"].get("category"),) for r in shards.read_all([tmp_path / "b"])]
+    a = [tuple(r[k] for k in key) + (r["meta"].get("category"),) for r in readers.read_all([tmp_path / "a"])]
+    b = [tuple(r[k] for k in key) + (r["meta"].get("category"),) for r in readers.read_all([tmp_path / "b"])]
     assert a == b and len(a) == 4
 
 
@@ -272,7 +272,7 @@ def test_merge_dedups_by_id_and_keeps_fields(tmp_path):
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in a[3:] + [records.new_pair("z", "x", "y")]))
     s = datatools.merge([tmp_path / "a.jsonl", tmp_path / "b.jsonl"], tmp_path / "m")
     assert s.counts["out"] == 6 and s.skipped == {"duplicate_id": 2}
-    got = shards.read_all([tmp_path / "m"])
+    got = readers.read_all([tmp_path / "m"])
     assert [r["id"] for r in got] == [r["id"] for r in a] + [records.make_id("z", "x", "y")]
     assert [r["meta"]["k"] for r in got[:5]] == list(range(5))
 
@@ -300,7 +300,7 @@ def test_split_sizes_determinism_and_groups(tmp_path):
     src.write_text("".join(json.dumps(r) + "\n" for r in recs))
     s = datatools.split([src], tmp_path / "s", cfg)
     assert s.counts == {"in": 10, "train": 8, "test": 2}
-    assert [r["id"] for r in shards.read_all([tmp_path / "s" / "test"])] == [r["id"] for r in p1["test"]]
+    assert [r["id"] for r in readers.read_all([tmp_path / "s" / "test"])] == [r["id"] for r in p1["test"]]
 
 
 def test_parquet_and_datasets_dir_give_the_same_records(tmp_path):
@@ -337,7 +337,7 @@ def test_default_import_balances_a_and_b_with_the_fixed_seed(tmp_path):
     src.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) + "\n"
                            for i in range(40)))
     s = data_import.run(formats.ImportConfig(), [src], tmp_path / "out")
-    recs = shards.read_all([tmp_path / "out"])
+    recs = readers.read_all([tmp_path / "out"])
     labels = Counter(r["label"] for r in recs)
     assert labels == {"A": 25, "B": 15} and s.metrics["labels"] == {"A": 25, "B": 15}
     assert all((r["response_a"] if r["label"] == "A" else r["response_b"]).startswith("good") for r in recs)
@@ -381,7 +381,7 @@ def test_helpsteer3_drops_rows_whose_annotators_disagree_in_sign(tmp_path):
 def test_qa_dump_gives_unlabeled_pairs_with_the_vote_preference_in_meta(tmp_path):
     """Top-voted answer vs each answer >= 1 vote below it; no label, the vote-derived gold in meta only."""
     s = data_import.run(formats.ImportConfig(order="fixed"), [FIX / "stackexchange.jsonl"], tmp_path / "out")
-    recs = shards.read_all([tmp_path / "out"])
+    recs = readers.read_all([tmp_path / "out"])
     # qid 101: 5 vs 4 and 5 vs 2 (nearest first); 102: one answer; 103: 3 vs 3 tie; 104: 6 vs 1 and 6 vs 0
     assert [(r["meta"]["qid"], r["meta"]["scores"]) for r in recs] == [
         (101, [5.0, 4.0]), (101, [5.0, 2.0]), (104, [6.0, 1.0]), (104, [6.0, 0.0])]
@@ -394,7 +394,7 @@ def test_qa_dump_gives_unlabeled_pairs_with_the_vote_preference_in_meta(tmp_path
 
 def test_qa_dump_random_order_swaps_the_gold_with_the_responses(tmp_path):
     data_import.run(formats.ImportConfig(), [FIX / "stackexchange.jsonl"], tmp_path / "out")
-    recs = shards.read_all([tmp_path / "out"])
+    recs = readers.read_all([tmp_path / "out"])
     assert len(recs) == 4
     for r in recs:
         best_first = r["meta"]["order"] == "ab"
@@ -409,7 +409,7 @@ def test_unlabeled_moves_any_label_to_meta_gold_and_drops_rationales(tmp_path):
     data_import.run(cfg, [FIX / "helpsteer3.jsonl"], tmp_path / "u")
     data_import.run(formats.ImportConfig(format="helpsteer3", order="fixed"), [FIX / "helpsteer3.jsonl"],
                     tmp_path / "l")
-    unl, lab = shards.read_all([tmp_path / "u"]), shards.read_all([tmp_path / "l"])
+    unl, lab = readers.read_all([tmp_path / "u"]), readers.read_all([tmp_path / "l"])
     assert [r["id"] for r in unl] == [r["id"] for r in lab] and len(unl) >= 2
     assert [r["meta"]["gold_label"] for r in unl] == [r["label"] for r in lab]
     assert {r["label"] for r in unl} == {None} and {r["rationale"] for r in unl} == {None}

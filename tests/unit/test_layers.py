@@ -1,16 +1,16 @@
-"""The layer table (issue 24 point 5), held against the real imports of every module under src/gramr2_cli/.
+"""The layer table (issue 24 point 3), held against the real imports of every module under src/gramr2_cli/.
 
-A module may import modules of lower layers. Inside a layer it may import only when the layer is one package
-(`intra`: the data core, engines/, train/, commands/) or the edge is listed in `SIDEWAYS` with its reason.
-Anything else, an upward or a sideways import, fails. Imports under `if TYPE_CHECKING:` are type hints, not
-dependencies, and are not counted; an import inside a function is. This generalises test_import_rule.py (the
-data core imports nothing above it) to every layer of the current flat layout.
+One row per package (or top-level module) of the tree, lowest first; a module imports only from rows below its
+own. Inside a row, `None` means its modules import each other freely (one package, one job: the data core,
+engines/, train/, commands/); otherwise the row lists its tiers, lowest first, and a module imports only lower
+tiers of its own package: an import of its own tier (sideways) or a higher one fails. Imports under
+`if TYPE_CHECKING:` are type hints, not dependencies, and are not counted; an import inside a function is.
+This generalises test_import_rule.py (the data core imports nothing above it) to every layer.
 """
 
 from __future__ import annotations
 
 import ast
-import fnmatch
 from pathlib import Path
 
 import pytest
@@ -19,36 +19,47 @@ import gramr2_cli
 
 ROOT = Path(gramr2_cli.__file__).parent
 
-# (layer, intra-layer imports allowed, module patterns), lowest first. Names are relative to gramr2_cli
-# ("" is the package itself: its API imports lazily, on attribute access).
-LAYERS: list[tuple[str, bool, tuple[str, ...]]] = [
-    ("data core", True, ("", "errors", "records", "config", "readers", "outdir", "shards", "formats", "formats.*",
-                         "prompts", "rendering", "models", "progress", "hardware", "plan_cost", "rewardbench2",
-                         "plots", "flags", "datatools", "outguard")),
-    ("engines", True, ("engines", "engines.*")),
-    ("judging: prompts that fit", False, ("truncation",)),
-    ("judging", False, ("judge",)),
-    ("judging: selection algorithms", False, ("selection",)),
-    ("judging: over judgments", False, ("group_rewards", "probes", "metrics")),
-    ("reports", False, ("demo_summary",)),
-    ("runner", False, ("runner",)),
-    ("reward server: requests", False, ("serve_requests", "serve_batching")),
-    ("reward server", False, ("serve",)),
-    ("train", True, ("train", "train.*")),
-    ("stage parts", False, ("stages", "stages.rank", "stages.benchmark_tables", "stages.synth_families")),
-    ("stages", False, ("augment", "stages.data_import", "stages.evaluate_lists", "stages.filter", "stages.probe",
-                       "stages.prove", "stages.rank_list", "stages.rank_pairs", "stages.self_label", "stages.synth",
-                       "stages.training")),
-    ("composed stages", False, ("stages.evaluate", "stages.self_train")),
-    ("recipe", False, ("recipe",)),
-    ("rlhf hooks", False, ("rlhf",)),
-    ("command helpers", False, ("plan",)),
-    ("commands", True, ("commands", "commands.*")),
-    ("cli", False, ("cli",)),
+# (row, tiers or None), lowest first. Names are relative to gramr2_cli; "" is the package itself (`__version__`
+# and the public API, which imports lazily, on attribute access). A package's own __init__ sits below its tiers.
+LAYERS: list[tuple[str, list[tuple[str, ...]] | None]] = [
+    ("", None),
+    ("core", None),                  # the data core: records, shards, formats, config, prompts, models
+    ("engines", None),               # one protocol; hf, vllm, and vllm over HTTP
+    ("judging", [("truncation",),    # prompts that fit the context
+                 ("judge",),         # prompts → verdicts → judgments
+                 ("selection",),     # knockout, tournament, … over a compare function
+                 ("rank", "group_rewards", "probes", "metrics", "rewardbench2")]),    # over judgments
+    ("reports", [("plots", "benchmark_tables", "demo_summary")]),
+    ("runner", None),                # the stage skeleton: output, resume, engines, batch loop
+    ("server", [("serve_requests", "serve_batching"), ("serve",)]),
+    ("train", None),                 # the one trainer core and its objectives
+    ("stages", [("synth_families",),                               # a stage's parts
+                ("augment", "data_import", "evaluate_lists", "filter", "probe", "prove", "rank_list",
+                 "rank_pairs", "self_label", "synth", "training"),
+                ("evaluate", "plan", "self_train")]),              # composed: they run or reuse the stages below
+    ("recipe", None),                # every stage's section in one Config
+    ("rlhf", None),                  # TRL / verl / OpenRLHF hooks: a local model through the recipe, or a server
+    ("commands", None),
+    ("cli", None),
 ]
 
-# sideways imports inside a layer that are by design
-SIDEWAYS: dict[tuple[str, str], str] = {}   # (importer, imported): why; empty: no sideways import is by design
+
+def row_of(mod: str) -> int:
+    found = [i for i, (name, _) in enumerate(LAYERS) if mod == name or (name and mod.startswith(name + "."))]
+    assert len(found) == 1, f"module {mod!r} is in {len(found)} rows of the table; put it in exactly one"
+    return found[0]
+
+
+def layer_of(mod: str) -> tuple[int, int]:
+    """(row, tier) of `mod`; tier 0 is a package's own __init__ (and every module of a row without tiers)."""
+    row = row_of(mod)
+    name, tiers = LAYERS[row]
+    if tiers is None or mod == name:
+        return row, 0
+    short = mod.removeprefix(f"{name}.").split(".")[0]
+    found = [t for t, names in enumerate(tiers, 1) if short in names]
+    assert len(found) == 1, f"module {mod!r} is in {len(found)} tiers of {name}/; put it in exactly one"
+    return row, found[0]
 
 
 def module_name(path: Path) -> str:
@@ -56,12 +67,6 @@ def module_name(path: Path) -> str:
     if parts[-1] == "__init__":
         parts = parts[:-1]
     return ".".join(parts)
-
-
-def layer_of(mod: str) -> int:
-    found = [i for i, (_, _, pats) in enumerate(LAYERS) if any(fnmatch.fnmatchcase(mod, p) for p in pats)]
-    assert len(found) == 1, f"module {mod!r} is in {len(found)} layers of the table; put it in exactly one"
-    return found[0]
 
 
 def imports_of(source: str, mod: str, is_package: bool) -> set[str]:
@@ -103,17 +108,19 @@ def _is_module(name: str) -> bool:
 
 
 def violations(sources: dict[str, tuple[str, bool]]) -> list[str]:
-    """One line per import that goes up a layer, or sideways where the table does not allow it."""
+    """One line per import that goes up a row or a tier, or sideways inside a tiered package."""
     out = []
     for mod, (src, is_pkg) in sorted(sources.items()):
-        me = layer_of(mod)
+        (row, tier), who = layer_of(mod), mod or "gramr2_cli"
         for dep in sorted(imports_of(src, mod, is_pkg)):
-            other = layer_of(dep)
-            name, intra, _ = LAYERS[me]
-            if other > me:
-                out.append(f"{mod or 'gramr2_cli'} ({name}) imports {dep} from the higher layer {LAYERS[other][0]}")
-            elif other == me and not intra and (mod, dep) not in SIDEWAYS:
-                out.append(f"{mod or 'gramr2_cli'} imports {dep} sideways (layer {name})")
+            dep_row, dep_tier = layer_of(dep)
+            if dep_row > row:
+                out.append(f"{who} ({LAYERS[row][0] or 'gramr2_cli'}) imports {dep} from the higher layer "
+                           f"{LAYERS[dep_row][0]}")
+            elif dep_row == row and LAYERS[row][1] is not None and dep_tier > tier:
+                out.append(f"{who} imports {dep} from a higher layer of {LAYERS[row][0]}/")
+            elif dep_row == row and LAYERS[row][1] is not None and dep_tier == tier and tier:
+                out.append(f"{who} imports {dep} sideways (the same tier of {LAYERS[row][0]}/)")
     return out
 
 
@@ -126,16 +133,28 @@ def test_every_module_is_in_the_table():
         layer_of(mod)
 
 
+def test_the_table_names_only_real_modules():
+    """A row or tier naming a module that is not there (moved, renamed) fails, so the table stays the tree."""
+    mods = set(real_sources())
+    named = {f"{row}.{m}" if row else m for row, tiers in LAYERS for tier in (tiers or []) for m in tier}
+    assert sorted(named - mods) == [] and sorted({row for row, _ in LAYERS} - mods) == []
+
+
 def test_no_import_goes_up_or_sideways():
     assert violations(real_sources()) == []
 
 
 @pytest.mark.parametrize("module, planted, why", [
-    ("records", "from .stages import self_label\n", "higher layer"),                 # the data core upward
-    ("judge", "from . import runner\n", "higher layer"),                            # judging → runner
-    ("stages.probe", "from .evaluate import metrics\n", "higher layer"),            # stage → composed stage
-    ("stages.rank_pairs", "from .self_label import precision\n", "sideways"),      # stage → stage
-    ("group_rewards", "def f():\n    from .metrics import benchmarks\n", "sideways"),   # lazy import counts
+    ("core.records", "from ..stages import self_label\n", "higher layer"),           # the data core upward
+    ("core.formats.importers", "from ...engines import encode\n", "higher layer"),   # ... from a subpackage
+    ("engines.hf", "from ..judging import judge\n", "higher layer"),                 # engines → judging
+    ("judging.judge", "from .. import runner\n", "higher layer"),                    # judging → runner
+    ("judging.truncation", "from .judge import Settings\n", "higher layer"),         # up a tier of judging/
+    ("server.serve_requests", "from .serve import ServeConfig\n", "higher layer"),   # up a tier of server/
+    ("stages.probe", "from .evaluate import metrics\n", "higher layer"),             # stage → composed stage
+    ("stages.rank_pairs", "from .self_label import precision\n", "sideways"),         # stage → stage
+    ("judging.group_rewards", "def f():\n    from .metrics import benchmarks\n", "sideways"),  # lazy counts
+    ("reports.plots", "from .demo_summary import STEPS\n", "sideways"),               # report → report
 ])
 def test_a_planted_import_fails(module, planted, why):
     sources = real_sources()
@@ -151,12 +170,8 @@ def test_type_checking_imports_are_not_dependencies():
     assert imports_of("from ..recipe import Config\n", "stages.filter", False) == {"recipe"}
 
 
-# re-export shims still there, with why: shards.py is edited on the reliability branch this round
-SHIMS = {"shards.py": "re-exports readers (read, read_all, ...); every stage reads through shards"}
-
-
 def test_no_module_re_exports_another():
-    """A module that imports names only to pass them on (`# noqa: F401`) hides where they live; plan no longer
-    re-exports plan_cost."""
+    """A module that imports names only to pass them on (`# noqa: F401`) hides where they live: `shards` no longer
+    re-exports `readers`, nor `plan` `plan_cost`; callers import the real home."""
     found = {str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py") if "noqa: F401" in p.read_text(encoding="utf-8")}
-    assert found == set(SHIMS)
+    assert found == set()

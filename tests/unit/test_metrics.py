@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gramr2_cli import metrics
-from gramr2_cli.metrics import PairOutcome
+from gramr2_cli.judging import metrics
+from gramr2_cli.judging.metrics import PairOutcome
 
 # JudgeBench-style pairs: (gold, combined label, decision in order ab, decision in order ba, category)
 #  #  gold  label  ab    ba    JudgeBench counter        position-consistent  pooled (label == gold)
@@ -118,7 +118,7 @@ def test_order_inconsistency_tells_a_tie_from_a_missing_verdict():
 
 
 def test_judgment_records_why_each_order_has_no_verdict():
-    from gramr2_cli import judge
+    from gramr2_cli.judging import judge
     samples = [{"order": "ab", "verdict": "A"}, {"order": "ab", "verdict": "B"},      # ab: 1 : 1, a tie
                {"order": "ba", "verdict": None}, {"order": "ba", "verdict": None}]    # ba: nothing parsed
     j = judge.combine(samples, ("ab", "ba"))

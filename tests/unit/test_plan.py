@@ -9,8 +9,10 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from gramr2_cli import plan, plan_cost, prompts, recipe, records
+from gramr2_cli import recipe
 from gramr2_cli.cli import app
+from gramr2_cli.core import plan_cost, prompts, records
+from gramr2_cli.stages import plan
 from gramr2_cli.train import objectives
 
 LLAMA_8B = 8_030_261_248      # the published parameter count of Llama-3.1-8B

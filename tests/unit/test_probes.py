@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gramr2_cli import probes, records
+from gramr2_cli.core import records
+from gramr2_cli.judging import probes
 
 
 def gold_pairs():

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gramr2_cli import prompts
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import prompts
+from gramr2_cli.core.errors import GramrError
 
 
 @pytest.mark.parametrize("text, want", [

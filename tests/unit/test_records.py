@@ -1,7 +1,7 @@
 import pytest
 
-from gramr2_cli import records
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import records
+from gramr2_cli.core.errors import GramrError
 
 
 def test_make_id_is_stable_and_order_sensitive():

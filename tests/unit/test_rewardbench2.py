@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from gramr2_cli import rewardbench2 as rb2
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core.errors import GramrError
+from gramr2_cli.judging import rewardbench2 as rb2
 
 FIXTURE = "tests/fixtures/rewardbench2.jsonl"
 
@@ -100,7 +100,7 @@ def test_overall_is_the_unweighted_mean_of_the_subsets():
 
 @pytest.mark.parametrize("fmt", ["auto", "rewardbench"])
 def test_data_import_refuses_rewardbench2_rows(tmp_path, fmt):
-    from gramr2_cli import formats
+    from gramr2_cli.core import formats
     from gramr2_cli.stages import data_import
     with pytest.raises(GramrError, match="line 1: a RewardBench 2 row") as e:
         data_import.run(formats.ImportConfig(format=fmt), [FIXTURE], tmp_path / "out")

@@ -3,8 +3,8 @@ from collections import Counter
 
 import pytest
 
-from gramr2_cli import records, shards
-from gramr2_cli.errors import GramrError
+from gramr2_cli.core import readers, records, shards
+from gramr2_cli.core.errors import GramrError
 
 
 def _recs(n, start=0):
@@ -25,7 +25,7 @@ def test_read_jsonl_json_array_parquet_and_datasets_dir(tmp_path):
     datasets.Dataset.from_list(flat).to_parquet(str(tmp_path / "c.parquet"))
     datasets.Dataset.from_list(flat).save_to_disk(str(tmp_path / "d"))
     for src in ("a.jsonl", "b.json", "c.parquet", "d"):
-        got = shards.read_all([tmp_path / src])
+        got = readers.read_all([tmp_path / src])
         assert [r["id"] for r in got] == [r["id"] for r in recs], src
         assert [r["label"] for r in got] == ["A", "B", "A", "B", "A"], src
 
@@ -34,18 +34,18 @@ def test_read_errors_name_file_and_line(tmp_path):
     p = tmp_path / "x.jsonl"
     p.write_text('{"prompt":"q","response_a":"a","response_b":"b"}\n{"prompt":"q","response_a":"a","response_b":"c","label":"C"}\n')
     with pytest.raises(GramrError, match=r"x.jsonl line 2: 'label' must be"):
-        shards.read_all([p])
+        readers.read_all([p])
     p.write_bytes(b'{"prompt":"q","response_a":"\xff","response_b":"b"}\n')
     with pytest.raises(GramrError, match="line 1: not valid UTF-8"):
-        shards.read_all([p])
+        readers.read_all([p])
     p.write_text("")
     with pytest.raises(GramrError, match="empty file"):
-        shards.read_all([p])
+        readers.read_all([p])
     p.write_text('{"prompt":"q","response_a":"a","response_b":"b"}\n{"prompt":"q","resp')
     with pytest.raises(GramrError, match="line 2: truncated JSON line"):
-        shards.read_all([p])
+        readers.read_all([p])
     with pytest.raises(GramrError, match="no such file"):
-        shards.read_all([tmp_path / "missing.jsonl"])
+        readers.read_all([tmp_path / "missing.jsonl"])
 
 
 def test_read_skips_duplicates_done_ids_and_bad_records_when_asked(tmp_path):
@@ -53,7 +53,7 @@ def test_read_skips_duplicates_done_ids_and_bad_records_when_asked(tmp_path):
     bad = {"prompt": "q", "response_a": "a", "response_b": "b", "label": "C"}
     _write_jsonl(tmp_path / "a.jsonl", recs + [recs[0], bad])
     skipped = Counter()
-    got = shards.read_all([tmp_path / "a.jsonl"], skip={recs[1]["id"]}, skipped=skipped, on_bad="skip")
+    got = readers.read_all([tmp_path / "a.jsonl"], skip={recs[1]["id"]}, skipped=skipped, on_bad="skip")
     assert [r["id"] for r in got] == [recs[0]["id"], recs[2]["id"], recs[3]["id"]]
     assert skipped == Counter({"duplicate_id": 1, "already_done": 1, "invalid_record": 1})
 
@@ -61,7 +61,7 @@ def test_read_skips_duplicates_done_ids_and_bad_records_when_asked(tmp_path):
 def test_sharding_partitions_ids(tmp_path):
     recs = _recs(60)
     _write_jsonl(tmp_path / "a.jsonl", recs)
-    parts = [{r["id"] for r in shards.read([tmp_path / "a.jsonl"], shard_index=i, num_shards=3)} for i in range(3)]
+    parts = [{r["id"] for r in readers.read([tmp_path / "a.jsonl"], shard_index=i, num_shards=3)} for i in range(3)]
     assert set().union(*parts) == {r["id"] for r in recs}
     assert sum(len(p) for p in parts) == 60 and all(parts)
 
@@ -83,7 +83,7 @@ def test_output_writes_manifest_summary_config_and_resumes(tmp_path):
     part.write_bytes(part.read_bytes() + b'{"id": "trunc')
     with shards.open_output(out_dir, stage="t", config=cfg) as out:
         assert out.done_ids == {r["id"] for r in _recs(3)}
-        for r in shards.read([_write_jsonl(tmp_path / "in.jsonl", _recs(5))], skip=out.done_ids):
+        for r in readers.read([_write_jsonl(tmp_path / "in.jsonl", _recs(5))], skip=out.done_ids):
             out.write(r)
     ids = [json.loads(x)["id"] for x in part.read_text().splitlines()]
     assert ids == [r["id"] for r in _recs(5)]
@@ -117,8 +117,8 @@ def test_rejected_part_and_reasons(tmp_path):
         a, b = _recs(2)
         out.write(a)
         out.write(b, part="rejected", reasons=["confidence"])
-    assert [r["id"] for r in shards.read_all([tmp_path / "o"])] == [a["id"]]
-    rej = shards.read_all([tmp_path / "o" / "rejected"])
+    assert [r["id"] for r in readers.read_all([tmp_path / "o"])] == [a["id"]]
+    rej = readers.read_all([tmp_path / "o" / "rejected"])
     assert rej[0]["meta"]["reasons"] == ["confidence"]
     assert out.summary().counts == {"out": 1, "rejected": 1, "rejected:confidence": 1}
 
@@ -134,12 +134,12 @@ def test_shard_processes_share_a_directory(tmp_path):
     for i in range(3):
         with shards.open_output(tmp_path / "o", stage="t", config={}, shard_index=i, num_shards=3) as out:
             assert not shards.is_done(tmp_path / "o")
-            for r in shards.read([src], shard_index=i, num_shards=3):
+            for r in readers.read([src], shard_index=i, num_shards=3):
                 out.write(r)
     assert shards.is_done(tmp_path / "o")
     assert sorted(p.name for p in (tmp_path / "o").glob("manifest*")) == [
         f"manifest-{i:05d}-of-00003.json" for i in range(3)]
-    assert sorted(r["id"] for r in shards.read_all([tmp_path / "o"])) == sorted(r["id"] for r in recs)
+    assert sorted(r["id"] for r in readers.read_all([tmp_path / "o"])) == sorted(r["id"] for r in recs)
 
 
 def test_sharded_overwrite_never_joins_another_config(tmp_path):
@@ -156,7 +156,7 @@ def test_sharded_overwrite_never_joins_another_config(tmp_path):
 
 
 def test_atomic_open_leaves_no_file_on_error(tmp_path):
-    from gramr2_cli import outdir
+    from gramr2_cli.core import outdir
     with pytest.raises(KeyboardInterrupt), outdir.atomic_open(tmp_path / "x.json") as f:
         f.write("half")
         raise KeyboardInterrupt

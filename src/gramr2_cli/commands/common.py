@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import ConfigError, GramrError
-from ..shards import Summary
+from ..core.errors import ConfigError, GramrError
+from ..core.shards import Summary
 
 err_console = Console(stderr=True)
 STATE = {"debug": False}

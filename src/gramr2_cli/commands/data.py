@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..errors import GramrError
+from ..core.errors import GramrError
 from ..recipe import load_recipe
 from .common import (
     ConfigOpt,
@@ -58,18 +58,18 @@ def synth_cmd(output: OutputOpt,
     err_console.print(t)
 
 
-# ---- import / export / stats / merge / split (stages/data_import.py, formats/, datatools.py)
+# ---- import / export / stats / merge / split (stages/data_import.py, core/formats/, core/datatools.py)
 
 def _import_format(value: str) -> str:
     """--format of `data import`: a usage error (exit 2, like any bad option value) when unknown."""
-    from ..formats import FORMATS
+    from ..core.formats import FORMATS
     if value not in FORMATS:
         raise typer.BadParameter(f"unknown format {value!r}; choose from {', '.join(FORMATS)}")
     return value
 
 
 def _export_format(value: str) -> str:
-    from ..formats import EXPORTERS
+    from ..core.formats import EXPORTERS
     if value not in EXPORTERS:
         raise typer.BadParameter(f"unknown export format {value!r}; choose from {', '.join(EXPORTERS)}")
     return value
@@ -116,7 +116,7 @@ def import_cmd(inputs: InputsArg, output: OutputOpt, fmt: FormatOpt = "auto", or
     from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from .. import formats
+    from ..core import formats
     from ..stages import data_import
     cfg = formats.ImportConfig(format=fmt, order=order, seed=seed, source=source, batch_size=batch_size,
                                unlabeled=unlabeled)
@@ -145,7 +145,7 @@ def export_cmd(inputs: InputsArg,
                                                                          "(message lists).")] = False,
                overwrite: OverwriteOpt = False) -> None:
     """Export labeled pairs for TRL/OpenRLHF (prompt/chosen/rejected) or LLaMA-Factory SFT (alpaca)."""
-    from .. import formats
+    from ..core import formats
     show(formats.export(inputs, output, fmt, prompt_version=prompt_version, messages=messages,
                         overwrite=overwrite))
 
@@ -160,8 +160,8 @@ def stats_cmd(inputs: InputsArg,
     from rich.console import Console
     from rich.table import Table
 
-    from .. import datatools, shards
-    s = datatools.stats(shards.read(inputs))
+    from ..core import datatools, readers
+    s = datatools.stats(readers.read(inputs))
     if as_json:
         typer.echo(json.dumps(s, indent=2, ensure_ascii=False))
         return
@@ -196,7 +196,7 @@ def merge_cmd(inputs: InputsArg, output: OutputOpt, overwrite: OverwriteOpt = Fa
     An unfinished input (a killed run, 3 of 4 shards) is refused unless --allow-partial."""
     from rich.markup import escape
 
-    from .. import datatools
+    from ..core import datatools
     summary = datatools.merge(inputs, output, overwrite=overwrite, allow_partial=allow_partial)
     for inp, why in summary.metrics.get("partial_inputs", {}).items():
         err_console.print(f"[bold yellow]warning:[/] merged an unfinished input: {escape(inp)}: {escape(why)} "
@@ -216,7 +216,7 @@ def split_cmd(inputs: InputsArg, output: OutputOpt,
               seed: Annotated[int, typer.Option("--seed", help="Shuffle seed.")] = 0,
               overwrite: OverwriteOpt = False) -> None:
     """Split records into seeded parts (out/<name>/) by ratio or count; both orders of a pair stay together."""
-    from .. import datatools
+    from ..core import datatools
     cfg = datatools.SplitConfig(ratio=_parse_list(ratio, float, "--ratio"), count=_parse_list(count, int, "--count"),
                                 names=[n.strip() for n in names.split(",") if n.strip()], seed=seed)
     show(datatools.split(inputs, output, cfg, overwrite=overwrite))
@@ -238,7 +238,7 @@ def augment_cmd(inputs: InputsArg, output: OutputOpt,
     response asserting a verdict for its own slot ("<answer>B</answer>", "Conclusion: Response B is better."),
     labeled against it (issue 25). Both slots balanced, a synthetic rationale when the input has rationales;
     ours, not the GRAM-R² paper's. Writes the inputs plus the new pairs."""
-    from .. import augment
+    from ..stages import augment
     cfg = load_recipe(recipe, override, seed=seed, augment__fraction=fraction,
                       augment__injection_fraction=injection_fraction)
     show(augment.run(cfg, inputs, output, overwrite=overwrite))

@@ -1,4 +1,4 @@
-"""`gramr2 plan`: a dry run of a recipe on its data (the library is `gramr2_cli.plan`); a table on stderr,
+"""`gramr2 plan`: a dry run of a recipe on its data (the library is `gramr2_cli.stages.plan`); a table on stderr,
 `--json` on stdout."""
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def register(app: typer.Typer) -> None:
         Reads only the model's config.json and tokenizer (a local directory), else a known-size table and a
         characters/4 token estimate. Warns about examples over train.max_length, memory over the GPU and
         prompts longer than the context."""
-        from .. import plan
+        from ..stages import plan
         stage = stage or plan.infer_stage(recipe)
         cfg = load_recipe(recipe, override, model=model, prove__prover=model if stage == "prove" else None)
         p = plan.run(cfg, list(inputs or []), stage=stage, gpus=gpus, gpu=gpu, mfu=mfu,

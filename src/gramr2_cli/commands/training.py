@@ -8,17 +8,7 @@ from typing import Annotated
 import typer
 
 from ..recipe import load_recipe
-from .common import (
-    ConfigOpt,
-    InputsArg,
-    ModelOpt,
-    OutputOpt,
-    OverwriteOpt,
-    SeedOpt,
-    SetOpt,
-    command,
-    show,
-)
+from .common import ConfigOpt, InputsArg, ModelOpt, OutputOpt, OverwriteOpt, SeedOpt, SetOpt, command, show
 
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an unfinished run from its latest "
                                                           "checkpoint (same recipe and --set values).")]

@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
         A failed judgment is masked (null), never 0.5. Requests from concurrent clients are micro-batched into
         one engine call. Limits: serve.max_prompt_tokens (413), serve.request_timeout (504); SIGTERM finishes
         requests in flight."""
-        from .. import serve
+        from ..server import serve
         cfg = load_recipe(recipe, override, model=model, serve__host=host, serve__port=port, serve__votes=votes,
                     serve__orders=orders, serve__max_batch=max_batch, seed=seed, generate__engine=engine)
         serve.serve(cfg, api_key=api_key)

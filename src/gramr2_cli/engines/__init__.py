@@ -22,8 +22,8 @@ import sys
 from dataclasses import dataclass
 from typing import Protocol
 
-from .. import hardware, prompts, rendering
-from ..errors import GramrError
+from ..core import hardware, prompts, rendering
+from ..core.errors import GramrError
 
 
 @dataclass
@@ -209,7 +209,7 @@ def load_engine(model: str, gen_cfg, seed: int = 0) -> Engine:
     cached engine (kv cache size, parallelism) are those of its first load; the hf batch size follows `gen_cfg`.
     Raises GramrError for an unknown model/engine/dtype or a missing vllm install.
     """
-    from .. import models
+    from ..core import models
 
     path = models.resolve(model)
     name, dtype = resolve_choice(gen_cfg.engine, gen_cfg.dtype)

@@ -12,8 +12,8 @@ import dataclasses
 
 import torch
 
-from .. import models
-from ..errors import GramrError
+from ..core import models
+from ..core.errors import GramrError
 from . import (
     Generation,
     ab_normalise,

@@ -36,8 +36,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import models
-from ..errors import GramrError
+from ..core import models
+from ..core.errors import GramrError
 from . import forget, note, stop_ids
 from .transport import ProtocolError, Transport, decode
 from .vllm import VLLMEngine

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import config
+from ..core import config
 from . import ENGINE_NAMES
 
 TRUNCATE_POLICIES = ("skip", "middle", "end")   # generate.truncate (`truncation`)

@@ -19,7 +19,7 @@ import urllib.parse
 from concurrent.futures import FIRST_EXCEPTION, Future, wait
 from dataclasses import dataclass, field
 
-from ..errors import GramrError
+from ..core.errors import GramrError
 
 
 def decode(data: bytes, request: dict | None = None) -> dict:

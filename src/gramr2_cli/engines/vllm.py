@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from .. import models
-from ..errors import GramrError
+from ..core import models
+from ..core.errors import GramrError
 from . import (
     Generation,
     ab_normalise,

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import formats, shards
-from ..shards import Summary
+from ..core import formats, readers, shards
+from ..core.shards import Summary
 
 GAP_WARNINGS = {
     "rmbench_no_domain": "{n} RM-Bench pairs have no RM-Bench domain (chat, math, code, safety-…): evaluate gives "
@@ -52,7 +52,7 @@ def run(cfg: formats.ImportConfig, inputs: list, output: Path | str, *, overwrit
             n += 1
             if progress:
                 progress(n)
-            if num_shards and num_shards > 1 and shards.shard_of(rec["meta"]["pair_group"], num_shards) != \
+            if num_shards and num_shards > 1 and readers.shard_of(rec["meta"]["pair_group"], num_shards) != \
                     (shard_index or 0):
                 continue
             if rec["id"] in seen:

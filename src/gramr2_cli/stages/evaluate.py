@@ -32,12 +32,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, flags, judge, outdir, plots, runner, shards
+from .. import runner
+from ..core import config, flags, outdir, readers, shards
+from ..core.errors import GramrError
 from ..engines import note
-from ..errors import GramrError
-from ..metrics import PUBLISHED, benchmarks, gold_balance
+from ..judging import judge
+from ..judging.metrics import PUBLISHED, benchmarks, gold_balance
+from ..reports import plots
+from ..reports.benchmark_tables import benchmark_md, main_rows, partial_note, partial_warning
 from . import evaluate_lists
-from .benchmark_tables import benchmark_md, main_rows, partial_note, partial_warning
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -251,7 +254,7 @@ def _gold_pairs(inputs: list[Path]) -> tuple[list[dict], Counter]:
     Raises GramrError when none has one."""
     skipped: Counter = Counter()
     recs = []
-    for r in shards.read(inputs, skipped=skipped):
+    for r in readers.read(inputs, skipped=skipped):
         if judge.gold_label(r) is None:
             skipped["no_gold_label"] += 1
         else:
@@ -284,7 +287,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
     t0 = time.time()
     config.ensure(cfg.evaluate, "evaluate.")
     specs, slugs = runner.models(cfg, models, engines, output, "evaluate")
-    lists = [evaluate_lists.is_list_source(s) for s in shards.source_files(inputs)]
+    lists = [evaluate_lists.is_list_source(s) for s in readers.source_files(inputs)]
     if any(lists):
         if not all(lists):
             raise GramrError("evaluate reads pair records or best-of-n lists (RewardBench 2), not both in one run",
@@ -302,7 +305,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, models: list[str] | No
             cfg, specs, slugs, output, recs, stage="evaluate", section="evaluate", inputs=inputs, work=how.judge,
             handle=lambda rec, j: _judged(rec, j, ec.keep_samples), batch_size=ec.batch_size, given=engines,
             overwrite=overwrite, progress_on=progress):
-        preds = [p for p in shards.read([pred_dir]) if p["id"] in want]
+        preds = [p for p in readers.read([pred_dir]) if p["id"] in want]
         report[name] = {"spec": spec, "predictions": str(pred_dir), "metrics": metrics(preds)}
         counts.update({"pairs_judged": stats["judged"], "pairs_resumed": stats["resumed"]})
     first = next(iter(report.values()))["metrics"]

@@ -25,12 +25,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import judge, outdir, runner, shards
-from .. import rewardbench2 as rb2
+from .. import runner
+from ..core import outdir, readers, shards
+from ..core.errors import GramrError
+from ..core.records import normalize_list
 from ..engines import note
-from ..errors import GramrError
-from ..records import normalize_list
-from ..selection import Selection, candidate_compare, drive
+from ..judging import judge
+from ..judging import rewardbench2 as rb2
+from ..judging.selection import Selection, candidate_compare, drive
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -43,7 +45,7 @@ def is_list_source(src: Path | str) -> bool:
     stdin (`-`) is not peeked (it could not be read again): it is read as pairs."""
     if str(src) == "-":
         return False
-    for _, obj in shards.read_raw(src):
+    for _, obj in readers.read_raw(src):
         return rb2.is_row(obj) or (isinstance(obj, dict) and "candidates" in obj)
     return False
 
@@ -52,8 +54,8 @@ def read_lists(inputs: list, seed: int, skipped: Counter) -> list[dict]:
     """List records from RewardBench 2 rows or list records; repeated ids are skipped (`duplicate_id`).
     Raises GramrError for a list record without `meta.correct`/`meta.chosen_index` (nothing to score)."""
     out, seen = [], set()
-    for src in shards.source_files(inputs):
-        for where, obj in shards.read_raw(src):
+    for src in readers.source_files(inputs):
+        for where, obj in readers.read_raw(src):
             rec = rb2.list_record(obj, where, seed) if rb2.is_row(obj) else normalize_list(obj, where)
             m = rec["meta"]
             if not isinstance(m.get("correct"), list) or not isinstance(m.get("chosen_index"), int):
@@ -164,7 +166,7 @@ def run(cfg: Config, inputs: list, output: Path, *, specs: list[str], slugs: lis
                                                                                               rb2=scored(rec, *res))),
             batch_size=ec.batch_size, given=engines, overwrite=overwrite, progress_on=progress,
             desc="evaluate lists"):
-        preds = [p for p in shards.read([pred_dir], normalize=normalize_list) if p["id"] in want]
+        preds = [p for p in readers.read([pred_dir], normalize=normalize_list) if p["id"] in want]
         report[name] = {"spec": spec, "predictions": str(pred_dir), "rewardbench2": list_metrics(preds)}
         counts.update({"lists_judged": stats["judged"], "lists_resumed": stats["resumed"]})
     warnings = [w for w in (partial_warning(next(iter(report.values()))["rewardbench2"]),) if w]

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, judge, prompts, shards
-from ..metrics import precision
+from ..core import config, prompts, readers, shards
+from ..judging import judge
+from ..judging.metrics import precision
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -64,7 +65,7 @@ def token_counter(spec: str) -> Callable[[str], int]:
     """A function counting tokens: the tokenizer of model `spec`, or whitespace words for ""."""
     if not spec:
         return whitespace_tokens
-    from .. import models
+    from ..core import models
     tok = models.load_tokenizer(models.resolve(spec))
     return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
 
@@ -149,7 +150,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, overwrite: bool 
     skipped: Counter = Counter()
     with shards.open_output(output, stage="filter", config=resolved, inputs=inputs, overwrite=overwrite,
                             shard_index=shard_index, num_shards=num_shards, provenance={"seed": cfg.seed}) as out:
-        recs = shards.read_all(inputs, shard_index=shard_index, num_shards=num_shards, skipped=skipped)
+        recs = readers.read_all(inputs, shard_index=shard_index, num_shards=num_shards, skipped=skipped)
         reasons = {r["id"]: drop_reasons(r, fc, count_tokens) for r in recs}
         passed = [r for r in recs if not reasons[r["id"]]]
         if fc.balance_ab:

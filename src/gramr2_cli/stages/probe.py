@@ -28,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge, outdir, plots, probes, runner, shards
-from ..errors import GramrError
+from .. import runner
+from ..core import config, outdir, readers, shards
+from ..core.errors import GramrError
+from ..judging import judge, probes
+from ..reports import plots
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -190,7 +193,7 @@ def plot(models: dict[str, dict], path: Path) -> None:
 
 def _read_preds(pred_dir: Path, want: set[str]) -> list[dict]:
     """The written probe pairs (read as written: a master key may be empty, which `records` would refuse)."""
-    return [p for p in shards.read([pred_dir], normalize=lambda obj, where: obj) if p["id"] in want]
+    return [p for p in readers.read([pred_dir], normalize=lambda obj, where: obj) if p["id"] in want]
 
 
 def judge_batch(cfg: Config):
@@ -218,7 +221,7 @@ def source_pairs(cfg: Config, inputs: list[Path]) -> tuple[list[dict], Counter]:
     """The gold-labeled input pairs to probe (a seeded sample of `probe.max_pairs` in input order) and the
     skips. Raises GramrError for inputs with no pair or no gold label."""
     skipped: Counter = Counter()
-    recs = list(shards.read(inputs, skipped=skipped))
+    recs = list(readers.read(inputs, skipped=skipped))
     if not recs:
         raise GramrError(f"no pairs in {', '.join(map(str, inputs))}")
     gold = [r for r in recs if judge.gold_label(r) is not None]

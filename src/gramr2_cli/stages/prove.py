@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, prompts, runner, shards
-from ..errors import GramrError
+from .. import runner
+from ..core import config, prompts, readers, shards
+from ..core.errors import GramrError
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -166,7 +167,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
                          engine=engine, model=pc.prover, batch_size=cfg.generate.batch_size, progress_on=progress,
                          desc="prove")
         if not out.to_stdout and out.part_path().exists():
-            scores = [r["meta"]["proof"]["score"] for r in shards.read([out.part_path()])]
+            scores = [r["meta"]["proof"]["score"] for r in readers.read([out.part_path()])]
             if scores:
                 out.metrics["mean_proof_score"] = sum(scores) / len(scores)
     return out.summary()

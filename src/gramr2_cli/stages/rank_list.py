@@ -11,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import judge, runner, shards
-from ..records import normalize_list
-from ..selection import candidate_compare, drive
-from .rank import pair_metrics, provenance, resolved, settings
+from .. import runner
+from ..core import shards
+from ..core.records import normalize_list
+from ..judging import judge
+from ..judging.rank import pair_metrics, provenance, resolved, settings
+from ..judging.selection import candidate_compare, drive
 
 if TYPE_CHECKING:
     from ..recipe import Config

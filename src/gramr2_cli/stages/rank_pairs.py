@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import judge, runner, shards
-from .rank import pair_metrics, provenance, resolved, settings
+from .. import runner
+from ..core import readers, shards
+from ..judging import judge
+from ..judging.rank import pair_metrics, provenance, resolved, settings
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -38,7 +40,7 @@ def run(cfg: Config, inputs: list[Path], output: Path, *, engine=None, overwrite
                          progress_on=progress, desc="rank pairs")
         if out.resumed:                     # report on the whole output, not only this run's share
             out.flush()
-            done = list(shards.read([out.part_path()]))
+            done = list(readers.read([out.part_path()]))
             all_j = [judge.Judgment(**r["meta"]["judgment"]) for r in done]
             gold = [judge.gold_label(r) for r in done]
         out.metrics.update(pair_metrics(all_j, gold))

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import config, judge, prompts, runner, shards
-from ..metrics import precision
+from .. import runner
+from ..core import config, prompts, readers, shards
+from ..judging import judge
+from ..judging.metrics import precision
 
 if TYPE_CHECKING:
     from ..recipe import Config
@@ -102,7 +104,7 @@ def run(cfg: Config, inputs: list[Path], output: Path | str, *, engine=None, ove
         runner.run_model(out, cfg, recs, how.judge, labeled, engine=engine, batch_size=cfg.generate.batch_size,
                          progress_on=progress, desc="self-label")
         if not out.to_stdout:
-            written = shards.read_all([out.part_path()]) if out.part_path().exists() else []
+            written = readers.read_all([out.part_path()]) if out.part_path().exists() else []
             out.metrics.update(_metrics(written))
     return out.summary()
 

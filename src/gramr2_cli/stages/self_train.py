@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import config, datatools, outdir, shards
-from ..errors import GramrError
+from ..core import config, datatools, outdir, readers, shards
+from ..core.errors import GramrError
 from . import filter as filter_stage
 from . import prove, self_label, training
 
@@ -152,7 +152,7 @@ def _iteration_row(i: int, d: dict[str, Path], shard_index: int | None, num_shar
     def out(summary: dict, step: str) -> int | None:   # records on disk: a resumed step's counts are partial
         if not summary:
             return None
-        return sum(p.read_bytes().count(b"\n") for p in d[step].glob(shards.PART_GLOB))
+        return sum(p.read_bytes().count(b"\n") for p in d[step].glob(readers.PART_GLOB))
 
     return {
         "iteration": i,

@@ -22,10 +22,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import config, outdir, records, shards
-from ..errors import GramrError
-from ..prompts import format_rationale
-from ..shards import Summary
+from ..core import config, outdir, records, shards
+from ..core.errors import GramrError
+from ..core.prompts import format_rationale
+from ..core.shards import Summary
 from .synth_families import DIFFICULTIES, FAMILIES, Problem
 
 # split -> (word/number pool, family set, labeled?)

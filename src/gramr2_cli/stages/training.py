@@ -17,8 +17,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import GramrError
-from ..shards import Summary
+from ..core.errors import GramrError
+from ..core.shards import Summary
 from ..train import core, objectives
 
 if TYPE_CHECKING:

@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from .. import __version__, config, hardware, models, outdir, outguard, shards
-from ..errors import GramrError
+from .. import __version__
+from ..core import config, hardware, models, outdir, outguard, readers, shards
+from ..core.errors import GramrError
 from . import objectives, packing
 from .settings import PRECISIONS, TrainConfig
 
@@ -299,7 +300,7 @@ def _build_rows(cfg: Config, inputs: list, tok) -> tuple[list, Counter, Counter,
     objective notes, records in). Raises GramrError when no example is usable."""
     tcfg = cfg.train
     read_skips: Counter = Counter()
-    recs = shards.read(inputs, skipped=read_skips)   # unlabeled records: the objective skips them (no_label)
+    recs = readers.read(inputs, skipped=read_skips)   # unlabeled records: the objective skips them (no_label)
     rows, skipped, notes = objectives.build_dataset(tok, recs, tcfg.objective, tcfg.max_length, cfg.prompt)
     skipped.update(read_skips)
     n_in = len(rows) + sum(v for k, v in skipped.items() if k != "duplicate_id")

@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .. import prompts
-from ..errors import GramrError
-from ..rendering import encode
+from ..core import prompts
+from ..core.errors import GramrError
+from ..core.rendering import encode
 
 IGNORE = -100
 PAIRGEN_TEMPLATE = "[Response A]\n{a}\n[Response B]\n{b}"   # GRAM v1 pair generation target (paper: not stated)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .. import config
+from ..core import config
 from .objectives import OBJECTIVES
 
 PRECISIONS = ("auto", "fp32", "bf16")   # what `core.precision_flags` turns into TrainingArguments flags

@@ -20,8 +20,9 @@ import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
-from . import config, judge
-from .errors import GramrError
+from ..core import config
+from ..core.errors import GramrError
+from . import judge
 
 Comparison = tuple[int, int]                      # (i, j): asks P(candidate i is better than candidate j)
 Proc = Generator[list[Comparison], list[float], tuple[int, list[int]]]

@@ -2,7 +2,7 @@
 reward model before vs after one self-training iteration, and the best-of-4 picks. Reads only the
 `summary.json` / `training_summary.json` / `report.json` files the stages wrote.
 
-    python -m gramr2_cli.demo_summary runs/demo
+    python -m gramr2_cli.reports.demo_summary runs/demo
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import readers
-from .probes import paired, wilson
+from ..core import readers
+from ..judging.probes import paired, wilson
 
 STEPS = [("data synth", "data/test/summary.json"), ("prover-train", "prover/training_summary.json"),
          ("prove (labeled)", "proved/summary.json"), ("pretrain (initial RM)", "rm0/training_summary.json"),

@@ -1,4 +1,4 @@
-"""Sharded record I/O (DESIGN §3): append-only resumable output, manifests; reading is `readers` (re-exported).
+"""Sharded record I/O (DESIGN §3): append-only resumable output, manifests; reading records is `readers`.
 
 Writing: `open_output()` gives an `Output` whose part file is
 append-only and flushed per batch; rerunning on the same directory skips ids already written and drops a
@@ -26,17 +26,10 @@ from typing import Any
 
 import yaml
 
-from . import __version__, outdir, outguard
+from .. import __version__
+from . import outdir, outguard
 from .errors import GramrError
-from .readers import (  # noqa: F401  (re-exported: stages read through `shards`)
-    PART_GLOB,
-    input_fingerprint,
-    read,
-    read_all,
-    read_raw,
-    shard_of,
-    source_files,
-)
+from .readers import input_fingerprint, read_all
 
 # ---------------------------------------------------------------- writing
 

@@ -45,8 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import config, flags, group_rewards, judge, prompts, runner
-from .errors import GramrError
+from .. import runner
+from ..core import config, flags, prompts
+from ..core.errors import GramrError
+from ..judging import group_rewards, judge
 from .serve_batching import MicroBatcher
 from .serve_requests import (
     LOOPBACK,
@@ -62,7 +64,7 @@ from .serve_requests import (
 )
 
 if TYPE_CHECKING:
-    from .recipe import Config
+    from ..recipe import Config
 
 API_KEY_ENV = "GRAMR2_API_KEY"
 
@@ -331,7 +333,7 @@ def serve(cfg: "Config", engine=None, api_key: str | None = None) -> None:
     process ends as killed by SIGTERM, exit status 143 in a shell)."""
     import uvicorn
 
-    from .engines import note
+    from ..engines import note
     sc = cfg.serve
     config.ensure(sc, "serve.")
     key = api_key_for(sc.host, api_key)

@@ -29,8 +29,8 @@ import math
 from collections import defaultdict
 from typing import Any
 
-from . import records
-from .errors import GramrError
+from ..core import records
+from ..core.errors import GramrError
 
 SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 TIES = "Ties"

@@ -8,9 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .. import config, judge
-from ..judge import ORDERS
-from ..selection import ALGORITHMS
+from ..core import config
+from . import judge
+from .judge import ORDERS
+from .selection import ALGORITHMS
 
 if TYPE_CHECKING:
     from ..recipe import Config

@@ -9,8 +9,8 @@ import hmac
 import json
 import re
 
-from . import readers
-from .errors import GramrError
+from ..core import readers
+from ..core.errors import GramrError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 # Tokens a policy's decoded text may end with: end-of-turn / end-of-text markers and right padding. All of them

@@ -28,12 +28,12 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import config, prompts, shards
-from .errors import GramrError
-from .judge import gold_label
-from .probes import INJECTIONS as PROBE_INJECTIONS
-from .probes import correct_and_wrong
-from .records import new_pair
+from ..core import config, prompts, readers, shards
+from ..core.errors import GramrError
+from ..core.records import new_pair
+from ..judging.judge import gold_label
+from ..judging.probes import INJECTIONS as PROBE_INJECTIONS
+from ..judging.probes import correct_and_wrong
 
 OPENERS = (":", "Thought process:", "Let's solve this step by step.", "Solution", "Answer:", "Step 1:",
            "Let me think about this carefully.", "To answer this, let us look at the question first.")
@@ -141,7 +141,7 @@ def injected(recs: list[dict], *, fraction: float, seed: int, spelling: str = "C
 def run(cfg, inputs: list[Path], output: Path, *, overwrite: bool = False) -> shards.Summary:
     """Write the input records followed by their opener pairs and injection negatives to `output` (one finished
     shard)."""
-    recs = shards.read_all(inputs)
+    recs = readers.read_all(inputs)
     if not recs:
         raise GramrError(f"no pairs in {', '.join(map(str, inputs))}")
     config.ensure(cfg.augment, "augment.")

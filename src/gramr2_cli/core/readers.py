@@ -1,8 +1,8 @@
 """Reading records (DESIGN §3): any record source → normalized pair records, with sharding and dedupe.
 
 Sources: a JSONL file, a JSON array file, a Parquet file, a `datasets.save_to_disk` directory, a shard
-directory (its `part-*.jsonl`), or `-` for stdin. `read()` is the one reader every stage uses (through
-`shards`, which re-exports it); `input_fingerprint()` is what an output's manifest records of its inputs.
+directory (its `part-*.jsonl`), or `-` for stdin. `read()` is the one reader every stage uses;
+`input_fingerprint()` is what an output's manifest (`shards`) records of its inputs.
 """
 
 from __future__ import annotations

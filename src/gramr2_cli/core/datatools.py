@@ -20,7 +20,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import outdir, shards
+from . import outdir, readers, shards
 from .errors import GramrError
 from .shards import Summary
 
@@ -98,7 +98,7 @@ def merge(inputs: list, output: Path | str, *, overwrite: bool = False, allow_pa
     cfg = {"merge": {"inputs": [str(i) for i in inputs]}}
     with shards.open_output(output, stage="merge", config=cfg, inputs=inputs, overwrite=overwrite,
                             batch_size=1024) as out:
-        for rec in shards.read(inputs, skipped=skipped, skip=frozenset(out.done_ids)):
+        for rec in readers.read(inputs, skipped=skipped, skip=frozenset(out.done_ids)):
             out.write(rec)
         for k, v in skipped.items():
             out.skip(k, v)
@@ -168,7 +168,7 @@ def split(inputs: list, output: Path | str, cfg: SplitConfig, *, overwrite: bool
     """Write `output/<name>/` shard directories. Raises GramrError on bad sizes or an existing output."""
     t0 = time.time()
     skipped: Counter = Counter()
-    recs = shards.read_all(inputs, skipped=skipped)
+    recs = readers.read_all(inputs, skipped=skipped)
     parts = assign(recs, cfg)
     counts, outputs = {}, []
     for name, rs in parts.items():

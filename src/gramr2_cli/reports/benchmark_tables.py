@@ -5,7 +5,7 @@ row that averages over them: those means are not the published numbers (the offi
 
 from __future__ import annotations
 
-from ..metrics import JUDGEBENCH_CATEGORIES, PUBLISHED, RMBENCH_DOMAINS
+from ..judging.metrics import JUDGEBENCH_CATEGORIES, PUBLISHED, RMBENCH_DOMAINS
 
 NAMES = {"judgebench": "JudgeBench", "rmbench": "RM-Bench"}
 

@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import config
-from .errors import GramrError
+from ..core import config
+from ..core.errors import GramrError
 from .judge import preference
 from .selection import drive
 

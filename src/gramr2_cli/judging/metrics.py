@@ -39,7 +39,12 @@ from typing import Any
 
 # JudgeBench's run_judge.py scores per `source.startswith(prefix)`: the importer's (prefix, category) table;
 # RM-Bench's domains and its prefix rule, also the importer's (it warns about records no scorer can use)
-from .formats.importers import JUDGEBENCH_CATEGORIES, RMBENCH_DOMAINS, judgebench_category, rmbench_domain
+from ..core.formats.importers import (
+    JUDGEBENCH_CATEGORIES,
+    RMBENCH_DOMAINS,
+    judgebench_category,
+    rmbench_domain,
+)
 from .judge import gold_label
 
 ONE_SIDED = 0.9          # gold labels this one-sided (either way) get a warning (ours; no paper value)

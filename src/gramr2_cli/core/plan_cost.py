@@ -1,5 +1,5 @@
 """plan_cost: the arithmetic behind `gramr2 plan`: model size without weights, the Trainer's step schedule, and
-per-GPU training-state memory (moved out of `plan.py`, which re-exports these names).
+per-GPU training-state memory. `stages/plan.py` uses it; it needs no stage, so it lives in the data core.
 
 GPU peaks are NVIDIA datasheet dense bf16 figures; the memory model is mixed-precision AdamW as in the ZeRO
 paper (Rajbhandari et al. 2020); see each function's docstring.

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .engines import encode
+from ..engines import encode
 
 MARKER = "[… truncated …]"   # visible to the judge, so a verdict is never read as about the whole response
 ROUNDS = 6                   # re-measure-and-shrink rounds: token counts of re-joined text can differ by a few

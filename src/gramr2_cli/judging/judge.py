@@ -19,10 +19,11 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from . import config, prompts, truncation
-from .engines import Generation
-from .engines.settings import TRUNCATE_POLICIES
-from .records import LABELS, swap_label
+from ..core import config, prompts
+from ..core.records import LABELS, swap_label
+from ..engines import Generation
+from ..engines.settings import TRUNCATE_POLICIES
+from . import truncation
 
 ORDERS = {"ab": ("ab",), "both": ("ab", "ba")}   # the `orders` of self_label, rank, evaluate, serve: the one table
 

@@ -24,10 +24,9 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from . import judge, shards
-from .errors import GramrError
-from .judge import ORDERS
-from .plan_cost import (
+from ..core import readers
+from ..core.errors import GramrError
+from ..core.plan_cost import (
     GPUS,
     ZERO,
     ModelFacts,
@@ -37,8 +36,10 @@ from .plan_cost import (
     state_memory,
     tokens_processed,
 )
-from .stages.prove import prover_prompts
-from .train import objectives
+from ..judging import judge
+from ..judging.judge import ORDERS
+from ..train import objectives
+from .prove import prover_prompts
 
 # ---------------------------------------------------------------- counting
 
@@ -217,7 +218,7 @@ def self_train(cfg, facts: ModelFacts, unlabeled: list[dict], scale: float, hw: 
     if len(paths) != len(st.train_data):
         notes.append(f"self_train.train_data not found ({', '.join(set(st.train_data) - set(paths))}): "
                      "training counts cover the self-labeled pairs only")
-    base = shards.read_all(paths, skipped=Counter()) if paths else []
+    base = readers.read_all(paths, skipped=Counter()) if paths else []
     per = math.ceil(len(unlabeled) / st.iterations)
     kept = with_rationale(unlabeled, cfg.prove.max_new_tokens, facts.tokenizer, label_all=True)
     ctx = facts.config.get("max_position_embeddings")
@@ -250,7 +251,7 @@ def run(cfg, inputs: list, *, stage: str, gpus: int = 8, gpu: str = "h100", mfu:
     facts = model_facts(spec)
     inputs = inputs or (list(cfg.self_train.unlabeled) if stage == "self-train" and records is None else [])
     if records is None:
-        records = shards.read_all(inputs, skipped=Counter()) if inputs else []
+        records = readers.read_all(inputs, skipped=Counter()) if inputs else []
     recs, scale = records, scale_of(records, examples)
     if not recs and stage != "self-train":
         raise GramrError(f"plan: {stage} needs DATA (the records it will read)")

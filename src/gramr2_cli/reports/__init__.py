@@ -1,0 +1,1 @@
+"""Reports: benchmark tables, charts and the demo's final table, from what the stages wrote."""

@@ -71,15 +71,10 @@ class Seed:
         self.cpu[name] = round(cpu, 1)
         self.cpu[name + ":wall"] = round(time.time() - t, 1)
 
-    def run(self) -> None:
+    def train_b_and_c(self) -> Path:
+        """(b) prover-train → prove → pretrain, then (c) `gramr2 self-train` continued from (b) and its
+        compute-matched control; returns the last iteration's RM."""
         r, a, o = self.r, self.a, self.opts
-        self.step("synth", r / "data/test", "data", "synth", "-o", r / "data", *o)
-        # (d)'s fresh gold-rationale set: other problems from the training pools (test pools stay held out)
-        self.step("synth-gold", r / "gold/labeled", "data", "synth", "-o", r / "gold", "--n", a.gold_n,
-                  "--seed", 1000 + self.s, "-c", RECIPE, "-s", "synth.splits.unlabeled=0", "-s", "synth.splits.test=0",
-                  "-s", "synth.splits.adapt=0", "-s", "synth.splits.adapt_test=0")
-        self.step("a:label", r / "a", "pretrain", r / "data/labeled", "-o", r / "a", "--objective", "label",
-                  "--max-steps", a.rm_steps, "--resume", *o)
         self.step("prover-train", r / "prover", "prover-train", r / "data/labeled", "-o", r / "prover",
                   "--max-steps", a.prover_steps, "--resume", *o)
         self.step("prove", r / "proved", "prove", r / "data/labeled", "--prover", r / "prover", "-o", r / "proved", *o)
@@ -90,7 +85,6 @@ class Seed:
                   "-s", f"self_train.rm={r / 'b'}", "-s", f"self_train.unlabeled={r / 'data/unlabeled'}",
                   "-s", f"self_train.train_data={r / 'proved'}", "-s", f"prove.prover={r / 'prover'}",
                   "-s", f"train.max_steps={a.iter_steps}")
-        c3 = r / "st" / f"iter-{a.iterations}" / "rm"
         # compute-matched control for (c): the same continued training runs (iter_steps each, from (b)) on the
         # labeled set alone — what (c) gains over this comes from the pseudo-labeled pairs, not from more steps
         prev = r / "b"
@@ -99,6 +93,39 @@ class Seed:
             self.step(f"c-control:{i}", ctl, "pretrain", r / "proved", "-o", ctl, "--init", prev,
                       "--max-steps", a.iter_steps, "--resume", *o)
             prev = ctl
+        return r / "st" / f"iter-{a.iterations}" / "rm"
+
+    def run_decisive(self) -> None:
+        """The question issue 22 asks to decide, alone: (b), (c) after the last iteration, and the compute-matched
+        control after the same steps, each evaluated once on the test split (no (a), (d), (e), backbone, nor the
+        intermediate iterations: those cost judge calls and answer other questions)."""
+        r, a, o = self.r, self.a, self.opts
+        c_last = self.train_b_and_c()
+        self.step("evaluate", r / "eval", "evaluate", r / "data/test", *model_args([r / "b", c_last]),
+                  "-o", r / "eval", *o)
+        ctl = r / "control" / f"iter-{a.iterations}"
+        self.step("evaluate-control", r / "eval-control", "evaluate", r / "data/test", "--model", ctl,
+                  "-o", r / "eval-control", *o)
+        self.save_cpu()
+
+    def save_cpu(self) -> None:
+        cpu_file = self.r / "cpu_seconds.json"
+        old = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
+        old.update(self.cpu)
+        cpu_file.write_text(json.dumps(old, indent=2))
+
+    def run(self) -> None:
+        r, a, o = self.r, self.a, self.opts
+        self.step("synth", r / "data/test", "data", "synth", "-o", r / "data", *o)
+        if a.grid == "decisive":
+            return self.run_decisive()
+        # (d)'s fresh gold-rationale set: other problems from the training pools (test pools stay held out)
+        self.step("synth-gold", r / "gold/labeled", "data", "synth", "-o", r / "gold", "--n", a.gold_n,
+                  "--seed", 1000 + self.s, "-c", RECIPE, "-s", "synth.splits.unlabeled=0", "-s", "synth.splits.test=0",
+                  "-s", "synth.splits.adapt=0", "-s", "synth.splits.adapt_test=0")
+        self.step("a:label", r / "a", "pretrain", r / "data/labeled", "-o", r / "a", "--objective", "label",
+                  "--max-steps", a.rm_steps, "--resume", *o)
+        c3 = self.train_b_and_c()
         self.step("d:finetune", r / "d", "finetune", r / "gold/labeled", "--model", c3, "-o", r / "d",
                   "--max-steps", a.ft_steps, "--resume", "--seed", self.s, "-c", ROOT / "recipes/finetune.yaml")
         # (a) writes no rationale: it is judged by its answer token (generate.verdict_only), in its own report
@@ -126,10 +153,7 @@ class Seed:
             adapted = [r / f"adapt-{size}" / init for size in a.adapt_sizes for init, _, _ in arms]
             self.step("evaluate-adapt", r / "eval-adapt", "evaluate", r / "data/adapt_test",
                       *model_args([c3, *adapted]), "-o", r / "eval-adapt", *o)
-        cpu_file = r / "cpu_seconds.json"
-        old = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
-        old.update(self.cpu)
-        cpu_file.write_text(json.dumps(old, indent=2))
+        self.save_cpu()
 
 
 def main() -> int:
@@ -147,6 +171,9 @@ def main() -> int:
     p.add_argument("-s", "--set", action="append", default=[], metavar="KEY=VALUE",
                    help="recipe override for every step on recipes/replicate-synthetic.yaml, repeatable: "
                         "-s synth.splits.test=2.0 (512 test pairs) -s self_label.samples=4")
+    p.add_argument("--grid", choices=("full", "decisive"), default="full",
+                   help="full: (a)-(e) as above; decisive: only (b), (c) after the last iteration and its "
+                        "compute-matched control (the self-training question, with the judge calls spent on it)")
     p.add_argument("--report-only", action="store_true", help="only (re)write docs/results.md from finished runs")
     a = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -83,6 +83,8 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     adapt: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     used = []
+    last = names[2 + args["iterations"]]
+    decisive = args.get("grid") == "decisive"
 
     def add(n: str, o: dict, seed: int) -> None:
         """One model's metrics (and predictions) for row `n` of one seed; a missing report adds nothing."""
@@ -100,12 +102,16 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
             continue
         used.append(s)
         rows = _models_in_order(r / "eval/report.json")
-        # (a) is judged verdict-only, in its own report
-        rows.insert(1, _models_in_order(r / "eval-a/report.json")[0] if (r / "eval-a/report.json").exists() else {})
-        for n, o in zip(names, rows):
+        if decisive:           # (b) and the last iteration; the control after as many steps
+            eval_names, control_names = [names[2], last], controls[-1:]
+        else:                  # (a) is judged verdict-only, in its own report
+            eval_names, control_names = names, controls
+            rows.insert(1, _models_in_order(r / "eval-a/report.json")[0]
+                        if (r / "eval-a/report.json").exists() else {})
+        for n, o in zip(eval_names, rows):
             add(n, o, s)
         if (r / "eval-control/report.json").exists():
-            for n, o in zip(controls, _models_in_order(r / "eval-control/report.json")):
+            for n, o in zip(control_names, _models_in_order(r / "eval-control/report.json")):
                 add(n, o, s)
         if (r / "eval-adapt/report.json").exists():
             rows = _models_in_order(r / "eval-adapt/report.json")
@@ -131,9 +137,8 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
              "pred-A rate: how often the verdict is A among parsed verdicts (gold is balanced, 50%): far from 50 means "
              "the model judges by position.", "",
              "| model | accuracy | parse rate | pred-A rate |", "|---|---|---|---|"]
-    for n in names + [c for c in controls if c in main]:
+    for n in [n for n in names if main[n] or not decisive] + [c for c in controls if c in main]:
         lines.append(f"| {n} | {_fmt(main[n])} | {_fmt(parse[n])} | {_fmt(pred_a.get(n, []))} |")
-    last = names[2 + args["iterations"]]
     lines += ["", "### Paired comparisons (same test pairs, seeds pooled)", "",
               "Power (normal approximation of the paired test, α = 0.05): the smallest accuracy difference these "
               "pairs detect with 80% power at the observed share of discordant pairs, and the pairs needed to "

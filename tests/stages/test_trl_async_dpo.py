@@ -6,52 +6,27 @@ writes no parseable verdict, so the scored runs judge verdict-only (generate.ver
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import httpx
 import pytest
-from test_serve import free_socket, wait_healthy
-from test_trl_grpo import PROMPTS, SRC, check_rewards_reached_the_trainer
+from test_trl_grpo import PROMPTS, check_rewards_reached_the_trainer
 
 from gramr2_cli import recipe, rlhf
 from gramr2_cli.core import models
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model):
-    """A `gramr2 serve` on the tiny model, round-robin, verdict-only; its batcher waits up to 1 s for company,
-    so concurrent requests share engine calls."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    proc = subprocess.Popen([sys.executable, "-c", "from gramr2_cli.cli import main; main()", "serve",
-                             "--model", str(tiny_model), "--port", str(port), "-s", "generate.engine=hf",
-                             "-s", "generate.verdict_only=true", "-s", "serve.pairing=round-robin",
-                             "-s", "serve.max_wait_ms=1000"],
-                            env=dict(os.environ, PYTHONPATH=SRC), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, 600)
-        yield base
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=60)
-
-
-def test_async_grpo_through_gramr2_serve(tiny_model, server, tmp_path):
+@pytest.mark.xdist_group("trl_server")
+def test_async_grpo_through_gramr2_serve(tiny_model, trl_server, tmp_path):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
-    inner = rlhf.make_trl_reward(server, num_generations=2, asynchronous=True)
+    inner = rlhf.make_trl_reward(trl_server, num_generations=2, asynchronous=True)
     seen: list[list] = []
 
     async def gramr2_reward(prompts, completions, **kw):
         out = await inner(prompts, completions, **kw)
         seen.append(list(out))
         return out
-    before = httpx.get(server + "/health").json()
+    before = httpx.get(trl_server + "/health").json()
     args = GRPOConfig(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=4,
                       num_generations=2, max_completion_length=8, learning_rate=1e-5, logging_steps=1,
                       save_strategy="no", report_to=[], use_cpu=True, bf16=False, seed=0, dataloader_num_workers=0)
@@ -60,12 +35,13 @@ def test_async_grpo_through_gramr2_serve(tiny_model, server, tmp_path):
     assert trainer._has_async_funcs                       # TRL awaits it on its event loop, not as a sync call
     trainer.train()
     logs = [h for h in trainer.state.log_history if "reward" in h]
-    after = httpx.get(server + "/health").json()
+    after = httpx.get(trl_server + "/health").json()
     check_rewards_reached_the_trainer(logs, seen, batch=4)
     # 2 groups of 2 per step, each group its own request: 4 requests, 2 in flight at once, and both groups'
-    # judge calls (1 pair × 2 orders each) in one engine call
+    # judge calls (1 pair × 2 orders each) in one engine call: 2 batches of 4 (the server is shared, so counted as
+    # differences; the other tests on it send one request at a time, so max_in_flight 2 is this test's)
     assert after["requests"] - before["requests"] == 4 and after["max_in_flight"] == 2
-    assert after["largest_batch"] == 4
+    assert after["batches"] - before["batches"] == 2 and after["pairs"] - before["pairs"] == 8
     assert after["judge_calls"] - before["judge_calls"] == 8 and logs[0]["gramr2/judge_calls"] == 4
     assert logs[0]["gramr2/masked"] == 0 and logs[0]["gramr2/scored"] == 4
 
@@ -110,10 +86,11 @@ def test_online_dpo_in_process(tiny_model, tmp_path):
     check_preferences_reached_the_trainer(logs, seen)
 
 
-def test_online_dpo_through_gramr2_serve(tiny_model, server, tmp_path):
-    before = httpx.get(server + "/health").json()
-    logs, seen = run_online_dpo(tiny_model, rlhf.make_online_dpo_reward(server), tmp_path / "r")
-    after = httpx.get(server + "/health").json()
+@pytest.mark.xdist_group("trl_server")
+def test_online_dpo_through_gramr2_serve(tiny_model, trl_server, tmp_path):
+    before = httpx.get(trl_server + "/health").json()
+    logs, seen = run_online_dpo(tiny_model, rlhf.make_online_dpo_reward(trl_server), tmp_path / "r")
+    after = httpx.get(trl_server + "/health").json()
     check_preferences_reached_the_trainer(logs, seen)
     assert after["judge_calls"] - before["judge_calls"] == 8 and after["groups"] - before["groups"] == 4
 

@@ -1,14 +1,11 @@
 """A real RL run: trl.GRPOTrainer, 2 steps on the tiny policy, with gramr2's group reward — in-process (hf
-engine) and through a `gramr2 serve` started by the test. The tiny random judge never writes a parseable
+engine) and through a `gramr2 serve` (conftest.py: one, shared). The tiny random judge never writes a parseable
 verdict, so both runs judge verdict-only (generate.verdict_only: the forced answer token's P(A), always read):
 the rewards are then real judge probabilities, not masked."""
 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -64,26 +61,15 @@ def test_grpo_in_process_reference_pairing(tiny_model, tmp_path):
     assert logs[0]["gramr2/masked"] == 0
 
 
-def test_grpo_through_gramr2_serve_round_robin(tiny_model, tmp_path):
-    from test_serve import free_socket, wait_healthy
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()
-    env = dict(os.environ, PYTHONPATH=SRC)
-    proc = subprocess.Popen([sys.executable, "-c", "from gramr2_cli.cli import main; main()", "serve",
-                             "--model", str(tiny_model), "--port", str(port), "-s", "generate.engine=hf",
-                             "-s", "generate.verdict_only=true", "-s", "serve.pairing=round-robin"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(base, proc, 600)
-        fn = recording(rlhf.make_trl_reward(base))
-        logs = run_grpo(tiny_model, fn, tmp_path / "run", num_generations=4)
-        health = httpx.get(base + "/health").json()
-    finally:
-        proc.terminate()
-        proc.communicate(timeout=60)
+@pytest.mark.xdist_group("trl_server")   # conftest.py's one server, shared with test_trl_async_dpo.py
+def test_grpo_through_gramr2_serve_round_robin(tiny_model, trl_server, tmp_path):
+    before = httpx.get(trl_server + "/health").json()
+    fn = recording(rlhf.make_trl_reward(trl_server))
+    logs = run_grpo(tiny_model, fn, tmp_path / "run", num_generations=4)
+    health = httpx.get(trl_server + "/health").json()
     check_rewards_reached_the_trainer(logs, fn.seen, batch=4)
     # one group of 4 per step: 6 pairs × 2 orders = 12 judge calls per step, counted by the server
-    assert health["groups"] == 2 and health["judge_calls"] == 24 and health["failed_calls"] == 0
+    assert health["pairing"] == "round_robin"
+    assert (health["groups"] - before["groups"], health["judge_calls"] - before["judge_calls"],
+            health["failed_calls"] - before["failed_calls"]) == (2, 24, 0)
     assert logs[0]["gramr2/judge_calls"] == 12

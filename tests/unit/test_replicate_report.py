@@ -98,7 +98,8 @@ def test_replicate_set_overrides_reach_every_step_on_the_replication_recipe(tmp_
     calls = []
     monkeypatch.setattr(replicate, "gramr2", lambda *args: calls.append([str(a) for a in args]) or 0.0)
     a = argparse.Namespace(set=["synth.splits.test=2.0", "self_label.samples=4"], iterations=2, rm_steps=4,
-                           prover_steps=4, iter_steps=4, ft_steps=2, gold_n=8, adapt_sizes=[50], adapt_epochs=1)
+                           prover_steps=4, iter_steps=4, ft_steps=2, gold_n=8, adapt_sizes=[50], adapt_epochs=1,
+                           grid="full")
     (tmp_path / "seed-3").mkdir()
     replicate.Seed(3, tmp_path, a).run()
     sets = ["-s", "synth.splits.test=2.0", "-s", "self_label.samples=4"]
@@ -113,3 +114,46 @@ def test_replicate_set_overrides_reach_every_step_on_the_replication_recipe(tmp_
         assert c[i + 1:i + 3] == ["--seed", "3"] and c[i + 3:i + 7] == sets, c
     assert {c[0] for c in others} >= {"finetune", "adapt"}
     assert all("self_label.samples=4" not in c for c in others)
+
+
+def test_decisive_grid_trains_and_judges_only_b_the_last_iteration_and_its_control(tmp_path, monkeypatch):
+    """`--grid decisive` (issue 22's replication): no (a), (d), (e) nor backbone; (b), self-training for all
+    iterations, the control continued as many times, and two evaluations: (b) + the last iteration, the last
+    control."""
+    import argparse
+
+    import replicate
+    calls = []
+    monkeypatch.setattr(replicate, "gramr2", lambda *args: calls.append([str(a) for a in args]) or 0.0)
+    a = argparse.Namespace(set=[], iterations=3, rm_steps=4, prover_steps=4, iter_steps=4, ft_steps=2, gold_n=8,
+                           adapt_sizes=[50], adapt_epochs=1, grid="decisive")
+    (tmp_path / "seed-0").mkdir()
+    replicate.Seed(0, tmp_path, a).run()
+    r = tmp_path / "seed-0"
+    assert [c[0] for c in calls] == ["data", "prover-train", "prove", "pretrain", "self-train",
+                                     "pretrain", "pretrain", "pretrain", "evaluate", "evaluate"]
+    assert "--objective" not in calls[3]
+    controls = calls[5:8]
+    assert [c[c.index("--init") + 1] for c in controls] == [str(r / "b"), str(r / "control/iter-1"),
+                                                            str(r / "control/iter-2")]
+    ev, ev_ctl = calls[8], calls[9]
+    assert [ev[i + 1] for i, x in enumerate(ev) if x == "--model"] == [str(r / "b"), str(r / "st/iter-3/rm")]
+    assert [ev_ctl[i + 1] for i, x in enumerate(ev_ctl) if x == "--model"] == [str(r / "control/iter-3")]
+
+
+def test_decisive_report_maps_rows_to_b_last_iteration_and_last_control(tmp_path):
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    args = dict(ARGS, iterations=3, adapt_sizes=[], grid="decisive")
+    for s, shift in ((0, 0.0), (1, 0.1)):
+        r = out / f"seed-{s}"
+        _report(r / "eval", {"b": 0.5 + shift, "c3": 0.7 + shift},
+                {"b": [True, False, False, False], "c3": [True, True, True, False]})
+        _report(r / "eval-control", {"control-3": 0.6 + shift}, {"control-3": [True, True, False, False]})
+    write_report(out, [0, 1], docs, args)
+    md = (docs / "results.md").read_text()
+    assert "| (b) reasoning, prover rationales | 55.0 (50.0, 60.0) |" in md
+    assert "| (c) + self-training iteration 3 | 75.0 (70.0, 80.0) |" in md
+    assert "| control: (b) + 3 × iter_steps on the labeled set only | 65.0 (60.0, 70.0) |" in md
+    assert "iteration 1 |" not in md and "(a) label objective" not in md.split("### Paired")[0]
+    # c3 vs control-3 per seed: p2 c3 only -> pooled 2 vs 0 over 8 pairs
+    assert "| (c) + self-training iteration 3 vs control: (b) + 3 × iter_steps on the labeled set only | 8 | 2 | 0 |" in md

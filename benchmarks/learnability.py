@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from gramr2_cli.core import hardware
 from gramr2_cli.judging.probes import sign_test, wilson
 from gramr2_cli.reports.demo_summary import correct_by_id
 
@@ -53,21 +53,6 @@ ARMS: dict[str, tuple[list[str], list[str]]] = {
     "per-response-hard": (["synth.rationale=per-response",
                            "synth.families=[add_2digit,count_letter,word_length]"], []),
 }
-
-
-def cpu_flags() -> str:
-    """The CPU's model name and the flags that decide matmul speed (avx2, avx512*, amx*)."""
-    name, flags = platform.processor() or "?", []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = [f for f in line.split(":", 1)[1].split() if f.startswith(("avx", "amx"))]
-                break
-    except OSError:
-        pass
-    return f"{name}; {' '.join(sorted(set(flags))) or 'no avx'}; {os.cpu_count()} cores"
 
 
 def sh(args: list[str], log: Path) -> None:
@@ -145,7 +130,7 @@ def arm_rows(out: Path, arm: str) -> list[dict]:
 def report(out: Path, arms: list[str], base_arm: str) -> str:
     rows = {a: arm_rows(out, a) for a in arms}
     base = {r["step"]: r for r in (rows[base_arm] if base_arm in rows else arm_rows(out, base_arm))}
-    lines = [f"CPU: {cpu_flags()}", "",
+    lines = [f"CPU: {hardware.cpu_line()}", "",
              "| arm | step | tokens | accuracy (95% CI) | pred-A | per family | vs " + base_arm + " (W/L, p) |",
              "|---|---|---|---|---|---|---|"]
     for a in arms:

@@ -109,6 +109,9 @@ class Seed:
         self.save_cpu()
 
     def save_cpu(self) -> None:
+        """The seconds of each step run now (added to earlier runs' of this seed) and the CPU they ran on."""
+        from gramr2_cli.core.hardware import cpu_description
+        (self.r / "machine.json").write_text(json.dumps(cpu_description(), indent=2))
         cpu_file = self.r / "cpu_seconds.json"
         old = json.loads(cpu_file.read_text()) if cpu_file.exists() else {}
         old.update(self.cpu)

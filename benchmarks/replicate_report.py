@@ -83,6 +83,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     adapt: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     used = []
+    machines: set[str] = set()
     last = names[2 + args["iterations"]]
     decisive = args.get("grid") == "decisive"
 
@@ -122,6 +123,9 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
         if (r / "st/summary.json").exists():
             rows = json.loads((r / "st/summary.json").read_text()).get("metrics", {}).get("iterations", [])
             iters += [(s, row) for row in rows]
+        if (r / "machine.json").exists():
+            m = json.loads((r / "machine.json").read_text())
+            machines.add(f"{m.get('model')}; {' '.join(m.get('flags') or []) or 'no avx'}; {m.get('cores')} cores")
         if (r / "cpu_seconds.json").exists():
             for k, v in json.loads((r / "cpu_seconds.json").read_text()).items():
                 cpu.setdefault(k, []).append(v)
@@ -130,6 +134,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
              "`gramr2 data synth` (easy families; held-out words/numbers in the test split). "
              f"Seeds: {used or 'none finished'}. Accuracy in % on held-out pairs (greedy, one order; a tie or an "
              "unparseable verdict counts as wrong): mean (per seed).", "",
+             "CPU: " + (" | ".join(sorted(machines)) or "not recorded (runs before machine.json)"), "",
              f"Regenerate: `make replicate` (= `python benchmarks/replicate.py --seeds {' '.join(map(str, seeds))}`); "
              "the report alone: `python benchmarks/replicate.py --report-only`.", "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in args.items() if k not in ("out", "report_only")), "",

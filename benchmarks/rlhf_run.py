@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from gramr2_cli import recipe
-from gramr2_cli.core import models, readers
+from gramr2_cli.core import hardware, models, readers
 from gramr2_cli.core.errors import GramrError
 from gramr2_cli.rlhf import make_trl_reward
 
@@ -53,18 +52,6 @@ def distinct_prompts(path: Path, limit: int) -> list[str]:
     if not seen:
         raise GramrError(f"{path}: no records with a prompt", hint="make one with 'gramr2 data synth -o out/synth'")
     return list(seen)
-
-
-def cpu() -> dict:
-    """The CPU's model name and the vector-extension flags that decide torch's CPU speed."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {"machine": platform.machine()}
-    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "")
-    flags = next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), [])
-    return {"model": name, "cores": os.cpu_count(),
-            "flags": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]}
 
 
 def step_log(trainer_state, step_seconds: dict[int, float]) -> list[dict]:
@@ -176,7 +163,7 @@ def main() -> None:
                "reward_last": sum(r["reward_mean"] for r in rows[-k:]) / k, "window": k,
                "judge_calls": sum(h["judge_calls"] for h in reward.history),
                "masked": sum(h["masked"] for h in reward.history), "seconds": time.perf_counter() - t0}
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": cpu(),
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpu": hardware.cpu_description(),
               "policy": a.policy if not a.tiny else "tiny", "rm": rm if not a.tiny else "tiny", "sets": sets,
               "steps": a.steps, "num_generations": a.num_generations, "batch": a.batch, "prompts": len(prompts),
               "max_completion_length": a.max_completion_length, "lr": a.lr, "asynchronous": a.asynchronous,

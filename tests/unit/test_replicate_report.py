@@ -149,8 +149,10 @@ def test_decisive_report_maps_rows_to_b_last_iteration_and_last_control(tmp_path
         _report(r / "eval", {"b": 0.5 + shift, "c3": 0.7 + shift},
                 {"b": [True, False, False, False], "c3": [True, True, True, False]})
         _report(r / "eval-control", {"control-3": 0.6 + shift}, {"control-3": [True, True, False, False]})
+        (r / "machine.json").write_text(json.dumps({"model": "Xeon", "cores": 2, "flags": ["amx_bf16", "avx2"]}))
     write_report(out, [0, 1], docs, args)
     md = (docs / "results.md").read_text()
+    assert "CPU: Xeon; amx_bf16 avx2; 2 cores\n" in md
     assert "| (b) reasoning, prover rationales | 55.0 (50.0, 60.0) |" in md
     assert "| (c) + self-training iteration 3 | 75.0 (70.0, 80.0) |" in md
     assert "| control: (b) + 3 × iter_steps on the labeled set only | 65.0 (60.0, 70.0) |" in md

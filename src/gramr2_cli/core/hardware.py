@@ -41,6 +41,31 @@ def cpu_native_bf16() -> bool:
     return any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
+def cpu_description() -> dict:
+    """The CPU a measurement ran on, for benchmark outputs: its model name, core count and the flags that decide
+    torch's CPU speed (every avx* and amx* flag of /proc/cpuinfo; empty where that file cannot be read)."""
+    import platform
+
+    name, flags = platform.processor() or platform.machine(), []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = sorted({x for x in line.split(":", 1)[1].split() if x.startswith(("avx", "amx"))})
+                    break
+    except OSError:
+        pass
+    return {"model": name, "cores": os.cpu_count(), "flags": flags}
+
+
+def cpu_line() -> str:
+    """`cpu_description` as one line: 'model; flags; N cores'."""
+    d = cpu_description()
+    return f"{d['model']}; {' '.join(d['flags']) or 'no avx'}; {d['cores']} cores"
+
+
 def auto_bf16(on_gpu: bool) -> bool:
     """`train.precision: auto`: bf16 on a GPU that supports it and on a CPU with native bf16; fp32 elsewhere."""
     import torch

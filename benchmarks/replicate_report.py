@@ -1,4 +1,5 @@
-"""Write docs/results.md and docs/results/*.png from finished `benchmarks/replicate.py` runs (what was measured)."""
+"""Write docs/results.md (the decisive grid) or docs/results-full-grid.md (the full grid) and docs/results/*.png from
+finished `benchmarks/replicate.py` runs (what was measured)."""
 
 from __future__ import annotations
 
@@ -135,8 +136,10 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
              f"Seeds: {used or 'none finished'}. Accuracy in % on held-out pairs (greedy, one order; a tie or an "
              "unparseable verdict counts as wrong): mean (per seed).", "",
              "CPU: " + (" | ".join(sorted(machines)) or "not recorded (runs before machine.json)"), "",
-             f"Regenerate: `make replicate` (= `python benchmarks/replicate.py --seeds {' '.join(map(str, seeds))}`); "
-             "the report alone: `python benchmarks/replicate.py --report-only`.", "",
+             (f"Regenerate: `make replicate-decisive` (seeds: `REPLICATE_SEEDS=\"{' '.join(map(str, seeds))}\"`); the "
+              "report alone: `make replicate-decisive-report`." if decisive else
+              f"Regenerate: `make replicate` (= `python benchmarks/replicate.py --seeds {' '.join(map(str, seeds))}`); "
+              "the report alone: `python benchmarks/replicate.py --report-only`."), "",
              "Settings: " + ", ".join(f"{k}={v}" for k, v in args.items() if k not in ("out", "report_only")), "",
              "## Main table", "",
              "pred-A rate: how often the verdict is A among parsed verdicts (gold is balanced, 50%): far from 50 means "
@@ -173,23 +176,26 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
         lines.append("| " + " | ".join([str(s), str(row.get("iteration"))] + [
             _cell(row.get(k), pct=k.endswith("precision")) for k in (
                 "labeled", "label_precision", "kept", "kept_precision", "train_records", "final_loss")]) + " |")
-    lines += ["", "## Task adaptation (held-out families)", "", "| model | accuracy |", "|---|---|"]
-    for lab, vals in adapt.items():
-        lines.append(f"| {lab} | {_fmt(vals)} |")
+    if not decisive:
+        lines += ["", "## Task adaptation (held-out families)", "", "| model | accuracy |", "|---|---|"]
+        lines += [f"| {lab} | {_fmt(vals)} |" for lab, vals in adapt.items()]
     lines += ["", "## CPU seconds per step (user+sys of the step's process; wall in `:wall`)", "",
               "| step | seconds (per seed) |", "|---|---|"]
     for k, v in sorted(cpu.items()):
         lines.append(f"| {k} | {', '.join(f'{x:.0f}' for x in v)} |")
+    # the decisive grid (issue 22) is docs/results.md; the full (a)-(e) grid its own page, each with its notes
+    page = "results" if decisive else "results-full-grid"
+    main_png = "decisive-main.png" if decisive else "main.png"
     docs.mkdir(parents=True, exist_ok=True)
     (docs / "results").mkdir(exist_ok=True)
-    _plot(main, docs / "results" / "main.png", "Held-out accuracy by training recipe")
+    _plot({k: v for k, v in main.items() if v}, docs / "results" / main_png, "Held-out accuracy by training recipe")
     if adapt:
         _plot(adapt, docs / "results" / "adapt.png", "Held-out-family accuracy after adaptation")
-    lines += ["", "![main](results/main.png)", ""] + (["![adapt](results/adapt.png)", ""] if adapt else [])
-    notes = docs / "results_notes.md"
+    lines += ["", f"![main](results/{main_png})", ""] + (["![adapt](results/adapt.png)", ""] if adapt else [])
+    notes = docs / f"{page}_notes.md"
     if notes.exists():
         lines += ["## Discussion", "", notes.read_text()]
-    (docs / "results.md").write_text("\n".join(lines) + "\n")
+    (docs / f"{page}.md").write_text("\n".join(lines) + "\n")
     (out / "results.json").write_text(json.dumps({"seeds": used, "main": main, "parse": parse, "pred_A": pred_a,
                                                   "self_train": [dict(row, seed=s) for s, row in iters],
                                                   "adapt": adapt, "cpu": cpu, "args": args}, indent=2, default=str))

@@ -43,9 +43,9 @@ def test_report_tables_come_from_the_runs(tmp_path):
     _seed(out, 0, 0.0)
     _seed(out, 1, 0.1)
     (docs).mkdir()
-    (docs / "results_notes.md").write_text("notes written by hand\n")
+    (docs / "results-full-grid_notes.md").write_text("notes written by hand\n")
     write_report(out, [0, 1], docs, ARGS)
-    md = (docs / "results.md").read_text()
+    md = (docs / "results-full-grid.md").read_text()
     assert "| (a) label objective (G-baseline) | 45.0 (40.0, 50.0) |" in md
     assert "| (c) + self-training iteration 1 | 65.0 (60.0, 70.0) |" in md
     assert "| (d) (c) + gold-rationale fine-tuning | 75.0 (70.0, 80.0) |" in md
@@ -67,7 +67,7 @@ def test_report_skips_unfinished_seeds(tmp_path):
     _seed(out, 0, 0.0)
     (out / "seed-1").mkdir()                      # started, not evaluated yet
     write_report(out, [0, 1], docs, ARGS)
-    md = (docs / "results.md").read_text()
+    md = (docs / "results-full-grid.md").read_text()
     assert "Seeds: [0]" in md and "| (b) reasoning, prover rationales | 50.0 (50.0) |" in md
 
 
@@ -159,3 +159,5 @@ def test_decisive_report_maps_rows_to_b_last_iteration_and_last_control(tmp_path
     assert "iteration 1 |" not in md and "(a) label objective" not in md.split("### Paired")[0]
     # c3 vs control-3 per seed: p2 c3 only -> pooled 2 vs 0 over 8 pairs
     assert "| (c) + self-training iteration 3 vs control: (b) + 3 × iter_steps on the labeled set only | 8 | 2 | 0 |" in md
+    assert "Task adaptation" not in md and "make replicate-decisive" in md
+    assert (docs / "results/decisive-main.png").stat().st_size > 0 and not (docs / "results-full-grid.md").exists()

@@ -55,9 +55,9 @@ RUN: dict[tuple[str, str], tuple[str, dict[str, str], str]] = {
         "assert trainer.reward_funcs[0] is reward and len(ds) == 1\n"),
     ("docs/rlhf.md", "# grpo_demo.py — python grpo_demo.py"): (
         "",
-        {'str(embedded_model("smollm2-135m"))': f'"{TINY}"', 'model="demo/rm"': f'model="{TINY}"',
-         'make_trl_reward("demo/rm"': f'make_trl_reward("{TINY}"', "args=args, train_dataset=ds).train()":
-         "args=args, train_dataset=ds)\n    assert cfg.serve.pairing == 'round_robin' and cfg.model == policy"},
+        {'str(embedded_model("smollm2-135m"))': f'"{TINY}"', 'model="runs/demo/rm1"': f'model="{TINY}"',
+         'make_trl_reward("runs/demo/rm1"': f'make_trl_reward("{TINY}"', "args=args, train_dataset=ds).train()":
+         "args=args, train_dataset=ds)\n    assert cfg.serve.pairing == 'round_robin' and cfg.model == policy and cfg.prompt == 'gramr2-short'"},
         ""),
     ("docs/training.md", "from pathlib import Path"): (
         "",

@@ -41,17 +41,27 @@ KEYS = {"reward_mean": "rewards/gramr2_reward/mean", "reward_std": "rewards/gram
         "judge_seconds": "gramr2/seconds", "completion_length": "completions/mean_length"}
 
 
-def distinct_prompts(path: Path, limit: int) -> list[str]:
-    """The first `limit` distinct prompts of a shard (file or directory). Raises GramrError when it has none."""
-    seen: dict[str, None] = {}
+def distinct_prompts(path: Path, limit: int, reference: str = "none") -> tuple[list[str], list[str] | None]:
+    """The first `limit` distinct prompts of a shard (file or directory), and with `reference` right|wrong each
+    prompt's gold-labeled right or wrong response (the first record of the prompt; None with `none`). Raises
+    GramrError when the shard has no prompt, or a record lacks the gold label a reference needs."""
+    seen: dict[str, str] = {}
     for rec in readers.read([path]):
-        if rec.get("prompt"):
-            seen.setdefault(rec["prompt"], None)
+        if rec.get("prompt") and rec["prompt"] not in seen:
+            ref = ""
+            if reference != "none":
+                gold = (rec.get("meta") or {}).get("gold_label") or rec.get("label")
+                if gold not in ("A", "B"):
+                    raise GramrError(f"{path}: record {rec.get('id')!r} has no gold label A/B for --reference",
+                                     hint="use a labeled or test split of 'gramr2 data synth'")
+                right = gold if reference == "right" else "B" if gold == "A" else "A"
+                ref = rec["response_a" if right == "A" else "response_b"]
+            seen[rec["prompt"]] = ref
         if len(seen) >= limit:
             break
     if not seen:
         raise GramrError(f"{path}: no records with a prompt", hint="make one with 'gramr2 data synth -o out/synth'")
-    return list(seen)
+    return list(seen), (list(seen.values()) if reference != "none" else None)
 
 
 def step_log(trainer_state, step_seconds: dict[int, float]) -> list[dict]:
@@ -101,7 +111,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8, help="completions per step (a multiple of --num-generations)")
     ap.add_argument("--max-completion-length", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--pairing", default="round_robin")
+    ap.add_argument("--pairing", default="round_robin",
+                    help="round_robin | circular | knockout: rollouts against each other (zero-sum: a group's mean "
+                         "reward is 0.5 by construction); reference: each rollout against --reference")
+    ap.add_argument("--reference", choices=("none", "right", "wrong"), default="none",
+                    help="with --pairing reference: each prompt's gold right (or wrong) response from --prompts "
+                         "is the reference, so the reward is absolute and its mean can move")
     ap.add_argument("--set", "-s", action="append", default=[], help="recipe override for the reward, k=v")
     ap.add_argument("--asynchronous", action="store_true", help="the async reward (one request per group)")
     ap.add_argument("--max-prompts", type=int, default=256)
@@ -130,10 +145,14 @@ def main() -> None:
             trained = models.trained_prompt(rm)
             if trained and not any(s.startswith("prompt=") for s in sets):
                 sets.append(f"prompt={trained}")  # judge through the prompt the RM was trained on
+    if (a.pairing == "reference") != (a.reference != "none"):
+        sys.exit("error: --pairing reference and --reference right|wrong go together")
+    references = None
     if a.prompts:
-        prompts = distinct_prompts(a.prompts, a.max_prompts)
+        prompts, references = distinct_prompts(a.prompts, a.max_prompts, a.reference)
     elif a.tiny:
         prompts = [f"What is {i} + {i + 1}?" for i in range(16)]
+        references = [str(2 * i + 1) for i in range(16)] if a.reference != "none" else None
     else:
         sys.exit("error: --prompts is required (e.g. the unlabeled split of 'gramr2 data synth')")
 
@@ -154,7 +173,9 @@ def main() -> None:
                       learning_rate=a.lr, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
                       bf16=False, seed=0, dataloader_num_workers=0)
     trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=args,
-                          train_dataset=Dataset.from_dict({"prompt": prompts}), callbacks=[Timer()])
+                          train_dataset=Dataset.from_dict({"prompt": prompts, **(
+                              {"reference": references} if references is not None else {})}),
+                          callbacks=[Timer()])
     t0 = time.perf_counter()
     trainer.train()
     rows = step_log(trainer.state, step_seconds)
@@ -167,6 +188,7 @@ def main() -> None:
               "policy": a.policy if not a.tiny else "tiny", "rm": rm if not a.tiny else "tiny", "sets": sets,
               "steps": a.steps, "num_generations": a.num_generations, "batch": a.batch, "prompts": len(prompts),
               "max_completion_length": a.max_completion_length, "lr": a.lr, "asynchronous": a.asynchronous,
+              "reference": a.reference,
               "summary": summary, "per_step": rows}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=2) + "\n")

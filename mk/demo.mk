@@ -47,7 +47,7 @@ $(DEMO)/report/summary.json: $(DEMO)/rm1/manifest.json $(shell test -s $(DEMO)/r
 $(DEMO)/best-of-4/manifest.json: $(DEMO)/rm1/manifest.json $(call demo_force,$(DEMO)/best-of-4)
 	$(DEMO_G) rank list recipes/demo/best_of_4.jsonl --model $(DEMO)/rm1 -o $(DEMO)/best-of-4 $(DEMO_OPTS)
 
-# Every step's target, kept when make is interrupted (Ctrl-C, kill): make deletes the target of an interrupted
+# Every step's target, kept when make is interrupted (Ctrl-C, kill): GNU make deletes the target of an interrupted
 # recipe unless it is listed here by name (a pattern only covers implicit rules), and a deleted manifest.json
 # would leave an output that no rerun may resume.
 .PRECIOUS: $(DEMO)/data/test/manifest.json \

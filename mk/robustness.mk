@@ -52,7 +52,7 @@ $(ROB)/probe/summary.json: $(ROB)/probe-raw/summary.json $(shell test -s $(ROB)/
 $(ROB)/evaluate/summary.json: $(ROB)/rm-base/manifest.json $(ROB)/rm-aug/manifest.json $(shell test -s $(ROB)/evaluate/summary.json || echo rob-force)
 	$(ROB_G) evaluate $(ROB)/data/test --model $(ROB)/rm-base --model $(ROB)/rm-aug -o $(ROB)/evaluate $(ROB_OPTS)
 
-# Every step's target, kept when make is interrupted (Ctrl-C, kill): make deletes the target of an interrupted
+# Every step's target, kept when make is interrupted (Ctrl-C, kill): GNU make deletes the target of an interrupted
 # recipe unless it is listed here by name (a pattern only covers implicit rules), and a deleted manifest.json
 # would leave an output that no rerun may resume.
 .PRECIOUS: $(ROB)/data/test/manifest.json \

@@ -188,7 +188,8 @@ SERVER = textwrap.dedent("""
     import sys, time
     sys.path[:0] = [{src!r}, {here!r}]
     from scripted_engine import ScriptedEngine
-    from gramr2_cli import recipe, serve
+    from gramr2_cli import recipe
+    from gramr2_cli.server import serve
 
     class Slow(ScriptedEngine):
         def generate(self, prompts, **kw):

@@ -60,7 +60,7 @@ def test_unknown_key_suggests_closest():
     ("self_label.orders=ba2", "self_label.orders: unknown value 'ba2'; choose from ab, both"),
     ("train.objective=dpo",
      "train.objective: unknown value 'dpo'; choose from reasoning, prover, label, pairgen"),
-    ("prompt=v9", "prompt: unknown value 'v9'; choose from gramr2-v1, gram-rr, gramr2-v1+raw, gram-rr+raw"),
+    ("prompt=v9", "prompt: unknown value 'v9'; choose from gramr2-v1, gramr2-short, gram-rr, gramr2-v1+raw, gramr2-short+raw, gram-rr+raw"),
     ("train.label_smoothing=0.5", "train.label_smoothing must be in [0.0, 0.5), got 0.5"),
     ("train.lora.r=0", "train.lora.r must be >= 1, got 0"),
     ("synth.splits.test=-1", "synth.splits.test must be >= 0, got -1.0"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +13,13 @@ from pathlib import Path
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "GRAMR2_THREADS": "1",
        "PYTHONUNBUFFERED": "1"}
+
+
+def sigint_as_in_a_terminal() -> None:
+    """`preexec_fn` for a child the test interrupts with SIGINT: Ctrl-C's default action, as in a terminal. A test
+    run started in the background (`make test &`, `nohup`) inherits SIGINT ignored, and Python then keeps it
+    ignored, so the child would run to the end (measured: the interrupt tests failed only when started so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)   # exec keeps SIG_IGN, resets the rest
 
 
 def gramr2(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -41,7 +49,8 @@ def interrupt(args: list[str], out: Path, min_lines: int, sig: int, timeout: flo
     """Start `gramr2 args`, wait until `out` holds >= min_lines record lines, send `sig`; return
     (exit code, stderr, lines seen when the signal was sent). Fails if the run ends before that point."""
     p = subprocess.Popen([sys.executable, "-m", "gramr2_cli.cli", *map(str, args)], env=ENV,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=sigint_as_in_a_terminal)
     t0 = time.time()
     while lines_in(out) < min_lines:
         if p.poll() is not None:

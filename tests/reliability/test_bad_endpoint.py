@@ -21,7 +21,7 @@ from gramr2_cli.engines import encode
 from gramr2_cli.engines.remote import RemoteEngine
 
 from .fake_endpoint import BadEndpoint
-from .helpers import ENV, lines_in, one_error_line
+from .helpers import ENV, lines_in, one_error_line, sigint_as_in_a_terminal
 from .helpers import records as read_back
 
 VERDICT = "<think>\nok\n</think>\n<answer>\nA\n</answer>"
@@ -162,7 +162,7 @@ def test_interrupt_with_requests_in_flight_exits_at_once_and_resumes(tiny_model,
     out = tmp_path / "out"
     args = ["self-label", str(inp), "-o", str(out), "--model", str(tiny_model), *remote_args(ep.url)]
     p = subprocess.Popen([sys.executable, "-m", "gramr2_cli.cli", *args], env=ENV, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=sigint_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 180
         while ep.requests < 4:                         # the batch's 4 requests are in flight

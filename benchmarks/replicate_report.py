@@ -8,6 +8,7 @@ import math
 import statistics
 from pathlib import Path
 
+from gramr2_cli.core.hardware import cpu_line
 from gramr2_cli.judging.probes import sign_test  # exact two-sided sign test (McNemar's exact test)
 from gramr2_cli.reports.demo_summary import correct_by_id
 
@@ -125,8 +126,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
             rows = json.loads((r / "st/summary.json").read_text()).get("metrics", {}).get("iterations", [])
             iters += [(s, row) for row in rows]
         if (r / "machine.json").exists():
-            m = json.loads((r / "machine.json").read_text())
-            machines.add(f"{m.get('model')}; {' '.join(m.get('flags') or []) or 'no avx'}; {m.get('cores')} cores")
+            machines.add(cpu_line(json.loads((r / "machine.json").read_text())))
         if (r / "cpu_seconds.json").exists():
             for k, v in json.loads((r / "cpu_seconds.json").read_text()).items():
                 cpu.setdefault(k, []).append(v)

@@ -33,12 +33,7 @@ def cpu_native_bf16() -> bool:
     if get is not None:
         caps = get()
         return any(bool(caps.get(f)) for f in NATIVE_BF16_FLAGS)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
-    except OSError:
-        return False
-    return any(f in flags for f in NATIVE_BF16_FLAGS)
+    return any(f in cpu_description()["flags"] for f in NATIVE_BF16_FLAGS)
 
 
 def cpu_description() -> dict:
@@ -60,10 +55,10 @@ def cpu_description() -> dict:
     return {"model": name, "cores": os.cpu_count(), "flags": flags}
 
 
-def cpu_line() -> str:
-    """`cpu_description` as one line: 'model; flags; N cores'."""
-    d = cpu_description()
-    return f"{d['model']}; {' '.join(d['flags']) or 'no avx'}; {d['cores']} cores"
+def cpu_line(d: dict | None = None) -> str:
+    """A `cpu_description` (this CPU's when None, e.g. one a benchmark saved) as one line: 'model; flags; N cores'."""
+    d = cpu_description() if d is None else d
+    return f"{d.get('model')}; {' '.join(d.get('flags') or []) or 'no avx'}; {d.get('cores')} cores"
 
 
 def auto_bf16(on_gpu: bool) -> bool:

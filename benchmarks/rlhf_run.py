@@ -30,7 +30,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from gramr2_cli import recipe
-from gramr2_cli.core import hardware, models, readers
+from gramr2_cli.core import hardware, models, outguard, readers
 from gramr2_cli.core.errors import GramrError
 from gramr2_cli.rlhf import make_trl_reward
 
@@ -147,6 +147,8 @@ def main() -> None:
                 sets.append(f"prompt={trained}")  # judge through the prompt the RM was trained on
     if (a.pairing == "reference") != (a.reference != "none"):
         sys.exit("error: --pairing reference and --reference right|wrong go together")
+    for written in (a.out, a.plot):        # the results may not land on (or in) the prompts or the RM
+        outguard.check_not_input(written, [p for p in (a.prompts, a.rm) if p and not str(p).startswith("http")])
     references = None
     if a.prompts:
         prompts, references = distinct_prompts(a.prompts, a.max_prompts, a.reference)

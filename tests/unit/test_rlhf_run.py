@@ -39,3 +39,18 @@ def test_a_reference_needs_a_gold_label(tmp_path):
     assert distinct_prompts(path, 10) == (["p"], None)
     with pytest.raises(GramrError, match="no gold label"):
         distinct_prompts(path, 10, "right")
+
+
+def test_results_never_land_on_the_prompts(tmp_path):
+    """`--plot` (the second of the two files the run writes, after `--out`) naming the prompts shard is refused
+    before any training: the shard is unchanged."""
+    import os
+    import subprocess
+    path = _shard(tmp_path, ROWS)
+    before = path.read_bytes()
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "rlhf_run.py"
+    p = subprocess.run([sys.executable, str(script), "--tiny", "--steps", "1", "--prompts", str(path), "--plot",
+                        str(path), "--out", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert p.returncode == 1 and "the output is an input" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert path.read_bytes() == before and not (tmp_path / "r.json").exists()

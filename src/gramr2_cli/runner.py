@@ -101,29 +101,36 @@ def engine(cfg, given=None, *, model: str | None = None, needed: bool = True) ->
 
 # ---------------------------------------------------------------- the batch loop
 
-def fixed_batches(recs: list[dict], size: int, done_ids: set[str]) -> Iterator[list[dict]]:
-    """Fixed-size batches of the whole of `recs`, leaving out batches that are fully written.
+def fixed_batches(recs: list[dict], size: int, done_ids: set[str], group: Callable[[dict], Any] | None = None
+                  ) -> Iterator[list[dict]]:
+    """Fixed-size batches of the whole of `recs`, leaving out batches that are fully written. With `group`, a
+    batch grows past `size` until the next record starts another group: neighbours of one group share a batch.
 
     Cutting batches from the whole input (not from what is left) is what makes a resumed run generate exactly
     what an uninterrupted one does: a half-written batch is generated again, whole, with the same seed.
     """
     if size < 1:
         raise GramrError(f"the batch size must be >= 1, got {size}")
-    for i in range(0, len(recs), size):
-        batch = recs[i:i + size]
+    i = 0
+    while i < len(recs):
+        end = min(i + size, len(recs))
+        while group is not None and end < len(recs) and group(recs[end]) == group(recs[end - 1]):
+            end += 1
+        batch = recs[i:end]
+        i = end
         if any(r["id"] not in done_ids for r in batch):
             yield batch
 
 
 def run_batches(out: Output, recs: list[dict], work: Callable[[list[dict]], list],
-                handle: Callable[[dict, Any], dict | None], *, batch_size: int, progress_on: bool, desc: str
-                ) -> None:
+                handle: Callable[[dict, Any], dict | None], *, batch_size: int, progress_on: bool, desc: str,
+                group: Callable[[dict], Any] | None = None) -> None:
     """The one batch loop: for each `fixed_batches` batch of `recs`, `work(batch)` gives one result per record;
     each record not written yet goes with its result to `handle`, which returns the record to write to `out`'s
     main part (or None when it wrote or skipped it itself); then the part is flushed. The bar counts the
     records not yet written."""
     with progress.bar(progress_on, len(left(out, recs)), desc) as advance:
-        for batch in fixed_batches(recs, batch_size, out.done_ids):
+        for batch in fixed_batches(recs, batch_size, out.done_ids, group):
             for rec, result in zip(batch, work(batch), strict=True):
                 if rec["id"] in out.done_ids:
                     continue
@@ -136,13 +143,14 @@ def run_batches(out: Output, recs: list[dict], work: Callable[[list[dict]], list
 
 def run_model(out: Output, cfg, recs: list[dict], work: Callable[[Any, list[dict]], list],
               handle: Callable[[dict, Any], dict | None], *, engine=None, model: str | None = None,
-              batch_size: int, progress_on: bool, desc: str) -> list[dict]:
+              batch_size: int, progress_on: bool, desc: str, group: Callable[[dict], Any] | None = None
+              ) -> list[dict]:
     """`run_batches` over the whole of `recs` with `work(engine, batch)`, the engine being `engine` (left open)
     or `model` / `cfg.model` loaded only when something is `left` and closed after. Returns what was left."""
     todo = left(out, recs)
     with engine_ctx(cfg, engine, model=model, needed=bool(todo)) as eng:
         run_batches(out, recs, lambda batch: work(eng, batch), handle, batch_size=batch_size,
-                    progress_on=progress_on, desc=desc)
+                    progress_on=progress_on, desc=desc, group=group)
     return todo
 
 

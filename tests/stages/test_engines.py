@@ -11,7 +11,7 @@ import torch
 from gramr2_cli import engines
 from gramr2_cli.core import prompts
 from gramr2_cli.core.errors import GramrError
-from gramr2_cli.engines import answer_position, encode, load_engine
+from gramr2_cli.engines import answer_position, encode, finish, load_engine
 from gramr2_cli.engines.hf import HFEngine
 
 QUESTIONS = ["What is 2+2?", "Name a colour of the sky on a clear day, please.", "Spell cat backwards.",
@@ -87,15 +87,33 @@ def test_greedy_n_copies_and_top_p(hf):
     assert [x.text for x in narrow[0]] == [g[0][0].text] * 2
 
 
-def test_sampled_logprobs_match_forward_pass(hf):
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+def test_sampled_logprobs_match_forward_pass(hf, temperature):
+    # recorded log-probs are the model's (temperature 1), whatever the sampling temperature: prove's Eq. 5 reads
+    # log π(z|s,l) from them (body_logprob) instead of a scoring pass
     p = _prompts(hf.tokenizer, 1)[0]
-    g = hf.generate([p], temperature=1.0, max_new_tokens=6, seed=1)[0][0]
+    g = hf.generate([p], temperature=temperature, max_new_tokens=6, seed=1)[0][0]
     p_ids = encode(hf.tokenizer, p)
     g_ids = encode(hf.tokenizer, g.text)
     assert len(g_ids) == 6   # random-token text re-encodes to the same ids in these draws
     logp = _forward_logprobs(hf.model, p_ids + g_ids)
     manual = sum(float(logp[len(p_ids) - 1 + j, t]) for j, t in enumerate(g_ids))
     assert g.sum_logprob == pytest.approx(manual, abs=1e-3)
+    assert g.body_logprob == pytest.approx(manual, abs=1e-3)   # no stop token: the body is every token
+    assert hf.score([p], [g.text])[0] == pytest.approx(g.body_logprob, abs=1e-3)
+
+
+def test_finish_leaves_the_stop_token_out_of_body_logprob():
+    class Tok:
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join(map(str, ids))
+    stopped = finish(Tok(), [5, 6, 9], [-1.0, -2.0, -4.0], {9}, False, None)
+    assert (stopped.text, stopped.sum_logprob, stopped.body_logprob) == ("5 6", -7.0, -3.0)
+    assert stopped.finish_reason == "stop"
+    cut = finish(Tok(), [5, 6, 7], [-1.0, -2.0, -4.0], {9}, False, None)
+    assert (cut.text, cut.body_logprob, cut.finish_reason) == ("5 6 7", -7.0, "length")
+    forced = finish(Tok(), [5, 9], [-1.0, -4.0], {9}, True, None)   # ignore_eos: the 9 is text, not a stop
+    assert (forced.text, forced.body_logprob) == ("5 9", -5.0)
 
 
 def test_score_equals_hand_forward_pass(hf):
@@ -298,9 +316,13 @@ def test_vllm_greedy_and_samples_match_hf_contract(hf, vllm_tiny_engine):
     s2 = vllm_tiny_engine.generate(ps, n=3, temperature=1.0, max_new_tokens=6, seed=6)
     assert [len(r) for r in s1] == [3] * 4 and all(len({g.text for g in r}) == 3 for r in s1)
     assert [[g.text for g in r] for r in s1] != [[g.text for g in r] for r in s2]
-    # the sampled tokens' logprobs are raw log_softmax values, as in hf: check one sample by teacher forcing
+    # the sampled tokens' logprobs are raw log_softmax values, as in hf: check one sample by teacher forcing,
+    # also for a sample drawn at another temperature (prove's Eq. 5 reads body_logprob)
     g = s1[0][0]
     assert hf.score([ps[0]], [g.text])[0] == pytest.approx(g.sum_logprob, abs=1e-3)
+    cool = vllm_tiny_engine.generate(ps[:1], n=2, temperature=0.6, max_new_tokens=6, seed=5)[0]
+    for c in cool:
+        assert hf.score([ps[0]], [c.text])[0] == pytest.approx(c.body_logprob, abs=1e-3)
 
 
 @pytest.mark.slow

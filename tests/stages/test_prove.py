@@ -186,3 +186,102 @@ def write_jsonl(tmp_path, recs):
     p = tmp_path / "in.jsonl"
     p.write_text("".join(json.dumps(r) + "\n" for r in recs))
     return p
+
+
+CONTRA = ("Feedback: Response A says 3.93. Response B says 3.46.\n"
+          "Comparison: 3.46 vs 3.93: the smaller is 3.93. Response B says 3.46.\n"
+          "Conclusion: Response B is better.")
+TRUE = CONTRA.replace("the smaller is 3.93", "the smaller is 3.46")
+MISQUOTE = TRUE.replace("Response A says 3.93", "Response A says 3.46")
+
+
+def decimal_pair() -> dict:
+    return records.new_pair("Which is smaller: 3.93 or 3.46?", "3.93 is smaller.", "3.46 is smaller.", label="B")
+
+
+def test_proofs_that_contradict_their_pair_are_dropped_before_eq5(tmp_path):
+    # By Eq. 5 alone the contradictory proof wins (−1/−100 > −5/−50); the claim check drops it unscored.
+    logp = {("cond", CONTRA): -1.0, ("uncond", CONTRA): -100.0, ("cond", TRUE): -5.0, ("uncond", TRUE): -50.0,
+            ("cond", MISQUOTE): -1.0, ("uncond", MISQUOTE): -100.0}
+    inp = write_jsonl(tmp_path, [decimal_pair()])
+    eng = FakeProver({"3.93 or 3.46": [CONTRA, MISQUOTE, TRUE]}, logp)
+    cfg = recipe.load_recipe(None, ["prove.k=3", "prove.keep_candidates=true"])
+    s = prove.run(cfg, [inp], tmp_path / "checked", engine=eng, progress=False)
+    (out,) = readers.read_all([tmp_path / "checked"])
+    assert out["rationale"] == prompts.proof_to_rationale(TRUE)
+    info = out["meta"]["proof"]
+    assert (info["k"], info["parseable"], info["consistent"], info["index"]) == (3, 3, 1, 2)
+    assert [c["problem"] for c in info["candidates"]] == ["check_ends_in_another_claim", "misquotes_A", None]
+    assert [c.get("consistent", True) for c in info["candidates"]] == [False, False, True]
+    assert {c for _, c in eng.score_calls[0]} == {TRUE}
+    assert s.counts["candidates_inconsistent"] == 2 and s.counts["candidates_unparseable"] == 0
+    # without the check, Eq. 5 keeps the contradiction (the paper's rule alone)
+    off = recipe.load_recipe(None, ["prove.k=3", "prove.check_claims=false"])
+    prove.run(off, [inp], tmp_path / "unchecked", engine=FakeProver({"3.93 or 3.46": [CONTRA, MISQUOTE, TRUE]}, logp),
+              progress=False)
+    (raw,) = readers.read_all([tmp_path / "unchecked"])
+    assert raw["rationale"] == prompts.proof_to_rationale(CONTRA)
+
+
+def test_a_pair_without_a_consistent_proof_is_skipped_with_its_reason(tmp_path):
+    inp = write_jsonl(tmp_path, [decimal_pair()])
+    eng = FakeProver({"3.93 or 3.46": [CONTRA, CONTRA]}, {})
+    s = prove.run(recipe.load_recipe(None, ["prove.k=2"]), [inp], tmp_path / "out", engine=eng, progress=False)
+    assert readers.read_all([tmp_path / "out"]) == []
+    (skipped,) = readers.read_all([tmp_path / "out" / "skipped"])
+    assert skipped["meta"]["reasons"] == ["no_consistent_proof"]
+    assert s.counts["rejected:no_consistent_proof"] == 1 and eng.score_calls == []
+
+
+class SampledLogprobs(FakeProver):
+    """A prover whose generations carry log π(z|s,l) (`body_logprob`), as the vllm and hf engines' do."""
+
+    def generate(self, prompts_, **kw):
+        gens = super().generate(prompts_, **kw)
+        return [[Generation(g.text, 10, -9.0, -0.9, body_logprob=self.logp[("cond", g.text)]) for g in gs]
+                for gs in gens]
+
+
+def test_eq5_numerator_comes_from_sampling_and_each_proof_is_scored_once(tmp_path):
+    logp = {("cond", GENERIC): -15.0, ("uncond", GENERIC): -18.0, ("cond", SPECIFIC): -20.0,
+            ("uncond", SPECIFIC): -80.0}
+    eng = SampledLogprobs({"7 + 5": [GENERIC, SPECIFIC, GENERIC]}, logp)
+    s = prove.run(recipe.load_recipe(None, ["prove.k=3"]), [write_jsonl(tmp_path, [pair("What is 7 + 5?")])],
+                  tmp_path / "out", engine=eng, progress=False)
+    (out,) = readers.read_all([tmp_path / "out"])
+    assert out["rationale"] == prompts.proof_to_rationale(SPECIFIC)
+    assert (out["meta"]["proof"]["logp_cond"], out["meta"]["proof"]["logp_uncond"]) == (-20.0, -80.0)
+    # one scoring pass, only log π(z) under the empty context, and the repeated GENERIC proof once
+    (call,) = eng.score_calls
+    uncond = prompts.render(eng.tokenizer, prompts.unconditional_messages())
+    assert sorted(call) == sorted([(uncond, GENERIC), (uncond, SPECIFIC)])
+    assert s.counts["out"] == 1
+
+
+def test_a_pair_in_both_orders_is_proved_in_both_or_skipped_in_both(tmp_path):
+    # the B-order twin proves; the A-order one (responses swapped) only gets contradictions: both are skipped,
+    # so the proved set keeps no one-sided order of any pair. A lone pair is proved as before.
+    twin_b = decimal_pair()
+    twin_a = records.new_pair(twin_b["prompt"], twin_b["response_b"], twin_b["response_a"], label="A")
+    contra_a = ("Feedback: Response A says 3.46. Response B says 3.93.\n"
+                "Comparison: 3.46 vs 3.93: the smaller is 3.93. Response A says 3.46.\n"
+                "Conclusion: Response A is better.")
+    lone = pair("What is 7 + 5?")
+    logp = {("cond", TRUE): -5.0, ("uncond", TRUE): -50.0, ("cond", SPECIFIC): -5.0, ("uncond", SPECIFIC): -50.0}
+
+    class ByOrder(FakeProver):
+        def generate(self, prompts_, **kw):
+            self.generate_calls.append(prompts_)
+            return [[Generation(SPECIFIC if "7 + 5" in p else TRUE if "Response B is better" in p else contra_a,
+                                10, -1.0, -0.1)] for p in prompts_]
+
+    inp = write_jsonl(tmp_path, [twin_b, lone, twin_a])
+    s = prove.run(recipe.load_recipe(None, ["prove.k=1", "generate.batch_size=1"]), [inp], tmp_path / "out",
+                  engine=ByOrder({}, logp), progress=False)
+    assert [r["id"] for r in readers.read_all([tmp_path / "out"])] == [lone["id"]]
+    skipped = {r["id"]: r["meta"]["reasons"] for r in readers.read_all([tmp_path / "out" / "skipped"])}
+    assert skipped == {twin_a["id"]: ["no_consistent_proof"], twin_b["id"]: ["twin_not_proved"]}
+    assert s.counts["rejected:twin_not_proved"] == 1
+    off = recipe.load_recipe(None, ["prove.k=1", "generate.batch_size=1", "prove.twins_together=false"])
+    prove.run(off, [inp], tmp_path / "each", engine=ByOrder({}, logp), progress=False)
+    assert {r["id"] for r in readers.read_all([tmp_path / "each"])} == {lone["id"], twin_b["id"]}

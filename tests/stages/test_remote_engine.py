@@ -122,6 +122,8 @@ def test_generate_sends_token_ids_and_builds_generations_like_vllm(tiny_model, t
     assert ids.count(a_id) == 1 and b_id not in ids
     assert g.sum_logprob == pytest.approx(-0.5 * len(ids) + math.log(0.6), abs=1e-12)   # A's own log-prob
     assert g.ab_probs == pytest.approx((2 / 3, 1 / 3), abs=1e-12)     # 0.6 : 0.3 renormalised over A/B
+    # a server may report logprobs after temperature (--logprobs-mode): Eq. 5 must score the text instead
+    assert g.body_logprob is None
     (body,) = srv.bodies
     assert body["prompt"] == encode(tok, "Judge this.")                 # token ids, tokenized here
     assert (body["model"], body["n"], body["max_tokens"], body["logprobs"]) == ("tiny", 1, 40, 20)

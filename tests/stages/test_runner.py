@@ -122,3 +122,26 @@ def test_no_prompt_warning_without_a_recorded_training_prompt(tmp_path, line):
     d = _trained_dir(tmp_path, line)
     assert runner.prompt_mismatch(recipe.load_recipe(), str(d)) is None
     assert runner.prompt_mismatch(recipe.load_recipe(), "embedded:smollm2-135m") is None
+
+
+def test_fixed_batches_cut_at_size_and_a_group_never_straddles_two_batches():
+    recs = [{"id": str(i), "g": g} for i, g in enumerate("aabbbcdd")]
+    cut = [[r["id"] for r in b] for b in runner.fixed_batches(recs, 3, set())]
+    assert cut == [["0", "1", "2"], ["3", "4", "5"], ["6", "7"]]
+    grouped = [[r["g"] for r in b] for b in runner.fixed_batches(recs, 3, set(), group=lambda r: r["g"])]
+    assert grouped == [["a", "a", "b", "b", "b"], ["c", "d", "d"]]
+    assert [[r["g"] for r in b] for b in runner.fixed_batches(recs, 1, set(), group=lambda r: r["g"])] == \
+        [["a", "a"], ["b", "b", "b"], ["c"], ["d", "d"]]
+    # resume: a fully written batch is left out, the others are cut as in the uninterrupted run
+    done = {"0", "1", "2", "3", "4"}
+    assert [[r["id"] for r in b] for b in runner.fixed_batches(recs, 3, done, group=lambda r: r["g"])] == \
+        [["5", "6", "7"]]
+
+
+def test_twins_adjacent_groups_both_orders_of_a_pair():
+    x, y = records.new_pair("q", "a", "b"), records.new_pair("r", "c", "d")
+    x2, y2 = records.new_pair("q", "b", "a"), records.new_pair("r", "d", "c")
+    z = records.new_pair("q", "a", "c")          # same prompt, other responses: not a twin
+    got = records.twins_adjacent([x, y, z, y2, x2])
+    assert [r["id"] for r in got] == [r["id"] for r in (x, x2, y, y2, z)]
+    assert records.twin_key(x) == records.twin_key(x2) != records.twin_key(z)

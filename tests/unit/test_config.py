@@ -163,7 +163,7 @@ def test_sections_hash_inputs_are_the_same_dicts():
                      "verdict_only": False, "truncate": "skip", "retry_truncated_tokens": 0, "endpoints": [],
                      "max_concurrency": 8, "request_timeout": 600.0, "retries": 3},
         "prove": {"prover": "", "k": 4, "temperature": 0.8, "top_p": 1.0, "max_new_tokens": 160,
-                  "keep_candidates": False},
+                  "keep_candidates": False, "check_claims": True, "twins_together": True},
     }
     assert list(config.to_dict(cfg)) == ["model", "prompt", "seed", "generate", "train", "synth", "prove",
                                          "self_label", "filter", "rank", "evaluate", "probe", "augment", "serve",

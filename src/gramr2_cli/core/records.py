@@ -27,6 +27,20 @@ def swap_label(label: str | None) -> str | None:
     return {"A": "B", "B": "A"}.get(label) if label is not None else None
 
 
+def twin_key(rec: dict) -> tuple[str, str, str]:
+    """The same for a pair and its twin (the same prompt with the two responses swapped), and for nothing else."""
+    a, b = rec["response_a"], rec["response_b"]
+    return (rec["prompt"], *sorted((a, b)))
+
+
+def twins_adjacent(recs: list[dict]) -> list[dict]:
+    """`recs` reordered so that the records of one `twin_key` follow each other, in order of first appearance."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in recs:
+        groups.setdefault(twin_key(r), []).append(r)
+    return [r for g in groups.values() for r in g]
+
+
 def normalize(rec: Any, where: str = "record", require_label: bool = False) -> dict:
     """Validate one pair record and return it with defaults filled (id, label, rationale, source, meta).
 

@@ -34,6 +34,8 @@ class Generation:
     mean_logprob: float
     finish_reason: str = "stop"                 # stop | length
     ab_probs: tuple[float, float] | None = None  # P(A), P(B) at the answer position, normalised over the two
+    body_logprob: float | None = None           # sum log p of the tokens of `text` (the stop token left out), raw
+                                                # logits (temperature 1), as `score(prompt, text)`; None = unknown
 
 
 class Engine(Protocol):
@@ -168,7 +170,8 @@ def finish(tokenizer, ids: list[int], logps: list[float], stops: set[int], ignor
     total = float(sum(logps))
     return Generation(text=tokenizer.decode(body, skip_special_tokens=True), num_tokens=len(ids),
                       sum_logprob=total, mean_logprob=total / max(len(ids), 1),
-                      finish_reason="stop" if stopped else "length", ab_probs=ab)
+                      finish_reason="stop" if stopped else "length", ab_probs=ab,
+                      body_logprob=float(sum(logps[:len(body)])))
 
 
 # ---------------------------------------------------------------- loading

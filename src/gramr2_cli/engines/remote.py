@@ -203,6 +203,16 @@ class RemoteEngine(VLLMEngine):
             raise GramrError(f"endpoint {self.transport.endpoints[k]} is not usable at start: {e.message}",
                              hint="start `vllm serve` there, or leave it out of generate.endpoints") from None
 
+    def generate(self, prompts: list[str], **kw) -> list[list]:
+        """`VLLMEngine.generate` over the fleet, without `body_logprob`: a server started with
+        `--logprobs-mode processed_logprobs` reports sampled log-probabilities after temperature, so callers that
+        need log p under the model (`prove`, Eq. 5) score the text instead."""
+        out = super().generate(prompts, **kw)
+        for gens in out:
+            for g in gens:
+                g.body_logprob = None
+        return out
+
     def _run(self, token_prompts: list[list[int]], params) -> list[RequestOutput]:
         per = params if isinstance(params, list) else [params] * len(token_prompts)
         bodies = [request_body(self.served_model, ids, p) for ids, p in zip(token_prompts, per)]

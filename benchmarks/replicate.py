@@ -55,6 +55,14 @@ def done(d: Path) -> bool:
     return False
 
 
+def iteration_lr(overrides: list[str]) -> float:
+    """The learning rate (c)'s iterations train at (`self_train.lr`, else `train.lr`) in the replication recipe
+    with `overrides`: its control must continue at the same rate to be compute-matched."""
+    from gramr2_cli.recipe import load_recipe
+    cfg = load_recipe(RECIPE, list(overrides))
+    return cfg.self_train.lr or cfg.train.lr
+
+
 class Seed:
     def __init__(self, seed: int, out: Path, a: argparse.Namespace):
         self.s, self.r, self.a = seed, out / f"seed-{seed}", a
@@ -88,10 +96,11 @@ class Seed:
         # compute-matched control for (c): the same continued training runs (iter_steps each, from (b)) on the
         # labeled set alone — what (c) gains over this comes from the pseudo-labeled pairs, not from more steps
         prev = r / "b"
+        lr = iteration_lr(a.set)
         for i in range(1, a.iterations + 1):
             ctl = r / "control" / f"iter-{i}"
             self.step(f"c-control:{i}", ctl, "pretrain", r / "proved", "-o", ctl, "--init", prev,
-                      "--max-steps", a.iter_steps, "--resume", *o)
+                      "--max-steps", a.iter_steps, "--resume", *o, "-s", f"train.lr={lr}")
             prev = ctl
         return r / "st" / f"iter-{a.iterations}" / "rm"
 

@@ -8,6 +8,8 @@ DEMO_SET ?=
 DEMO_PROVER_STEPS ?= 24
 DEMO_RM_STEPS ?= 40
 DEMO_ITER_STEPS ?= 16
+# rm1's learning rate = self_train.lr of recipes/demo.yaml (what `gramr2 self-train` uses; a test keeps them equal)
+DEMO_ITER_LR ?= 5e-5
 DEMO_G = $(GRAMR2)
 DEMO_OPTS = -c $(DEMO_RECIPE) $(DEMO_SET)
 demo_force = $(shell grep -qs '"done": true' $(1)/manifest.json || echo demo-force)
@@ -38,7 +40,7 @@ $(DEMO)/iter-1/train/manifest.json: $(DEMO)/iter-1/kept/manifest.json $(call dem
 
 $(DEMO)/rm1/manifest.json: $(DEMO)/iter-1/train/manifest.json $(call demo_force,$(DEMO)/rm1)
 	$(DEMO_G) pretrain $(DEMO)/iter-1/train -o $(DEMO)/rm1 --init $(DEMO)/rm0 --max-steps $(DEMO_ITER_STEPS) \
-	  --resume $(DEMO_OPTS)
+	  --resume $(DEMO_OPTS) -s train.lr=$(DEMO_ITER_LR)
 
 # evaluate writes a report directory (report.md/json, chart, predictions/<model>/ shards) and summary.json last
 $(DEMO)/report/summary.json: $(DEMO)/rm1/manifest.json $(shell test -s $(DEMO)/report/summary.json || echo demo-force)

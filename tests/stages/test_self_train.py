@@ -189,6 +189,20 @@ def _make_dry_run(*args: str) -> list[list[str]]:
     return [shlex.split(ln) for ln in out.replace("\\\n", " ").splitlines() if ln.startswith("gramr2 ")]
 
 
+def test_demo_rm1_continues_at_the_recipes_iteration_learning_rate():
+    """rm1 of `make demo` (a `pretrain --init rm0`) trains at recipes/demo.yaml's self_train.lr, as an iteration
+    of `gramr2 self-train` with init=continue does; from the backbone an iteration keeps train.lr."""
+    (rm1,) = [a for a in _make_dry_run("demo-run") if a[1] == "pretrain" and "runs/demo/rm1" in a]
+    cfg = recipe.load_recipe("recipes/demo.yaml")
+    assert rm1[-2] == "-s" and rm1[-1].startswith("train.lr=") and cfg.self_train.lr == 5e-5
+    assert float(rm1[-1].split("=")[1]) == cfg.self_train.lr
+    assert cfg.train.lr == 2e-4
+    cont = recipe.load_recipe("recipes/demo.yaml", ["self_train.init=continue", "self_train.rm=r0"])
+    assert self_train.iteration_config(cont, "out", 1)[1].train.lr == 5e-5
+    back = recipe.load_recipe("recipes/demo.yaml", ["self_train.init=backbone", "self_train.rm=r0"])
+    assert self_train.iteration_config(back, "out", 1)[1].train.lr == 2e-4
+
+
 def test_make_self_train_calls_the_cli_on_the_demo_outputs():
     """mk/self-train.mk holds no copy of the loop: `make self-train` is one `gramr2 self-train` call whose
     defaults are what `make demo` writes (issue 12 item 6, issue 17 item 14)."""

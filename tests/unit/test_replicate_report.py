@@ -136,6 +136,9 @@ def test_decisive_grid_trains_and_judges_only_b_the_last_iteration_and_its_contr
     controls = calls[5:8]
     assert [c[c.index("--init") + 1] for c in controls] == [str(r / "b"), str(r / "control/iter-1"),
                                                             str(r / "control/iter-2")]
+    # compute-matched: the control continues at the iterations' learning rate (self_train.lr, from demo.yaml)
+    assert [c[-2:] for c in controls] == [["-s", "train.lr=5e-05"]] * 3
+    assert replicate.iteration_lr(["self_train.lr=0"]) == 2e-4      # unset: train.lr, as the iterations do
     ev, ev_ctl = calls[8], calls[9]
     assert [ev[i + 1] for i, x in enumerate(ev) if x == "--model"] == [str(r / "b"), str(r / "st/iter-3/rm")]
     assert [ev_ctl[i + 1] for i, x in enumerate(ev_ctl) if x == "--model"] == [str(r / "control/iter-3")]

@@ -41,11 +41,14 @@ class SelfTrainConfig:
     unlabeled: list[str] = field(default_factory=list)   # one source, split into `iterations` batches by id
                                                          # hash; or exactly one source per iteration
     train_data: list[str] = field(default_factory=list)  # the labeled data the initial RM was trained on
+    lr: float = 0.0                 # learning rate of an iteration that continues from the last RM (init:
+                                    # continue); 0 = train.lr (ours; paper: not stated). The demo's: 5e-5
+                                    # (docs/notes/learnability.md); from the backbone, train.lr always
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `self_train`). What is given at run time (the initial RM,
         the unlabeled pairs as arguments) is checked by `check_ready`."""
-        found = [*config.at_least("iterations", self.iterations, 1),
+        found = [*config.at_least("iterations", self.iterations, 1), *config.at_least("lr", self.lr, 0),
                  *config.choice("init", self.init, ("backbone", "continue"))]
         if len(self.unlabeled) not in (0, 1, self.iterations):
             found.append(f"unlabeled: give one source (split into {self.iterations} batches) or exactly "
@@ -86,12 +89,15 @@ def check_ready(cfg: Config) -> None:
 
 def iteration_config(cfg: Config, output: Path | str, i: int) -> tuple[Config, Config]:
     """(labeling config, training config) of iteration i: the labeler is the previous RM; training starts
-    from the backbone (`model`) or, with init=continue, from the previous RM."""
+    from the backbone (`model`) at `train.lr` or, with init=continue, from the previous RM at `self_train.lr`
+    (when set)."""
     prev_rm = cfg.self_train.rm if i == 1 else str(step_dir(output, i - 1, "rm"))
     lab = copy.deepcopy(cfg)
     lab.model = prev_rm
     tr = copy.deepcopy(cfg)
     tr.train.init = "backbone" if cfg.self_train.init == "backbone" else prev_rm
+    if cfg.self_train.init == "continue" and cfg.self_train.lr:
+        tr.train.lr = cfg.self_train.lr
     return lab, tr
 
 

@@ -56,11 +56,11 @@ def done(d: Path) -> bool:
 
 
 def iteration_lr(overrides: list[str]) -> float:
-    """The learning rate (c)'s iterations train at (`self_train.lr`, else `train.lr`) in the replication recipe
-    with `overrides`: its control must continue at the same rate to be compute-matched."""
+    """The learning rate (c)'s iterations train at (`self_train.continued_lr`: they continue from the last RM) in
+    the replication recipe with `overrides`: its control must continue at the same rate to be compute-matched."""
     from gramr2_cli.recipe import load_recipe
-    cfg = load_recipe(RECIPE, list(overrides))
-    return cfg.self_train.lr or cfg.train.lr
+    from gramr2_cli.stages.self_train import continued_lr
+    return continued_lr(load_recipe(RECIPE, list(overrides)))
 
 
 class Seed:

@@ -44,6 +44,7 @@ class ProveConfig:
     keep_candidates: bool = False   # all k proofs with their Eq. 5 terms in meta.proof.candidates
     check_claims: bool = True       # ours: drop a proof that contradicts its pair or label before Eq. 5 (core/claims.py)
     twins_together: bool = True     # ours: a pair given in both orders is proved in both or skipped in both
+                                    # (within one shard: --num-shards splits by id, so twins may part)
 
     def check(self) -> list[str]:
         """Problems of this section (keys relative to `prove`). The prover itself is given at run time

@@ -87,6 +87,12 @@ def check_ready(cfg: Config) -> None:
     batch_of(st, 1)
 
 
+def continued_lr(cfg: Config) -> float:
+    """The learning rate of an iteration that continues from the last RM: `self_train.lr`, or `train.lr` when 0.
+    (A compute-matched control continuing from the same RM must train at it too: benchmarks/replicate.py.)"""
+    return cfg.self_train.lr or cfg.train.lr
+
+
 def iteration_config(cfg: Config, output: Path | str, i: int) -> tuple[Config, Config]:
     """(labeling config, training config) of iteration i: the labeler is the previous RM; training starts
     from the backbone (`model`) at `train.lr` or, with init=continue, from the previous RM at `self_train.lr`
@@ -96,8 +102,8 @@ def iteration_config(cfg: Config, output: Path | str, i: int) -> tuple[Config, C
     lab.model = prev_rm
     tr = copy.deepcopy(cfg)
     tr.train.init = "backbone" if cfg.self_train.init == "backbone" else prev_rm
-    if cfg.self_train.init == "continue" and cfg.self_train.lr:
-        tr.train.lr = cfg.self_train.lr
+    if cfg.self_train.init == "continue":
+        tr.train.lr = continued_lr(cfg)
     return lab, tr
 
 

@@ -83,7 +83,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
     preds: dict[str, dict[int, str]] = {}            # row → seed → predictions directory
     iters: list[tuple[int, dict]] = []
     adapt: dict[str, list[float]] = {}
-    cpu: dict[str, list[float]] = {}
+    cpu: dict[str, dict[int, float]] = {}            # step → seed → seconds (a seed may lack a step)
     used = []
     machines: set[str] = set()
     last = names[2 + args["iterations"]]
@@ -129,7 +129,7 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
             machines.add(cpu_line(json.loads((r / "machine.json").read_text())))
         if (r / "cpu_seconds.json").exists():
             for k, v in json.loads((r / "cpu_seconds.json").read_text()).items():
-                cpu.setdefault(k, []).append(v)
+                cpu.setdefault(k, {})[s] = v
     lines = ["# Results: mini-replication on the synthetic task", "",
              "Embedded SmolLM2-135M-Instruct, CPU (2 cores, shared), the synthetic verifiable task of "
              "`gramr2 data synth` (easy families; held-out words/numbers in the test split). "
@@ -180,9 +180,9 @@ def write_report(out: Path, seeds: list[int], docs: Path, args: dict) -> None:
         lines += ["", "## Task adaptation (held-out families)", "", "| model | accuracy |", "|---|---|"]
         lines += [f"| {lab} | {_fmt(vals)} |" for lab, vals in adapt.items()]
     lines += ["", "## CPU seconds per step (user+sys of the step's process; wall in `:wall`)", "",
-              "| step | seconds (per seed) |", "|---|---|"]
-    for k, v in sorted(cpu.items()):
-        lines.append(f"| {k} | {', '.join(f'{x:.0f}' for x in v)} |")
+              "| step | " + " | ".join(f"seed {s}" for s in used) + " |", "|---|" + "---|" * len(used)]
+    for k, v in sorted(cpu.items()):         # "–": that seed's run did not record the step (e.g. resumed elsewhere)
+        lines.append(f"| {k} | " + " | ".join(f"{v[s]:.0f}" if s in v else "–" for s in used) + " |")
     # the decisive grid (issue 22) is docs/results.md; the full (a)-(e) grid its own page, each with its notes
     page = "results" if decisive else "results-full-grid"
     main_png = "decisive-main.png" if decisive else "main.png"

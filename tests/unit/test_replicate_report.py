@@ -56,7 +56,7 @@ def test_report_tables_come_from_the_runs(tmp_path):
             in md)
     assert "| 0 | 1 | 10 | 60.0 | 4 | 75.0 | 20 | 0.250 |" in md
     assert "| 50 examples, LoRA from (c3) | 55.0 (55.0, 55.0) |" in md
-    assert "| b:reasoning | 100, 101 |" in md
+    assert "| step | seed 0 | seed 1 |" in md and "| b:reasoning | 100 | 101 |" in md
     assert md.rstrip().endswith("notes written by hand")
     assert (docs / "results/main.png").stat().st_size > 0 and (docs / "results/adapt.png").exists()
     assert json.loads((out / "results.json").read_text())["seeds"] == [0, 1]
@@ -69,6 +69,16 @@ def test_report_skips_unfinished_seeds(tmp_path):
     write_report(out, [0, 1], docs, ARGS)
     md = (docs / "results-full-grid.md").read_text()
     assert "Seeds: [0]" in md and "| (b) reasoning, prover rationales | 50.0 (50.0) |" in md
+
+
+def test_cpu_table_names_the_seed_of_each_value(tmp_path):
+    out, docs = tmp_path / "runs", tmp_path / "docs"
+    for s in (0, 1, 2):
+        _seed(out, s, 0.0)
+    (out / "seed-1/cpu_seconds.json").write_text(json.dumps({"prove": 7.0}))   # seed 1 lacks b:reasoning
+    write_report(out, [0, 1, 2], docs, dict(ARGS, seeds=[0, 1, 2]))
+    md = (docs / "results-full-grid.md").read_text()
+    assert "| b:reasoning | 100 | – | 102 |" in md and "| prove | – | 7 | – |" in md
 
 
 def test_sign_test_exact_values():

@@ -60,3 +60,13 @@ def test_verdict_says_helped_only_when_significant(tmp_path):
     assert res["verdict"].startswith("Self-training helped here: rm1 100.0% vs rm0 0.0%")
     res = demo_summary.outcome(_run(tmp_path / "2", ["A"] * 12, ["B"] * 12, gold))
     assert res["verdict"].startswith("Self-training hurt here")
+
+
+def test_printed_summary_ends_with_the_verdict_and_the_control_caveat(tmp_path, capsys):
+    gold = ["A"] * 12
+    root = _run(tmp_path, ["B"] * 12, ["A"] * 12, gold)
+    assert demo_summary.main(str(root)) == 0
+    err = " ".join(capsys.readouterr().err.split())           # rich wraps lines at the console width
+    verdict_at = err.index("Self-training helped here")
+    assert err.index("compute-matched control", verdict_at) > verdict_at   # the caveat follows the sentence
+    assert json.loads((root / "outcome.json").read_text())["verdict"].startswith("Self-training helped here")

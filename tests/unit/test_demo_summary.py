@@ -68,5 +68,16 @@ def test_printed_summary_ends_with_the_verdict_and_the_control_caveat(tmp_path, 
     assert demo_summary.main(str(root)) == 0
     err = " ".join(capsys.readouterr().err.split())           # rich wraps lines at the console width
     verdict_at = err.index("Self-training helped here")
-    assert err.index("compute-matched control", verdict_at) > verdict_at   # the caveat follows the sentence
+    assert "compute-matched control" in err[verdict_at:]        # the caveat follows the sentence
     assert json.loads((root / "outcome.json").read_text())["verdict"].startswith("Self-training helped here")
+
+
+def test_no_control_caveat_without_a_second_model(tmp_path, capsys):
+    root = _run(tmp_path, ["A"] * 4, ["A"] * 4, ["A"] * 4)
+    rep = json.loads((root / "report/report.json").read_text())
+    rep["models"].pop("rm1")
+    (root / "report/report.json").write_text(json.dumps(rep))
+    assert demo_summary.main(str(root)) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "Not measured: the report has fewer than two models." in err
+    assert "compute-matched control" not in err

@@ -170,7 +170,8 @@ def main(run: str) -> int:
         con.print(f"best-of-4: {b['correct']}/{b['lists']} right ({_pct(b['accuracy'])}, 95% CI {_ci(b)}) vs a "
                   f"random pick {_pct(b['random_pick'])}")
     con.print(f"[bold]{res['verdict']}[/bold]")
-    con.print(CONTROL_NOTE)
+    if t:                                       # only when rm1 was compared with rm0
+        con.print(CONTROL_NOTE)
     (root / "outcome.json").write_text(json.dumps(res, indent=1) + "\n")
     con.print(f"report: {root / 'report/report.md'}  chart: {root / 'report/accuracy.png'}")
     return 0
